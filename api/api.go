@@ -1,0 +1,233 @@
+// Package api is Eddy's HTTP API for application backends: the request and
+// response shapes, and a client that publishes and queries a server.
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// PublishRequest is the body of POST /api/v1/publish: Channel or Channels.
+type PublishRequest struct {
+	Channel  string          `json:"channel,omitempty"`
+	Channels []string        `json:"channels,omitempty"`
+	Event    string          `json:"event"`
+	Data     json.RawMessage `json:"data"`
+}
+
+// PublishResponse answers a publish.
+type PublishResponse struct {
+	ID string `json:"id"`
+}
+
+// Message is one delivered or stored message.
+type Message struct {
+	Channel string          `json:"channel"`
+	Event   string          `json:"event"`
+	Data    json.RawMessage `json:"data"`
+	ID      string          `json:"id"`
+	TS      int64           `json:"ts"`
+	Offset  uint64          `json:"offset"`
+	Epoch   string          `json:"epoch"`
+	User    string          `json:"user,omitempty"`
+}
+
+// HistoryResponse answers GET /api/v1/history.
+type HistoryResponse struct {
+	Channel  string    `json:"channel"`
+	Epoch    string    `json:"epoch"`
+	Offset   uint64    `json:"offset"`
+	Messages []Message `json:"messages"`
+}
+
+// Member is one connection in a presence channel.
+type Member struct {
+	User string          `json:"user"`
+	Conn string          `json:"conn"`
+	Info json.RawMessage `json:"info,omitempty"`
+}
+
+// PresenceResponse answers GET /api/v1/presence.
+type PresenceResponse struct {
+	Channel string   `json:"channel"`
+	Members []Member `json:"members"`
+}
+
+// NodeInfo describes one live node.
+type NodeInfo struct {
+	ID            string `json:"id"`
+	Name          string `json:"name"`
+	Connections   int    `json:"connections"`
+	Subscriptions int    `json:"subscriptions"`
+	UptimeS       int64  `json:"uptime_s"`
+}
+
+// InfoResponse answers GET /api/v1/info.
+type InfoResponse struct {
+	Nodes []NodeInfo `json:"nodes"`
+}
+
+// ErrorBody is every error response's body.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail names what went wrong.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Error is a non-2xx answer from the server.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("eddy api: %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+// Client calls one Eddy server's HTTP API.
+type Client struct {
+	BaseURL string // e.g. http://127.0.0.1:8080
+	APIKey  string
+	HTTP    *http.Client // nil: a client with a 10 s timeout
+}
+
+// NewClient returns a client for baseURL with apiKey.
+func NewClient(baseURL, apiKey string) *Client {
+	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), APIKey: apiKey}
+}
+
+var defaultHTTP = &http.Client{Timeout: 10 * time.Second}
+
+// Publish sends event with data (any JSON-encodable value, or json.RawMessage)
+// to channel and returns the message id.
+func (c *Client) Publish(ctx context.Context, channel, event string, data any) (string, error) {
+	return c.PublishMany(ctx, []string{channel}, event, data)
+}
+
+// PublishMany sends one event to several channels.
+func (c *Client) PublishMany(ctx context.Context, channels []string, event string, data any) (string, error) {
+	raw, err := encodeData(data)
+	if err != nil {
+		return "", err
+	}
+	req := PublishRequest{Event: event, Data: raw}
+	if len(channels) == 1 {
+		req.Channel = channels[0]
+	} else {
+		req.Channels = channels
+	}
+	var out PublishResponse
+	if err := c.Do(ctx, http.MethodPost, "/api/v1/publish", req, &out); err != nil {
+		return "", err
+	}
+	return out.ID, nil
+}
+
+func encodeData(data any) (json.RawMessage, error) {
+	switch d := data.(type) {
+	case json.RawMessage:
+		return d, nil
+	case []byte:
+		return json.RawMessage(d), nil
+	}
+	b, err := json.Marshal(data)
+	if err != nil {
+		return nil, fmt.Errorf("encode data: %w", err)
+	}
+	return b, nil
+}
+
+// History returns up to limit stored messages of channel after offset since
+// (all kept ones when since is 0).
+func (c *Client) History(ctx context.Context, channel string, since uint64, limit int) (*HistoryResponse, error) {
+	q := url.Values{"channel": {channel}}
+	if since > 0 {
+		q.Set("since", strconv.FormatUint(since, 10))
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out HistoryResponse
+	if err := c.Do(ctx, http.MethodGet, "/api/v1/history?"+q.Encode(), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Presence lists the members of a presence channel.
+func (c *Client) Presence(ctx context.Context, channel string) (*PresenceResponse, error) {
+	var out PresenceResponse
+	if err := c.Do(ctx, http.MethodGet, "/api/v1/presence?"+url.Values{"channel": {channel}}.Encode(), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Info lists the live nodes.
+func (c *Client) Info(ctx context.Context) (*InfoResponse, error) {
+	var out InfoResponse
+	if err := c.Do(ctx, http.MethodGet, "/api/v1/info", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Do sends one API request: in (when not nil) as the JSON body, the JSON
+// answer decoded into out (when not nil). Non-2xx answers become *Error.
+func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, body)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.APIKey)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = defaultHTTP
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var eb ErrorBody
+		if json.Unmarshal(b, &eb) == nil && eb.Error.Code != "" {
+			return &Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
+		}
+		return &Error{Status: resp.StatusCode, Code: "http", Message: strings.TrimSpace(string(b))}
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+		}
+	}
+	return nil
+}

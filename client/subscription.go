@@ -1,0 +1,195 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"sync"
+)
+
+// Subscription is a channel subscription that lives across reconnects.
+type Subscription struct {
+	c       *Client
+	channel string
+
+	mu        sync.Mutex
+	handlers  map[string][]func(*Message)
+	any       []func(*Message)
+	presence  []func(PresenceEvent)
+	onRecover []func(recovered bool)
+	epoch     string
+	offset    uint64
+	positions bool // epoch/offset known, so a resubscribe can recover
+	members   []Member
+}
+
+// SubscribeOption configures a subscription before its first message.
+type SubscribeOption func(*Subscription)
+
+// WithHandler handles every message of the channel from the first one on.
+func WithHandler(f func(*Message)) SubscribeOption {
+	return func(s *Subscription) { s.any = append(s.any, f) }
+}
+
+// WithRecoverHandler is told after each resubscribe whether every missed
+// message was recovered; false means the app should reload its state.
+func WithRecoverHandler(f func(recovered bool)) SubscribeOption {
+	return func(s *Subscription) { s.onRecover = append(s.onRecover, f) }
+}
+
+// WithPresenceHandler receives join and leave events.
+func WithPresenceHandler(f func(PresenceEvent)) SubscribeOption {
+	return func(s *Subscription) { s.presence = append(s.presence, f) }
+}
+
+// Subscribe subscribes to channel and keeps the subscription across
+// reconnects. Handlers run on the client's read goroutine, in order.
+func (c *Client) Subscribe(ctx context.Context, channel string, opts ...SubscribeOption) (*Subscription, error) {
+	s := &Subscription{c: c, channel: channel, handlers: map[string][]func(*Message){}}
+	for _, o := range opts {
+		o(s)
+	}
+	c.mu.Lock()
+	if c.subs[channel] != nil {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("subscribe %q: already subscribed", channel)
+	}
+	c.subs[channel] = s
+	c.mu.Unlock()
+	if _, err := s.subscribe(ctx); err != nil {
+		c.mu.Lock()
+		delete(c.subs, channel)
+		c.mu.Unlock()
+		return nil, fmt.Errorf("subscribe %q: %w", channel, err)
+	}
+	return s, nil
+}
+
+// subscribe sends the subscribe request, with since when the position is known.
+func (s *Subscription) subscribe(ctx context.Context) (recovered *bool, err error) {
+	req := map[string]any{"type": "subscribe", "channel": s.channel}
+	s.mu.Lock()
+	if s.positions {
+		req["since"] = map[string]any{"epoch": s.epoch, "offset": s.offset}
+	}
+	s.mu.Unlock()
+	f, err := s.c.request(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return f.Recovered, nil
+}
+
+// applySubscribed takes the stream position from a subscribed reply. After
+// a successful recovery the replayed messages advance the position instead.
+func (s *Subscription) applySubscribed(f *frame) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.positions || f.Recovered == nil || !*f.Recovered {
+		s.epoch, s.offset, s.positions = f.Epoch, f.Offset, true
+	}
+	s.members = f.Members
+}
+
+// resubscribe restores every subscription after a reconnect.
+func (c *Client) resubscribe() {
+	c.mu.Lock()
+	subs := make([]*Subscription, 0, len(c.subs))
+	for _, s := range c.subs {
+		subs = append(subs, s)
+	}
+	c.mu.Unlock()
+	for _, s := range subs {
+		go func(s *Subscription) {
+			ctx, cancel := context.WithTimeout(c.ctx, c.cfg.RequestTimeout)
+			defer cancel()
+			rec, err := s.subscribe(ctx)
+			if err != nil {
+				return // the connection dropped again; the next reconnect retries
+			}
+			s.mu.Lock()
+			handlers := append([]func(bool){}, s.onRecover...)
+			s.mu.Unlock()
+			for _, h := range handlers {
+				h(rec != nil && *rec)
+			}
+		}(s)
+	}
+}
+
+// Channel is the subscription's channel.
+func (s *Subscription) Channel() string { return s.channel }
+
+// Position is the epoch and offset of the newest message received.
+func (s *Subscription) Position() (epoch string, offset uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.epoch, s.offset
+}
+
+// Members is the member list the server sent with the last subscribe.
+func (s *Subscription) Members() []Member {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Member(nil), s.members...)
+}
+
+// On handles messages of one event name.
+func (s *Subscription) On(event string, f func(*Message)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.handlers[event] = append(s.handlers[event], f)
+}
+
+// OnAny handles every message.
+func (s *Subscription) OnAny(f func(*Message)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.any = append(s.any, f)
+}
+
+// OnPresence handles join and leave events.
+func (s *Subscription) OnPresence(f func(PresenceEvent)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.presence = append(s.presence, f)
+}
+
+func (s *Subscription) dispatch(m *Message) {
+	s.mu.Lock()
+	if s.positions && m.Epoch == s.epoch && m.Offset <= s.offset {
+		s.mu.Unlock()
+		return // already seen: a duplicate after recovery
+	}
+	s.epoch, s.offset, s.positions = m.Epoch, m.Offset, true
+	hs := s.handlers[m.Event]
+	anys := s.any
+	s.mu.Unlock()
+	for _, h := range hs {
+		h(m)
+	}
+	for _, h := range anys {
+		h(m)
+	}
+}
+
+func (s *Subscription) dispatchPresence(ev PresenceEvent) {
+	s.mu.Lock()
+	hs := s.presence
+	s.mu.Unlock()
+	for _, h := range hs {
+		h(ev)
+	}
+}
+
+// Unsubscribe ends the subscription.
+func (s *Subscription) Unsubscribe(ctx context.Context) error {
+	s.c.mu.Lock()
+	if s.c.subs[s.channel] == s {
+		delete(s.c.subs, s.channel)
+	}
+	s.c.mu.Unlock()
+	if _, err := s.c.request(ctx, map[string]any{"type": "unsubscribe", "channel": s.channel}); err != nil {
+		return fmt.Errorf("unsubscribe %q: %w", s.channel, err)
+	}
+	return nil
+}

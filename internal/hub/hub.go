@@ -1,0 +1,181 @@
+// Package hub is a node's registry of local subscriptions: it tells the
+// broker which channels this node needs and fans each delivered message out
+// to the channel's local subscribers, encoded once and shared.
+package hub
+
+import (
+	"context"
+	"fmt"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+
+	"github.com/eddyrt/eddy/internal/broker"
+	"github.com/eddyrt/eddy/internal/protocol"
+)
+
+// Subscriber is one connection's subscription to one channel.
+//
+// The hub calls Deliver and DeliverPresence with the channel's shard read
+// lock held and, for one channel, in offset order; they must not block.
+type Subscriber interface {
+	Deliver(m *protocol.Message, frame []byte)
+	DeliverPresence(frame []byte)
+}
+
+const (
+	shardCount  = 128
+	stripeCount = 256
+)
+
+// Hub is safe for concurrent use.
+type Hub struct {
+	broker broker.Broker
+	seed   maphash.Seed
+	shards [shardCount]shard
+	// stripes serialise broker Subscribe/Unsubscribe per channel, so the
+	// broker never sees them out of order for one channel.
+	stripes [stripeCount]sync.Mutex
+
+	subscriptions atomic.Int64
+	channels      atomic.Int64
+	delivered     atomic.Uint64
+}
+
+type shard struct {
+	mu       sync.RWMutex
+	channels map[string]map[Subscriber]struct{}
+}
+
+// New returns a hub over b. The caller starts b with the hub as handler.
+func New(b broker.Broker) *Hub {
+	h := &Hub{broker: b, seed: maphash.MakeSeed()}
+	for i := range h.shards {
+		h.shards[i].channels = make(map[string]map[Subscriber]struct{})
+	}
+	return h
+}
+
+func (h *Hub) index(channel string) uint64 { return maphash.String(h.seed, channel) }
+
+// Subscribe registers s for channel. When s is the node's first subscriber
+// of channel, it returns only after the broker routes channel here, so
+// nothing published after Subscribe returns can be missed.
+func (h *Hub) Subscribe(ctx context.Context, channel string, s Subscriber) error {
+	i := h.index(channel)
+	stripe := &h.stripes[i%stripeCount]
+	sh := &h.shards[i%shardCount]
+	stripe.Lock()
+	defer stripe.Unlock()
+
+	sh.mu.Lock()
+	subs := sh.channels[channel]
+	first := subs == nil
+	if first {
+		subs = make(map[Subscriber]struct{})
+		sh.channels[channel] = subs
+	}
+	if _, dup := subs[s]; dup {
+		sh.mu.Unlock()
+		return nil
+	}
+	subs[s] = struct{}{}
+	sh.mu.Unlock()
+
+	if first {
+		if err := h.broker.Subscribe(ctx, channel); err != nil {
+			sh.mu.Lock()
+			delete(sh.channels, channel)
+			sh.mu.Unlock()
+			return fmt.Errorf("subscribe %q: %w", channel, err)
+		}
+		h.channels.Add(1)
+	}
+	h.subscriptions.Add(1)
+	return nil
+}
+
+// Unsubscribe removes s from channel; the last local subscriber of a channel
+// releases the broker's routing of it.
+func (h *Hub) Unsubscribe(ctx context.Context, channel string, s Subscriber) error {
+	i := h.index(channel)
+	stripe := &h.stripes[i%stripeCount]
+	sh := &h.shards[i%shardCount]
+	stripe.Lock()
+	defer stripe.Unlock()
+
+	sh.mu.Lock()
+	subs := sh.channels[channel]
+	if _, ok := subs[s]; !ok {
+		sh.mu.Unlock()
+		return nil
+	}
+	delete(subs, s)
+	last := len(subs) == 0
+	if last {
+		delete(sh.channels, channel)
+	}
+	sh.mu.Unlock()
+	h.subscriptions.Add(-1)
+	if last {
+		h.channels.Add(-1)
+		if err := h.broker.Unsubscribe(ctx, channel); err != nil {
+			return fmt.Errorf("unsubscribe %q: %w", channel, err)
+		}
+	}
+	return nil
+}
+
+// HandleMessage implements broker.Handler: encode once, hand the same bytes
+// to every local subscriber.
+func (h *Hub) HandleMessage(m *protocol.Message) {
+	sh := &h.shards[h.index(m.Channel)%shardCount]
+	sh.mu.RLock()
+	subs := sh.channels[m.Channel]
+	if len(subs) == 0 {
+		sh.mu.RUnlock()
+		return
+	}
+	frame := protocol.AppendMessage(make([]byte, 0, 128+len(m.Data)+len(m.Channel)+len(m.Event)), m)
+	for s := range subs {
+		s.Deliver(m, frame)
+	}
+	n := len(subs)
+	sh.mu.RUnlock()
+	h.delivered.Add(uint64(n))
+}
+
+// HandlePresence implements broker.Handler.
+func (h *Hub) HandlePresence(ev *protocol.PresenceEvent) {
+	sh := &h.shards[h.index(ev.Channel)%shardCount]
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	subs := sh.channels[ev.Channel]
+	if len(subs) == 0 {
+		return
+	}
+	frame := ev.Encode()
+	for s := range subs {
+		s.DeliverPresence(frame)
+	}
+}
+
+// Stats are the hub's counters.
+type Stats struct {
+	Channels      int64
+	Subscriptions int64
+	Delivered     uint64 // messages handed to subscribers since start
+}
+
+// Stats returns the current counters.
+func (h *Hub) Stats() Stats {
+	return Stats{Channels: h.channels.Load(), Subscriptions: h.subscriptions.Load(), Delivered: h.delivered.Load()}
+}
+
+// Subscribers returns how many local subscribers channel has.
+func (h *Hub) Subscribers(channel string) int {
+	sh := &h.shards[h.index(channel)%shardCount]
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	return len(sh.channels[channel])
+}

@@ -1,0 +1,59 @@
+package server
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are one server's Prometheus collectors, in a registry of its own
+// so several servers can live in one process (tests, future multi-app).
+type metrics struct {
+	registry       *prometheus.Registry
+	connections    prometheus.Gauge
+	connects       prometheus.Counter
+	messagesIn     *prometheus.CounterVec
+	publishLatency prometheus.Histogram
+	errors         *prometheus.CounterVec
+	disconnects    *prometheus.CounterVec
+}
+
+func newMetrics(s *Server) *metrics {
+	r := prometheus.NewRegistry()
+	m := &metrics{
+		registry: r,
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "eddy_connections", Help: "Open WebSocket connections.",
+		}),
+		connects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eddy_connects_total", Help: "WebSocket connections accepted.",
+		}),
+		messagesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eddy_messages_published_total", Help: "Messages published, by source (api or client).",
+		}, []string{"source"}),
+		publishLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "eddy_publish_duration_seconds",
+			Help:    "Time from receiving a publish to handing it to the broker (functions included).",
+			Buckets: prometheus.ExponentialBuckets(0.00001, 4, 10),
+		}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eddy_errors_total", Help: "Errors returned to clients and API callers, by code.",
+		}, []string{"code"}),
+		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eddy_disconnects_total", Help: "Connections closed by the server, by close code.",
+		}, []string{"code"}),
+	}
+	r.MustRegister(m.connections, m.connects, m.messagesIn, m.publishLatency, m.errors, m.disconnects,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "eddy_subscriptions", Help: "Active subscriptions on this node.",
+		}, func() float64 { return float64(s.hub.Stats().Subscriptions) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "eddy_channels", Help: "Channels with local subscribers.",
+		}, func() float64 { return float64(s.hub.Stats().Channels) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "eddy_messages_delivered_total", Help: "Messages handed to local subscribers.",
+		}, func() float64 { return float64(s.hub.Stats().Delivered) }),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}

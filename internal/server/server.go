@@ -1,0 +1,364 @@
+// Package server runs one Eddy node: it accepts WebSocket clients and HTTP
+// API calls, authenticates them, and connects them to the hub and broker.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lxzan/gws"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/eddyrt/eddy/internal/auth"
+	"github.com/eddyrt/eddy/internal/broker"
+	"github.com/eddyrt/eddy/internal/broker/memory"
+	"github.com/eddyrt/eddy/internal/config"
+	"github.com/eddyrt/eddy/internal/hub"
+	"github.com/eddyrt/eddy/internal/protocol"
+)
+
+// App is one application's isolated space: its secret, keys and channels.
+// A node serves one today; keeping these out of globals lets it serve many.
+type App struct {
+	Verifier *auth.Verifier
+	Secret   []byte
+	APIKey   string
+	AdminKey string
+}
+
+// Middleware runs a message through user functions before it is published.
+// It returns every message to publish, in order; an error refuses the
+// publish (a *protocol.Error with code rejected or bad_request says why).
+type Middleware interface {
+	Apply(ctx context.Context, m *protocol.Message, info json.RawMessage) ([]*protocol.Message, error)
+}
+
+// Options assemble a server; only Config is required.
+type Options struct {
+	Config   config.Config
+	Logger   *slog.Logger
+	Broker   broker.Broker        // nil: in-memory
+	Presence broker.PresenceStore // nil: the broker, if it keeps presence
+	// Functions, when set, sees every publish.
+	Functions Middleware
+	// AdminHandler, when set, serves the admin API (functions) behind the admin key.
+	AdminHandler http.Handler
+	// ExtraHandlers are mounted on the client listener as given (e.g. /eddy.js, the demo).
+	ExtraHandlers map[string]http.Handler
+}
+
+// Server is one running node.
+type Server struct {
+	cfg      config.Config
+	log      *slog.Logger
+	app      *App
+	broker   broker.Broker
+	presence broker.PresenceStore
+	hub      *hub.Hub
+	funcs    Middleware
+	metrics  *metrics
+	upgrader *gws.Upgrader
+	opts     Options
+
+	nodeID  string
+	started time.Time
+	ids     atomic.Uint64 // message and connection ids
+
+	conns    connSet
+	draining atomic.Bool
+
+	mu        sync.Mutex
+	listeners []net.Listener
+	servers   []*http.Server
+	stop      chan struct{}
+	stopped   sync.WaitGroup
+}
+
+// New builds a server from opts; Start makes it listen.
+func New(opts Options) (*Server, error) {
+	cfg := opts.Config
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if len(cfg.Secret) < 32 {
+		return nil, errors.New("secret: missing or shorter than 32 bytes")
+	}
+	if cfg.APIKey == "" {
+		return nil, errors.New("api_key: missing")
+	}
+	for _, p := range append(append([]string(nil), cfg.DefaultChannels...), cfg.AllowedOrigins...) {
+		if p == "" {
+			return nil, errors.New("default_channels/allowed_origins: empty pattern")
+		}
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	s := &Server{
+		cfg:     cfg,
+		log:     log,
+		broker:  opts.Broker,
+		funcs:   opts.Functions,
+		opts:    opts,
+		nodeID:  newNodeID(),
+		started: time.Now(),
+		stop:    make(chan struct{}),
+		app: &App{
+			Verifier: auth.NewVerifier([]byte(cfg.Secret), cfg.DefaultChannels),
+			Secret:   []byte(cfg.Secret),
+			APIKey:   cfg.APIKey,
+			AdminKey: cfg.AdminKey,
+		},
+	}
+	if s.app.AdminKey == "" {
+		s.app.AdminKey = cfg.APIKey
+	}
+	if s.broker == nil {
+		s.broker = memory.New()
+	}
+	s.presence = opts.Presence
+	if s.presence == nil {
+		if p, ok := s.broker.(broker.PresenceStore); ok {
+			s.presence = p
+		}
+	}
+	s.conns.init()
+	s.hub = hub.New(s.broker)
+	s.metrics = newMetrics(s)
+	s.upgrader = gws.NewUpgrader(&wsHandler{s: s}, &gws.ServerOption{
+		// The hard cap gws enforces; frames between max_message_bytes and
+		// this get a too_large error and the connection stays up.
+		ReadMaxPayloadSize: cfg.MaxMessageBytes*2 + 4096,
+		WriteMaxPayloadSize: 64 << 20,
+		CheckUtf8Enabled:    true,
+		NewSession:          func() gws.SessionStorage { return &connSlot{} },
+	})
+	return s, nil
+}
+
+func newNodeID() string {
+	var b [5]byte
+	_, _ = rand.Read(b[:])
+	return base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])
+}
+
+// NodeID names this node.
+func (s *Server) NodeID() string { return s.nodeID }
+
+// Hub exposes the node's hub (for tests and the benchmark harness).
+func (s *Server) Hub() *hub.Hub { return s.hub }
+
+// Registry exposes the server's metrics registry so other parts (functions) add theirs.
+func (s *Server) Registry() prometheus.Registerer { return s.metrics.registry }
+
+// nextID returns a node-unique id with prefix, e.g. "m-ABC12-42".
+func (s *Server) nextID(prefix string) string {
+	n := s.ids.Add(1)
+	b := make([]byte, 0, 24)
+	b = append(b, prefix...)
+	b = append(b, s.nodeID...)
+	b = append(b, '-')
+	b = strconv.AppendUint(b, n, 36)
+	return string(b)
+}
+
+// Start begins listening and serving; it returns once the listeners are bound.
+func (s *Server) Start(ctx context.Context) error {
+	if err := s.broker.Start(ctx, s.hub); err != nil {
+		return fmt.Errorf("start broker: %w", err)
+	}
+	clientMux := http.NewServeMux()
+	clientMux.HandleFunc("GET /ws", s.handleWebSocket)
+	for pattern, h := range s.opts.ExtraHandlers {
+		clientMux.Handle(pattern, h)
+	}
+	apiMux := clientMux
+	if s.cfg.APIListen != "" {
+		apiMux = http.NewServeMux()
+		apiMux.HandleFunc("GET /healthz", s.handleHealth)
+		apiMux.HandleFunc("GET /readyz", s.handleReady)
+	}
+	clientMux.HandleFunc("GET /healthz", s.handleHealth)
+	clientMux.HandleFunc("GET /readyz", s.handleReady)
+	s.mountAPI(apiMux)
+
+	if err := s.listen(s.cfg.Listen, clientMux); err != nil {
+		return err
+	}
+	if s.cfg.APIListen != "" {
+		if err := s.listen(s.cfg.APIListen, apiMux); err != nil {
+			s.closeListeners()
+			return err
+		}
+	}
+	s.stopped.Add(1)
+	go s.pingLoop()
+	if reg, ok := s.broker.(nodeRegistry); ok {
+		s.stopped.Add(1)
+		go s.announceLoop(reg)
+	}
+	return nil
+}
+
+func (s *Server) mountAPI(mux *http.ServeMux) {
+	mux.Handle("POST /api/v1/publish", s.apiAuth(s.app.APIKey, s.handlePublish))
+	mux.Handle("GET /api/v1/history", s.apiAuth(s.app.APIKey, s.handleHistory))
+	mux.Handle("GET /api/v1/presence", s.apiAuth(s.app.APIKey, s.handlePresence))
+	mux.Handle("GET /api/v1/info", s.apiAuth(s.app.APIKey, s.handleInfo))
+	if s.opts.AdminHandler != nil {
+		admin := s.apiAuth(s.app.AdminKey, s.opts.AdminHandler.ServeHTTP)
+		mux.Handle("/api/v1/functions", admin)
+		mux.Handle("/api/v1/functions/", admin)
+		mux.Handle("/api/v1/associations", admin)
+	}
+	mux.Handle("/api/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeAPIError(w, http.StatusNotFound, protocol.CodeNotFound, fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path))
+	}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+	if s.cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	}
+}
+
+func (s *Server) listen(addr string, h http.Handler) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	s.mu.Lock()
+	s.listeners = append(s.listeners, ln)
+	s.servers = append(s.servers, srv)
+	s.mu.Unlock()
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("serve", "addr", addr, "err", err)
+		}
+	}()
+	return nil
+}
+
+func (s *Server) closeListeners() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ln := range s.listeners {
+		_ = ln.Close()
+	}
+}
+
+// Addr is the client listener's address (useful with port 0).
+func (s *Server) Addr() net.Addr { return s.addr(0) }
+
+// APIAddr is the API listener's address: Addr unless api_listen is set.
+func (s *Server) APIAddr() net.Addr {
+	if s.cfg.APIListen != "" {
+		return s.addr(1)
+	}
+	return s.addr(0)
+}
+
+func (s *Server) addr(i int) net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i >= len(s.listeners) {
+		return nil
+	}
+	return s.listeners[i].Addr()
+}
+
+// Shutdown drains the node: readiness goes false, listeners close, in-flight
+// API calls finish, then every client is closed with 1012 so it reconnects
+// elsewhere. It returns when done or when ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if !s.draining.CompareAndSwap(false, true) {
+		return nil
+	}
+	close(s.stop)
+	s.mu.Lock()
+	servers := append([]*http.Server(nil), s.servers...)
+	s.mu.Unlock()
+	var firstErr error
+	for _, srv := range servers {
+		if err := srv.Shutdown(ctx); err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("drain HTTP: %w", err)
+		}
+	}
+	s.conns.each(func(c *conn) { c.closeWith(protocol.CloseServiceRestart, "server restarting", true) })
+	if err := s.conns.waitEmpty(ctx); err != nil && firstErr == nil {
+		firstErr = fmt.Errorf("close connections: %w", err)
+	}
+	s.stopped.Wait()
+	if err := s.broker.Close(); err != nil && firstErr == nil {
+		firstErr = fmt.Errorf("close broker: %w", err)
+	}
+	return firstErr
+}
+
+// pingLoop pings every connection each interval and drops those silent for
+// two: one goroutine for the node instead of a timer per connection.
+func (s *Server) pingLoop() {
+	defer s.stopped.Done()
+	t := time.NewTicker(s.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-t.C:
+			deadline := now.Add(-2 * s.cfg.PingInterval).UnixNano()
+			s.conns.each(func(c *conn) {
+				if c.lastRead.Load() < deadline {
+					c.closeWith(protocol.CloseGoingAway, "ping timeout", false)
+					return
+				}
+				c.out.Ping()
+			})
+		}
+	}
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write([]byte(`{"status":"ok"}`))
+}
+
+// readiness is implemented by brokers that can be unreachable.
+type readiness interface{ Ready() bool }
+
+func (s *Server) ready() bool {
+	if s.draining.Load() {
+		return false
+	}
+	if r, ok := s.broker.(readiness); ok {
+		return r.Ready()
+	}
+	return true
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	if !s.ready() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"ready":false}`))
+		return
+	}
+	_, _ = w.Write([]byte(`{"ready":true}`))
+}
