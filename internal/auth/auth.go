@@ -88,7 +88,7 @@ func (v *Verifier) Verify(token string) (*Identity, error) {
 // TokenSpec describes a token to mint.
 type TokenSpec struct {
 	Subject  string
-	TTL      time.Duration // 0: no expiry
+	TTL      time.Duration // 0: no expiry; negative: already expired (tests)
 	Channels []string      // nil: the server's default_channels
 	Publish  []string
 	Info     json.RawMessage
@@ -109,7 +109,7 @@ func Mint(secret []byte, spec TokenSpec) (string, error) {
 			IssuedAt: jwt.NewNumericDate(now),
 		},
 	}
-	if spec.TTL > 0 {
+	if spec.TTL != 0 {
 		c.ExpiresAt = jwt.NewNumericDate(now.Add(spec.TTL))
 	}
 	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)

@@ -56,9 +56,11 @@ func (s *Server) newConn(socket *gws.Conn) *conn {
 			_ = socket.NetConn().Close()
 		},
 	})
+	c.mu.Lock()
 	c.authTimer = time.AfterFunc(s.cfg.AuthTimeout, func() {
 		c.closeWith(protocol.CloseAuthTimeout, "auth timeout", false)
 	})
+	c.mu.Unlock()
 	s.conns.add(c)
 	s.metrics.connections.Inc()
 	s.metrics.connects.Inc()

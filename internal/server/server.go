@@ -216,10 +216,10 @@ func (s *Server) Start(ctx context.Context) error {
 }
 
 func (s *Server) mountAPI(mux *http.ServeMux) {
-	mux.Handle("POST /api/v1/publish", s.apiAuth(s.app.APIKey, s.handlePublish))
-	mux.Handle("GET /api/v1/history", s.apiAuth(s.app.APIKey, s.handleHistory))
-	mux.Handle("GET /api/v1/presence", s.apiAuth(s.app.APIKey, s.handlePresence))
-	mux.Handle("GET /api/v1/info", s.apiAuth(s.app.APIKey, s.handleInfo))
+	mux.Handle("/api/v1/publish", onlyMethod(http.MethodPost, s.apiAuth(s.app.APIKey, s.handlePublish)))
+	mux.Handle("/api/v1/history", onlyMethod(http.MethodGet, s.apiAuth(s.app.APIKey, s.handleHistory)))
+	mux.Handle("/api/v1/presence", onlyMethod(http.MethodGet, s.apiAuth(s.app.APIKey, s.handlePresence)))
+	mux.Handle("/api/v1/info", onlyMethod(http.MethodGet, s.apiAuth(s.app.APIKey, s.handleInfo)))
 	if s.opts.AdminHandler != nil {
 		admin := s.apiAuth(s.app.AdminKey, s.opts.AdminHandler.ServeHTTP)
 		mux.Handle("/api/v1/functions", admin)
@@ -236,6 +236,19 @@ func (s *Server) mountAPI(mux *http.ServeMux) {
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	}
+}
+
+// onlyMethod answers other methods with a JSON 405, which a method pattern
+// would not do while the /api/ catch-all exists.
+func onlyMethod(method string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
+			w.Header().Set("Allow", method)
+			writeAPIError(w, http.StatusMethodNotAllowed, protocol.CodeBadRequest, fmt.Sprintf("%s %s: use %s", r.Method, r.URL.Path, method))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) listen(addr string, h http.Handler) error {

@@ -1,0 +1,346 @@
+// Package servertest starts real Eddy servers on loopback ports for tests
+// and speaks the raw wire protocol to them, so tests exercise real sockets.
+package servertest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lxzan/gws"
+
+	"github.com/eddyrt/eddy/api"
+	"github.com/eddyrt/eddy/internal/auth"
+	"github.com/eddyrt/eddy/internal/config"
+	"github.com/eddyrt/eddy/internal/server"
+)
+
+// Secret and APIKey are the credentials of every test server.
+const (
+	Secret = "test-secret-test-secret-test-secret-0123"
+	APIKey = "test-api-key"
+)
+
+// Server is a running test server.
+type Server struct {
+	*server.Server
+	Config config.Config
+	Base   string // http://127.0.0.1:port
+	WSURL  string // ws://127.0.0.1:port/ws
+	t      testing.TB
+}
+
+// Config returns a test configuration listening on a free loopback port.
+func Config() config.Config {
+	cfg := config.Default()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Secret = Secret
+	cfg.APIKey = APIKey
+	cfg.ShutdownTimeout = 5 * time.Second
+	return cfg
+}
+
+// Logger writes server logs to the test log when EDDY_TEST_LOG is set, else discards them.
+func Logger(t testing.TB) *slog.Logger {
+	if os.Getenv("EDDY_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// Start runs a server with Config() changed by mutate, stopped at test end.
+func Start(t testing.TB, mutate ...func(*config.Config)) *Server {
+	t.Helper()
+	cfg := Config()
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	return StartWith(t, server.Options{Config: cfg})
+}
+
+// StartWith runs a server from opts (Logger defaulted), stopped at test end.
+func StartWith(t testing.TB, opts server.Options) *Server {
+	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = Logger(t)
+	}
+	srv, err := server.New(opts)
+	if err != nil {
+		t.Fatalf("new server: %v", err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatalf("start server: %v", err)
+	}
+	s := &Server{Server: srv, Config: opts.Config, t: t}
+	s.Base = "http://" + srv.Addr().String()
+	s.WSURL = "ws://" + srv.Addr().String() + "/ws"
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	return s
+}
+
+// API returns an API client for the server.
+func (s *Server) API() *api.Client { return api.NewClient(s.APIBase(), APIKey) }
+
+// APIBase is the base URL of the API listener.
+func (s *Server) APIBase() string { return "http://" + s.APIAddr().String() }
+
+// Token mints a token for sub that may subscribe to channels (nil: the
+// server's default) and publish to publish.
+func Token(t testing.TB, sub string, channels, publish []string) string {
+	t.Helper()
+	tok, err := auth.Mint([]byte(Secret), auth.TokenSpec{Subject: sub, Channels: channels, Publish: publish, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// FreeAddr returns a loopback address with a port free right now.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// Frame is a decoded server frame.
+type Frame map[string]any
+
+// Type is the frame's type.
+func (f Frame) Type() string { s, _ := f["type"].(string); return s }
+
+// Str returns a string field.
+func (f Frame) Str(k string) string { s, _ := f[k].(string); return s }
+
+// Num returns a numeric field.
+func (f Frame) Num(k string) float64 { n, _ := f[k].(float64); return n }
+
+// WS is a raw protocol connection: every frame received, split on newlines.
+type WS struct {
+	t        testing.TB
+	Conn     *gws.Conn
+	Frames   chan Frame
+	closed   chan struct{}
+	mu       sync.Mutex
+	closeErr error
+	Messages int // WebSocket messages received (frames may be batched)
+	backlog  []Frame // frames Request passed over, for Next to return first
+}
+
+type wsHandler struct{ ws *WS }
+
+func (h wsHandler) OnOpen(*gws.Conn)                        {}
+func (h wsHandler) OnPing(c *gws.Conn, p []byte)            { _ = c.WritePong(p) }
+func (h wsHandler) OnPong(*gws.Conn, []byte)                {}
+func (h wsHandler) OnClose(_ *gws.Conn, err error) {
+	h.ws.mu.Lock()
+	h.ws.closeErr = err
+	h.ws.mu.Unlock()
+	close(h.ws.closed)
+}
+
+func (h wsHandler) OnMessage(_ *gws.Conn, m *gws.Message) {
+	defer m.Close()
+	h.ws.mu.Lock()
+	h.ws.Messages++
+	h.ws.mu.Unlock()
+	for _, line := range strings.Split(m.Data.String(), "\n") {
+		if line == "" {
+			continue
+		}
+		var f Frame
+		if err := json.Unmarshal([]byte(line), &f); err != nil {
+			h.ws.t.Errorf("server sent invalid JSON %q: %v", line, err)
+			continue
+		}
+		h.ws.Frames <- f
+	}
+}
+
+// Dial opens a raw connection without authenticating. The connection does
+// not read until ReadLoop is started, which Dial does unless paused.
+func Dial(t testing.TB, url string) *WS {
+	t.Helper()
+	ws := &WS{t: t, Frames: make(chan Frame, 100000), closed: make(chan struct{})}
+	conn, _, err := gws.NewClient(wsHandler{ws}, &gws.ClientOption{Addr: url, ReadMaxPayloadSize: 64 << 20})
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	ws.Conn = conn
+	go conn.ReadLoop()
+	t.Cleanup(func() { _ = conn.NetConn().Close() })
+	return ws
+}
+
+// DialPaused opens a raw connection that reads nothing until Resume.
+func DialPaused(t testing.TB, url string) (*WS, func()) {
+	t.Helper()
+	ws := &WS{t: t, Frames: make(chan Frame, 100000), closed: make(chan struct{})}
+	conn, _, err := gws.NewClient(wsHandler{ws}, &gws.ClientOption{Addr: url, ReadMaxPayloadSize: 64 << 20})
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	ws.Conn = conn
+	t.Cleanup(func() { _ = conn.NetConn().Close() })
+	return ws, func() { go conn.ReadLoop() }
+}
+
+// Connect dials and authenticates with token, failing the test unless ready.
+func Connect(t testing.TB, url, token string) *WS {
+	t.Helper()
+	ws := Dial(t, url)
+	ws.Send(map[string]any{"type": "auth", "token": token})
+	ws.Expect("ready")
+	return ws
+}
+
+// Send writes v as one JSON text message.
+func (ws *WS) Send(v any) {
+	ws.t.Helper()
+	var b []byte
+	switch x := v.(type) {
+	case string:
+		b = []byte(x)
+	case []byte:
+		b = x
+	default:
+		var err error
+		if b, err = json.Marshal(v); err != nil {
+			ws.t.Fatal(err)
+		}
+	}
+	if err := ws.Conn.WriteMessage(gws.OpcodeText, b); err != nil {
+		ws.t.Fatalf("send: %v", err)
+	}
+}
+
+// Timeout bounds every wait for a frame; generous because CI machines are
+// slow, and only reached when a test is failing anyway.
+var Timeout = 10 * time.Second
+
+// Next returns the next frame.
+func (ws *WS) Next() Frame {
+	ws.t.Helper()
+	if len(ws.backlog) > 0 {
+		f := ws.backlog[0]
+		ws.backlog = ws.backlog[1:]
+		return f
+	}
+	select {
+	case f := <-ws.Frames:
+		return f
+	case <-time.After(Timeout):
+		ws.t.Fatalf("no frame within %s", Timeout)
+		return nil
+	}
+}
+
+// Expect returns the next frame, failing unless it has type typ.
+func (ws *WS) Expect(typ string) Frame {
+	ws.t.Helper()
+	f := ws.Next()
+	if f.Type() != typ {
+		ws.t.Fatalf("got frame %v, want type %q", f, typ)
+	}
+	return f
+}
+
+// ExpectError returns the next frame, failing unless it is an error with code.
+func (ws *WS) ExpectError(code string) Frame {
+	ws.t.Helper()
+	f := ws.Expect("error")
+	if f.Str("code") != code {
+		ws.t.Fatalf("got error %v, want code %q", f, code)
+	}
+	if f.Str("message") == "" {
+		ws.t.Fatalf("error %v has no message", f)
+	}
+	return f
+}
+
+// Request sends a request and returns its reply (the next frame with that
+// id); frames passed over on the way stay queued for Next.
+func (ws *WS) Request(req map[string]any) Frame {
+	ws.t.Helper()
+	ws.Send(req)
+	id := fmt.Sprint(req["id"])
+	var skipped []Frame
+	defer func() { ws.backlog = append(ws.backlog, skipped...) }()
+	deadline := time.After(Timeout)
+	for {
+		var f Frame
+		select {
+		case f = <-ws.Frames:
+		case <-deadline:
+			ws.t.Fatalf("no reply to %v within %s", req, Timeout)
+		}
+		if fid, ok := f["id"].(float64); ok && fmt.Sprint(fid) == id && f.Type() != "message" {
+			return f
+		}
+		skipped = append(skipped, f)
+	}
+}
+
+// CloseCode waits for the connection to close and returns the close code
+// the server sent (0 if it closed without one).
+func (ws *WS) CloseCode() uint16 {
+	ws.t.Helper()
+	select {
+	case <-ws.closed:
+	case <-time.After(Timeout):
+		ws.t.Fatalf("connection still open after %s", Timeout)
+	}
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	var ce *gws.CloseError
+	if errors.As(ws.closeErr, &ce) {
+		return ce.Code
+	}
+	return 0
+}
+
+// Closed reports whether the connection has closed.
+func (ws *WS) Closed() <-chan struct{} { return ws.closed }
+
+// MessagesReceived is how many WebSocket messages arrived.
+func (ws *WS) MessagesReceived() int {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	return ws.Messages
+}
+
+// Eventually polls cond until it holds or Timeout passes.
+func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(Timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
