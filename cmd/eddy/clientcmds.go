@@ -22,8 +22,9 @@ import (
 // target is what a client command needs to reach a server.
 type target struct {
 	base   string // http://host:port
-	apiKey string
-	secret string
+	apiKey   string
+	adminKey string
+	secret   string
 }
 
 // resolveTarget reads the local config (if any) for the key, secret and
@@ -33,7 +34,7 @@ func resolveTarget(g *globals) (target, error) {
 	if err != nil {
 		return target{}, err
 	}
-	t := target{apiKey: cfg.APIKey, secret: cfg.Secret, base: g.server}
+	t := target{apiKey: cfg.APIKey, adminKey: cfg.AdminKey, secret: cfg.Secret, base: g.server}
 	if t.base == "" {
 		addr := cfg.Listen
 		if cfg.APIListen != "" {

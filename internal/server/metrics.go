@@ -18,7 +18,10 @@ type metrics struct {
 }
 
 func newMetrics(s *Server) *metrics {
-	r := prometheus.NewRegistry()
+	r := s.opts.Registry
+	if r == nil {
+		r = prometheus.NewRegistry()
+	}
 	m := &metrics{
 		registry: r,
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{

@@ -57,6 +57,9 @@ type Options struct {
 	Functions Middleware
 	// AdminHandler, when set, serves the admin API (functions) behind the admin key.
 	AdminHandler http.Handler
+	// Registry, when set, receives the server's metrics (so parts built
+	// before the server, like functions, can share it).
+	Registry *prometheus.Registry
 	// ExtraHandlers are mounted on the client listener as given (e.g. /eddy.js, the demo).
 	ExtraHandlers map[string]http.Handler
 }
@@ -374,4 +377,10 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	_, _ = w.Write([]byte(`{"ready":true}`))
+}
+
+// DropConnections cuts every client's TCP connection without a close frame,
+// as a network failure would. Tests use it to exercise recovery.
+func (s *Server) DropConnections() {
+	s.conns.each(func(c *conn) { _ = c.socket.NetConn().Close() })
 }

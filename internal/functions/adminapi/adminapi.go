@@ -1,0 +1,222 @@
+// Package adminapi serves the functions admin HTTP API:
+//
+//	GET    /api/v1/functions                 list (secrets masked)
+//	GET    /api/v1/functions/{name}          one function (secret masked)
+//	PUT    /api/v1/functions/{name}          deploy: {"runtime":"js","source":"...","timeout_ms":100,"env":{"K":"V"}}
+//	                                         or {"runtime":"http","url":"...","secret":"...","timeout_ms":500}
+//	DELETE /api/v1/functions/{name}
+//	POST   /api/v1/functions/{name}/invoke   dry run: {"channel":..,"event":..,"data":..,"user":..,"info":..}
+//	GET    /api/v1/associations              in run order
+//	PUT    /api/v1/associations              {"pattern":"chat:*","functions":["a","b"],"on_error":"pass"}
+//	DELETE /api/v1/associations?pattern=...
+//
+// Errors are {"error":{"code":"bad_request|not_found|internal","message":"..."}}
+// with status 400, 404 or 500. Authentication is the caller's job: mount the
+// handler behind the server's admin auth.
+package adminapi
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/eddyrt/eddy/internal/functions"
+)
+
+// MaxBodyBytes bounds request bodies (a function's source is at most 256 KiB).
+const MaxBodyBytes = 1 << 20
+
+// SecretMask replaces secrets in responses.
+const SecretMask = "********"
+
+type handler struct {
+	e *functions.Engine
+}
+
+// NewHandler returns the admin API for e, serving the full /api/v1/... paths.
+func NewHandler(e *functions.Engine) http.Handler {
+	h := &handler{e: e}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/functions", h.listFunctions)
+	mux.HandleFunc("GET /api/v1/functions/{name}", h.getFunction)
+	mux.HandleFunc("PUT /api/v1/functions/{name}", h.putFunction)
+	mux.HandleFunc("DELETE /api/v1/functions/{name}", h.deleteFunction)
+	mux.HandleFunc("POST /api/v1/functions/{name}/invoke", h.invoke)
+	mux.HandleFunc("GET /api/v1/associations", h.listAssociations)
+	mux.HandleFunc("PUT /api/v1/associations", h.putAssociation)
+	mux.HandleFunc("DELETE /api/v1/associations", h.deleteAssociation)
+	return mux
+}
+
+func mask(fn functions.Function) functions.Function {
+	if fn.Secret != "" {
+		fn.Secret = SecretMask
+	}
+	return fn
+}
+
+func (h *handler) listFunctions(w http.ResponseWriter, r *http.Request) {
+	fns, err := h.e.ListFunctions(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	for i := range fns {
+		fns[i] = mask(fns[i])
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"functions": fns})
+}
+
+func (h *handler) getFunction(w http.ResponseWriter, r *http.Request) {
+	fn, err := h.e.GetFunction(r.Context(), r.PathValue("name"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, mask(fn))
+}
+
+func (h *handler) putFunction(w http.ResponseWriter, r *http.Request) {
+	var fn functions.Function
+	if !readJSON(w, r, &fn) {
+		return
+	}
+	name := r.PathValue("name")
+	if fn.Name != "" && fn.Name != name {
+		writeError(w, &functions.BadRequestError{Message: "name in the body differs from the path"})
+		return
+	}
+	fn.Name = name
+	if fn.Secret == SecretMask {
+		// A masked secret sent back unchanged (GET, edit, PUT) keeps the stored one.
+		old, err := h.e.GetFunction(r.Context(), name)
+		if err != nil {
+			writeError(w, &functions.BadRequestError{Message: "secret is the mask but no function to keep it from"})
+			return
+		}
+		fn.Secret = old.Secret
+	}
+	if err := h.e.PutFunction(r.Context(), fn); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, mask(fn))
+}
+
+func (h *handler) deleteFunction(w http.ResponseWriter, r *http.Request) {
+	if err := h.e.DeleteFunction(r.Context(), r.PathValue("name")); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// invokeRequest is a Message plus the info claim, which Message keeps out
+// of JSON.
+type invokeRequest struct {
+	functions.Message
+	Info json.RawMessage `json:"info"`
+}
+
+func (h *handler) invoke(w http.ResponseWriter, r *http.Request) {
+	var req invokeRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	msg := req.Message
+	msg.Info = req.Info
+	if msg.Channel == "" {
+		writeError(w, &functions.BadRequestError{Message: "channel is required"})
+		return
+	}
+	res, err := h.e.Invoke(r.Context(), r.PathValue("name"), msg)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (h *handler) listAssociations(w http.ResponseWriter, r *http.Request) {
+	as, err := h.e.ListAssociations(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"associations": as})
+}
+
+func (h *handler) putAssociation(w http.ResponseWriter, r *http.Request) {
+	var a functions.Association
+	if !readJSON(w, r, &a) {
+		return
+	}
+	if err := h.e.PutAssociation(r.Context(), a); err != nil {
+		writeError(w, err)
+		return
+	}
+	if a.OnError == "" {
+		a.OnError = functions.OnErrorPass
+	}
+	writeJSON(w, http.StatusOK, a)
+}
+
+func (h *handler) deleteAssociation(w http.ResponseWriter, r *http.Request) {
+	pattern := r.URL.Query().Get("pattern")
+	if pattern == "" {
+		writeError(w, &functions.BadRequestError{Message: "query parameter pattern is required"})
+		return
+	}
+	if err := h.e.DeleteAssociation(r.Context(), pattern); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, &functions.BadRequestError{Message: "invalid JSON body: " + err.Error()})
+		return false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		writeError(w, &functions.BadRequestError{Message: "invalid JSON body: trailing data"})
+		return false
+	}
+	return true
+}
+
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// writeError maps engine errors to statuses: *BadRequestError 400,
+// ErrNotFound 404, anything else 500 (logged, message hidden).
+func writeError(w http.ResponseWriter, err error) {
+	var body errorBody
+	status := http.StatusInternalServerError
+	var bre *functions.BadRequestError
+	switch {
+	case errors.As(err, &bre):
+		status, body.Error.Code, body.Error.Message = http.StatusBadRequest, "bad_request", bre.Error()
+	case errors.Is(err, functions.ErrNotFound):
+		status, body.Error.Code, body.Error.Message = http.StatusNotFound, "not_found", err.Error()
+	default:
+		slog.Error("functions admin API", "err", err)
+		body.Error.Code, body.Error.Message = "internal", "internal error"
+	}
+	writeJSON(w, status, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,233 @@
+package functions
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/eddyrt/eddy/internal/functions/fnrt"
+	"github.com/eddyrt/eddy/internal/functions/httprt"
+	"github.com/eddyrt/eddy/internal/functions/jsrt"
+)
+
+// Defaults and limits.
+const (
+	DefaultMaxDepth       = 3
+	DefaultTimeout        = 100 * time.Millisecond // js
+	DefaultHTTPTimeout    = 500 * time.Millisecond
+	MaxTimeoutMS          = 10_000
+	MaxChainLength        = 16
+	MaxMessagesPerApply   = 64 // emitted messages one Apply may publish
+	maxCachedChannels     = 1 << 16
+	failureLogMinInterval = time.Second
+)
+
+// ErrClosed is returned by Apply after Close.
+var ErrClosed = errors.New("functions: engine closed")
+
+// Options configure an Engine. The zero value is usable.
+type Options struct {
+	Logger *slog.Logger
+	// Registerer receives the engine's metrics; nil keeps them unregistered.
+	Registerer prometheus.Registerer
+	// MaxDepth bounds chains of emitted messages (default 3): the published
+	// message has depth 0, a message emitted while processing a message of
+	// depth d has depth d+1, and messages deeper than MaxDepth are dropped
+	// (logged and counted in eddy_functions_emitted_dropped_total).
+	MaxDepth int
+	// DefaultTimeout is the per-invocation limit of JS functions that set no
+	// timeout_ms (default 100ms). HTTP functions default to 500ms.
+	DefaultTimeout time.Duration
+	// PoolSize is the number of VMs per JS function (default GOMAXPROCS).
+	PoolSize int
+	// ValidChannel validates channels of emitted messages; nil accepts all
+	// non-empty names.
+	ValidChannel func(string) error
+}
+
+// Engine holds the deployed functions and associations and runs them.
+// All methods are safe for concurrent use.
+type Engine struct {
+	store    Store
+	opts     Options
+	log      *slog.Logger
+	metrics  *metrics
+	runtimes map[string]fnrt.Runtime
+
+	mu     sync.Mutex // serializes changes; Apply never takes it
+	snap   atomic.Pointer[snapshot]
+	closed atomic.Bool
+}
+
+// compiled is a deployed function ready to run.
+type compiled struct {
+	fn      Function
+	inst    fnrt.Instance
+	m       *fnMetrics
+	log     *slog.Logger
+	lastLog atomic.Int64 // unix nanos of the last failure logged
+	quiet   atomic.Int64 // failures not logged since
+}
+
+type association struct {
+	Association
+	drop bool
+}
+
+// snapshot is an immutable view of the deployment plus a cache of which
+// associations match a channel. Changes build a new snapshot.
+type snapshot struct {
+	funcs  map[string]*compiled
+	assocs []*association // in run order
+
+	cacheMu sync.RWMutex
+	cache   map[string][]*association
+}
+
+func (s *snapshot) match(channel string) []*association {
+	if len(s.assocs) == 0 {
+		return nil
+	}
+	s.cacheMu.RLock()
+	m, ok := s.cache[channel]
+	s.cacheMu.RUnlock()
+	if ok {
+		return m
+	}
+	for _, a := range s.assocs {
+		if match(a.Pattern, channel) {
+			m = append(m, a)
+		}
+	}
+	s.cacheMu.Lock()
+	if len(s.cache) < maxCachedChannels {
+		s.cache[channel] = m
+	}
+	s.cacheMu.Unlock()
+	return m
+}
+
+func newSnapshot(funcs map[string]*compiled, assocs []*association) *snapshot {
+	slices.SortFunc(assocs, func(a, b *association) int {
+		switch {
+		case a.Pattern == b.Pattern:
+			return 0
+		case runsBefore(a.Pattern, b.Pattern):
+			return -1
+		default:
+			return 1
+		}
+	})
+	return &snapshot{funcs: funcs, assocs: assocs, cache: make(map[string][]*association)}
+}
+
+// New creates an engine and loads the store. Stored functions that no
+// longer compile are logged and skipped.
+func New(store Store, opts Options) (*Engine, error) {
+	if store == nil {
+		return nil, errors.New("functions: nil store")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.MaxDepth <= 0 {
+		opts.MaxDepth = DefaultMaxDepth
+	}
+	if opts.DefaultTimeout <= 0 {
+		opts.DefaultTimeout = DefaultTimeout
+	}
+	if opts.PoolSize <= 0 {
+		opts.PoolSize = runtime.GOMAXPROCS(0)
+	}
+	e := &Engine{
+		store:   store,
+		opts:    opts,
+		log:     opts.Logger.With("component", "functions"),
+		metrics: newMetrics(opts.Registerer),
+		runtimes: map[string]fnrt.Runtime{
+			RuntimeJS:   jsrt.New(),
+			RuntimeHTTP: httprt.New(),
+		},
+	}
+	e.snap.Store(newSnapshot(map[string]*compiled{}, nil))
+	if err := e.Reload(context.Background()); err != nil {
+		e.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// Close stops the engine and releases the functions' resources.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed.Swap(true) {
+		return nil
+	}
+	s := e.snap.Swap(newSnapshot(map[string]*compiled{}, nil))
+	for _, c := range s.funcs {
+		c.inst.Close()
+	}
+	for _, rt := range e.runtimes {
+		rt.Close()
+	}
+	return nil
+}
+
+func (e *Engine) compile(fn Function) (*compiled, error) {
+	rt, ok := e.runtimes[fn.Runtime]
+	if !ok {
+		return nil, badRequest(fn.Name, "unknown runtime %q (want js or http)", fn.Runtime)
+	}
+	timeout := time.Duration(fn.TimeoutMS) * time.Millisecond
+	if timeout <= 0 {
+		timeout = e.opts.DefaultTimeout
+		if fn.Runtime == RuntimeHTTP {
+			timeout = DefaultHTTPTimeout
+		}
+	}
+	log := e.log.With("function", fn.Name)
+	inst, err := rt.Compile(fn, fnrt.Config{Logger: log, Timeout: timeout, PoolSize: e.opts.PoolSize})
+	if err != nil {
+		return nil, badRequest(fn.Name, "%v", err)
+	}
+	return &compiled{fn: fn, inst: inst, m: e.metrics.forFunction(fn.Name), log: log}, nil
+}
+
+// run invokes one function and accounts for it.
+func (e *Engine) run(ctx context.Context, c *compiled, msg Message) (fnrt.Result, error) {
+	start := time.Now()
+	res, err := c.inst.Run(ctx, msg)
+	c.m.latency.Observe(time.Since(start).Seconds())
+	c.m.invocations.Inc()
+	switch {
+	case err != nil:
+		c.m.failures.Inc()
+		if errors.Is(err, fnrt.ErrTimeout) {
+			c.m.timeouts.Inc()
+		}
+		c.logFailure(err, msg.Channel)
+	case res.Action == fnrt.Reject:
+		c.m.rejections.Inc()
+	}
+	return res, err
+}
+
+// logFailure logs at most one failure per function per second so that a
+// broken endpoint cannot flood the log; the count of the others is kept.
+func (c *compiled) logFailure(err error, channel string) {
+	now := time.Now().UnixNano()
+	last := c.lastLog.Load()
+	if now-last < int64(failureLogMinInterval) || !c.lastLog.CompareAndSwap(last, now) {
+		c.quiet.Add(1)
+		return
+	}
+	c.log.Warn("function failed", "channel", channel, "err", err, "suppressed", c.quiet.Swap(0))
+}

@@ -1,0 +1,117 @@
+// Package fnrt is the seam between the functions engine and its runtimes.
+//
+// A runtime (JavaScript, HTTP, ...) turns a deployed Function into an
+// Instance; the engine calls Instance.Run for every message that passes
+// through the function. The types here are re-exported by package functions,
+// which is what the rest of the server uses; runtimes import only this
+// package so that package functions can import the runtimes.
+package fnrt
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"time"
+)
+
+// Message is a message in transit as functions see it.
+type Message struct {
+	Channel string          `json:"channel"`
+	Event   string          `json:"event"`
+	Data    json.RawMessage `json:"data"`
+	User    string          `json:"user,omitempty"` // publisher's JWT sub; "" for the HTTP API
+	Info    json.RawMessage `json:"-"`              // publisher's token `info` claim (ctx.info in JS)
+	TS      int64           `json:"ts"`             // unix ms
+}
+
+// Function is a deployed function.
+type Function struct {
+	Name           string            `json:"name"`
+	Runtime        string            `json:"runtime"` // "js" or "http"
+	Source         string            `json:"source,omitempty"`
+	URL            string            `json:"url,omitempty"`
+	Secret         string            `json:"secret,omitempty"`
+	TimeoutMS      int               `json:"timeout_ms,omitempty"`
+	Env            map[string]string `json:"env,omitempty"`
+	MaxConcurrency int               `json:"max_concurrency,omitempty"`
+}
+
+// Action is what a function decided to do with a message.
+type Action string
+
+// The actions a function can take.
+const (
+	Pass   Action = "pass"
+	Drop   Action = "drop"
+	Reject Action = "reject"
+)
+
+// Result is the outcome of one successful invocation.
+//
+// For Pass, Message is the function's output: the runtime copies Channel,
+// Event and Data from what the function returned (Channel as returned, so the
+// engine can refuse a change) and keeps User, Info and TS of the input.
+// Publish holds the extra messages the function emitted; runtimes fill only
+// Channel, Event and Data.
+type Result struct {
+	Action  Action
+	Message Message
+	Reason  string
+	Publish []Message
+}
+
+// Instance is a compiled, ready-to-run function. Run is safe for concurrent
+// use. An error from Run is a function *failure* (timeout, crash, bad
+// output, endpoint down): the engine handles it with the association's
+// on_error policy. A deliberate refusal is a Result with Action Reject, not an
+// error.
+type Instance interface {
+	Run(ctx context.Context, msg Message) (Result, error)
+	// Close releases the instance's resources. The engine may still call
+	// Run from work that started before Close (it swaps functions while
+	// messages are in flight): such calls must not crash, and may fail.
+	Close() error
+}
+
+// Config is what the engine passes to a runtime along with the Function.
+type Config struct {
+	// Logger is already tagged with the function name.
+	Logger *slog.Logger
+	// Timeout is the per-invocation limit, already resolved from
+	// Function.TimeoutMS and the runtime default.
+	Timeout time.Duration
+	// PoolSize bounds concurrent runs for runtimes that pool interpreters.
+	PoolSize int
+}
+
+// Runtime compiles functions of one kind. Compile must validate the
+// function completely (syntax, required entry points) and return an error
+// whose message is fit to show to the person deploying it.
+type Runtime interface {
+	Compile(fn Function, cfg Config) (Instance, error)
+	Close() error
+}
+
+// ErrTimeout is wrapped by Run errors caused by the invocation timeout.
+var ErrTimeout = errors.New("function timed out")
+
+// Limits shared by all runtimes.
+const (
+	MaxDataBytes   = 256 << 10 // a message's data, in and out
+	MaxInfoBytes   = 16 << 10  // the publisher's info claim passed to functions
+	MaxPublish     = 16        // messages emitted by one invocation
+	MaxReasonBytes = 512       // rejection reasons are truncated to this
+	MaxEventBytes  = 256       // event names produced by functions
+)
+
+// Truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n]
+}

@@ -1,0 +1,169 @@
+// Package jsrt runs functions written in JavaScript with dop251/goja.
+//
+// The source must define `function handle(message, ctx)`. Each deployed
+// function compiles its program once and keeps a pool of VMs (goja VMs are
+// not goroutine-safe), each of which has run the program's top level once.
+// Global state therefore lives per VM: functions must not rely on it being
+// shared.
+package jsrt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/dop251/goja"
+
+	"github.com/eddyrt/eddy/internal/functions/fnrt"
+)
+
+// MaxSourceBytes bounds a function's source.
+const MaxSourceBytes = 256 << 10
+
+// maxCallStack bounds JS recursion so that a runaway recursion fails fast.
+const maxCallStack = 1024
+
+// Runtime compiles JavaScript functions.
+type Runtime struct{}
+
+// New returns the JavaScript runtime.
+func New() *Runtime { return &Runtime{} }
+
+// Close implements fnrt.Runtime; the runtime holds no shared resources.
+func (*Runtime) Close() error { return nil }
+
+// Compile checks fn's syntax, runs its top level once in a fresh VM and
+// requires a global function named handle. Syntax errors name the line and
+// column.
+func (*Runtime) Compile(fn fnrt.Function, cfg fnrt.Config) (fnrt.Instance, error) {
+	if strings.TrimSpace(fn.Source) == "" {
+		return nil, errors.New("source is empty")
+	}
+	if len(fn.Source) > MaxSourceBytes {
+		return nil, fmt.Errorf("source is %d bytes, the limit is %d", len(fn.Source), MaxSourceBytes)
+	}
+	prg, err := goja.Compile(fn.Name+".js", fn.Source, false)
+	if err != nil {
+		return nil, syntaxError(err)
+	}
+	size := max(cfg.PoolSize, 1)
+	in := &instance{
+		name:    fn.Name,
+		prg:     prg,
+		env:     fn.Env,
+		cfg:     cfg,
+		timeout: cfg.Timeout,
+		idle:    make(chan *vmState, size),
+		slots:   make(chan struct{}, size),
+	}
+	in.slots <- struct{}{}
+	v, err := in.newVM()
+	if err != nil {
+		return nil, err
+	}
+	in.put(v)
+	return in, nil
+}
+
+// parserPos finds the position in goja's parser messages ("f.js: Line 4:1 Unexpected token }").
+var parserPos = regexp.MustCompile(`Line (\d+):(\d+) (.*)$`)
+
+// syntaxError rewrites goja's compile errors into a message that names the
+// line plainly: "syntax error at line 4, column 1: Unexpected token }".
+func syntaxError(err error) error {
+	var se *goja.CompilerSyntaxError
+	if errors.As(err, &se) {
+		if se.File != nil {
+			p := se.File.Position(se.Offset)
+			return fmt.Errorf("syntax error at line %d, column %d: %s", p.Line, p.Column, se.Message)
+		}
+		if m := parserPos.FindStringSubmatch(se.Message); m != nil {
+			return fmt.Errorf("syntax error at line %s, column %s: %s", m[1], m[2], m[3])
+		}
+	}
+	return fmt.Errorf("compile: %v", err)
+}
+
+// instance is one deployed function: a compiled program and its VM pool.
+// slots holds a token per VM in existence, idle the VMs not in use.
+type instance struct {
+	name    string
+	prg     *goja.Program
+	env     map[string]string
+	cfg     fnrt.Config
+	timeout time.Duration
+	idle    chan *vmState
+	slots   chan struct{}
+	closed  atomic.Bool
+}
+
+func (in *instance) get(ctx context.Context) (*vmState, error) {
+	select {
+	case v := <-in.idle:
+		return v, nil
+	default:
+	}
+	select {
+	case v := <-in.idle:
+		return v, nil
+	case in.slots <- struct{}{}:
+		v, err := in.newVM()
+		if err != nil {
+			<-in.slots
+			return nil, err
+		}
+		return v, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// put returns v to the pool, or retires it when it may be in a bad state
+// (interrupted, panicked) or the instance is closed.
+func (in *instance) put(v *vmState) {
+	if v.broken || in.closed.Load() {
+		<-in.slots
+		return
+	}
+	in.idle <- v
+}
+
+// Close retires idle VMs; VMs in use are retired when returned.
+func (in *instance) Close() error {
+	in.closed.Store(true)
+	for {
+		select {
+		case <-in.idle:
+			<-in.slots
+		default:
+			return nil
+		}
+	}
+}
+
+// Run invokes handle(message, ctx) on a pooled VM.
+func (in *instance) Run(ctx context.Context, msg fnrt.Message) (fnrt.Result, error) {
+	if len(msg.Data) > fnrt.MaxDataBytes {
+		return fnrt.Result{}, fmt.Errorf("message data is %d bytes, the limit for functions is %d", len(msg.Data), fnrt.MaxDataBytes)
+	}
+	if len(msg.Info) > fnrt.MaxInfoBytes {
+		msg.Info = nil
+	}
+	timeout := in.timeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(dl))
+	}
+	if timeout <= 0 {
+		return fnrt.Result{}, fnrt.ErrTimeout
+	}
+	v, err := in.get(ctx)
+	if err != nil {
+		return fnrt.Result{}, fmt.Errorf("waiting for a VM: %w", err)
+	}
+	defer in.put(v)
+	return v.run(msg, timeout)
+}

@@ -1,0 +1,95 @@
+package functions
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the engine's Prometheus collectors, labelled by function.
+type metrics struct {
+	invocations *prometheus.CounterVec
+	failures    *prometheus.CounterVec
+	timeouts    *prometheus.CounterVec
+	rejections  *prometheus.CounterVec
+	latency     *prometheus.HistogramVec
+	dropped     *prometheus.CounterVec // emitted messages refused, by reason
+}
+
+// fnMetrics caches one function's children so the hot path does no label
+// lookups.
+type fnMetrics struct {
+	invocations, failures, timeouts, rejections prometheus.Counter
+	latency                                     prometheus.Observer
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		invocations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "eddy", Subsystem: "functions", Name: "invocations_total",
+			Help: "Function invocations.",
+		}, []string{"function"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "eddy", Subsystem: "functions", Name: "errors_total",
+			Help: "Function failures (timeouts, crashes, bad output, endpoint errors), handled by on_error.",
+		}, []string{"function"}),
+		timeouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "eddy", Subsystem: "functions", Name: "timeouts_total",
+			Help: "Function invocations stopped by their timeout (also counted in errors_total).",
+		}, []string{"function"}),
+		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "eddy", Subsystem: "functions", Name: "rejections_total",
+			Help: "Messages refused by a function.",
+		}, []string{"function"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "eddy", Subsystem: "functions", Name: "duration_seconds",
+			Help:    "Function invocation latency.",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 4, 9),
+		}, []string{"function"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "eddy", Subsystem: "functions", Name: "emitted_dropped_total",
+			Help: "Messages emitted with ctx.publish that were dropped (reason: depth, limit).",
+		}, []string{"reason"}),
+	}
+	if reg != nil {
+		m.invocations = register(reg, m.invocations)
+		m.failures = register(reg, m.failures)
+		m.timeouts = register(reg, m.timeouts)
+		m.rejections = register(reg, m.rejections)
+		m.latency = register(reg, m.latency)
+		m.dropped = register(reg, m.dropped)
+	}
+	return m
+}
+
+// register registers c, or returns the collector already registered under
+// the same name (an engine re-created with the same registry).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+	}
+	return c
+}
+
+func (m *metrics) forFunction(name string) *fnMetrics {
+	return &fnMetrics{
+		invocations: m.invocations.WithLabelValues(name),
+		failures:    m.failures.WithLabelValues(name),
+		timeouts:    m.timeouts.WithLabelValues(name),
+		rejections:  m.rejections.WithLabelValues(name),
+		latency:     m.latency.WithLabelValues(name),
+	}
+}
+
+func (m *metrics) forget(name string) {
+	m.invocations.DeleteLabelValues(name)
+	m.failures.DeleteLabelValues(name)
+	m.timeouts.DeleteLabelValues(name)
+	m.rejections.DeleteLabelValues(name)
+	m.latency.DeleteLabelValues(name)
+}
