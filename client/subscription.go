@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"errors"
+	"time"
 	"fmt"
 	"sync"
 )
@@ -100,9 +102,7 @@ func (c *Client) resubscribe() {
 	c.mu.Unlock()
 	for _, s := range subs {
 		go func(s *Subscription) {
-			ctx, cancel := context.WithTimeout(c.ctx, c.cfg.RequestTimeout)
-			defer cancel()
-			rec, err := s.subscribe(ctx)
+			rec, err := s.resubscribe()
 			if err != nil {
 				return // the connection dropped again; the next reconnect retries
 			}
@@ -113,6 +113,25 @@ func (c *Client) resubscribe() {
 				h(rec != nil && *rec)
 			}
 		}(s)
+	}
+}
+
+// resubscribe subscribes again after a reconnect, retrying with backoff
+// while the server answers unavailable (its broker is still coming back).
+func (s *Subscription) resubscribe() (*bool, error) {
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(s.c.ctx, s.c.cfg.RequestTimeout)
+		rec, err := s.subscribe(ctx)
+		cancel()
+		var e *Error
+		if err == nil || !errors.As(err, &e) || (e.Code != "unavailable" && e.Code != "internal") {
+			return rec, err
+		}
+		select {
+		case <-time.After(backoff(attempt, s.c.cfg.MinBackoff, s.c.cfg.MaxBackoff)):
+		case <-s.c.ctx.Done():
+			return nil, err
+		}
 	}
 }
 

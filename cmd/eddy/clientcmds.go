@@ -21,7 +21,7 @@ import (
 
 // target is what a client command needs to reach a server.
 type target struct {
-	base   string // http://host:port
+	base     string // http://host:port
 	apiKey   string
 	adminKey string
 	secret   string

@@ -344,4 +344,3 @@ func newAssociationsCmd(g *globals) *cobra.Command {
 	cmd.AddCommand(set, list, del)
 	return cmd
 }
-

@@ -50,6 +50,8 @@ type Config struct {
 	DataDir          string                    `koanf:"data_dir"`
 	Redis            []string                  `koanf:"redis"`
 	NodeName         string                    `koanf:"node_name"`
+	PresenceTTL      time.Duration             `koanf:"presence_ttl"`
+	NodeTTL          time.Duration             `koanf:"node_ttl"`
 	Pprof            bool                      `koanf:"pprof"`
 	Demo             bool                      `koanf:"demo"`
 	ChannelDefaults  ChannelOptions            `koanf:"channel_defaults"`
@@ -84,6 +86,8 @@ var settings = []setting{
 	{"data_dir", "directory for functions and other state", "eddy-data"},
 	{"redis", "Redis URLs for cluster mode (repeat or comma-separate to shard); empty: in-memory broker", []string{}},
 	{"node_name", "name of this node in the cluster (default: host name)", ""},
+	{"presence_ttl", "cluster mode: how long presence members of a node that died linger", 30 * time.Second},
+	{"node_ttl", "cluster mode: how long a node that stopped announcing stays in /api/v1/info", 30 * time.Second},
 	{"pprof", "serve /debug/pprof on the API listener", false},
 	{"demo", "serve the demo chat page and a development token endpoint (never in production)", false},
 }

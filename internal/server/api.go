@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/eddyrt/eddy/api"
@@ -226,7 +225,11 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 // announceLoop tells the cluster this node is alive, every few seconds.
 func (s *Server) announceLoop(reg nodeRegistry) {
 	defer s.stopped.Done()
-	t := time.NewTicker(5 * time.Second)
+	every := min(5*time.Second, s.cfg.NodeTTL/3)
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -242,4 +245,3 @@ func (s *Server) announceLoop(reg nodeRegistry) {
 	}
 }
 
-var _ = strings.TrimSpace

@@ -1,6 +1,9 @@
 package server_test
 
 import (
+	"errors"
+
+	"github.com/eddyrt/eddy/api"
 	"net/http"
 	"strings"
 )
@@ -26,4 +29,9 @@ func newUpgradeRequest(wsURL, origin string) (func() (int, error), error) {
 		resp.Body.Close()
 		return resp.StatusCode, nil
 	}, nil
+}
+
+func isStatus(err error, code int) bool {
+	var ae *api.Error
+	return errors.As(err, &ae) && ae.Status == code
 }

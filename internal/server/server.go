@@ -57,6 +57,8 @@ type Options struct {
 	Functions Middleware
 	// AdminHandler, when set, serves the admin API (functions) behind the admin key.
 	AdminHandler http.Handler
+	// NodeID names this node (default: random); cluster brokers share theirs.
+	NodeID string
 	// Registry, when set, receives the server's metrics (so parts built
 	// before the server, like functions, can share it).
 	Registry *prometheus.Registry
@@ -118,7 +120,7 @@ func New(opts Options) (*Server, error) {
 		broker:  opts.Broker,
 		funcs:   opts.Functions,
 		opts:    opts,
-		nodeID:  newNodeID(),
+		nodeID:  opts.NodeID,
 		started: time.Now(),
 		stop:    make(chan struct{}),
 		app: &App{
@@ -127,6 +129,9 @@ func New(opts Options) (*Server, error) {
 			APIKey:   cfg.APIKey,
 			AdminKey: cfg.AdminKey,
 		},
+	}
+	if s.nodeID == "" {
+		s.nodeID = newNodeID()
 	}
 	if s.app.AdminKey == "" {
 		s.app.AdminKey = cfg.APIKey
@@ -146,7 +151,7 @@ func New(opts Options) (*Server, error) {
 	s.upgrader = gws.NewUpgrader(&wsHandler{s: s}, &gws.ServerOption{
 		// The hard cap gws enforces; frames between max_message_bytes and
 		// this get a too_large error and the connection stays up.
-		ReadMaxPayloadSize: cfg.MaxMessageBytes*2 + 4096,
+		ReadMaxPayloadSize:  cfg.MaxMessageBytes*2 + 4096,
 		WriteMaxPayloadSize: 64 << 20,
 		CheckUtf8Enabled:    true,
 		NewSession:          func() gws.SessionStorage { return &connSlot{} },
@@ -211,6 +216,10 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.stopped.Add(1)
 	go s.pingLoop()
+	if r, ok := s.broker.(readiness); ok {
+		s.stopped.Add(1)
+		go s.watchBroker(r)
+	}
 	if reg, ok := s.broker.(nodeRegistry); ok {
 		s.stopped.Add(1)
 		go s.announceLoop(reg)
@@ -348,6 +357,49 @@ func (s *Server) pingLoop() {
 				c.out.Ping()
 			})
 		}
+	}
+}
+
+// watchBroker reacts to the broker losing its backing service. While it is
+// away, clients stay connected and publishes fail with unavailable. When it
+// returns, messages may have been missed in between, so every client is
+// closed with 1012: it reconnects and resubscribes from its last offset,
+// recovering the gap from history or learning recovered:false.
+func (s *Server) watchBroker(r readiness) {
+	defer s.stopped.Done()
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	wasReady := r.Ready()
+	// A short outage can come and go between two looks at Ready; a broker
+	// that counts its reconnects tells us anyway.
+	counter, counts := s.broker.(interface{ Connects() uint64 })
+	var connects uint64
+	if counts {
+		connects = counter.Connects()
+	}
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		ready := r.Ready()
+		reconnected := !wasReady && ready
+		if counts && ready {
+			n := counter.Connects()
+			reconnected = reconnected || n != connects
+			connects = n
+		}
+		if wasReady && !ready {
+			s.log.Warn("broker unavailable: publishes fail with 503 until it returns")
+		}
+		if reconnected {
+			s.log.Info("broker available again: asking clients to reconnect and recover", "connections", s.conns.len())
+			s.conns.each(func(c *conn) {
+				c.closeWith(protocol.CloseServiceRestart, "broker reconnected: resubscribe to recover", true)
+			})
+		}
+		wasReady = ready
 	}
 }
 

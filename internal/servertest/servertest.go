@@ -21,6 +21,7 @@ import (
 	"github.com/eddyrt/eddy/api"
 	"github.com/eddyrt/eddy/internal/auth"
 	"github.com/eddyrt/eddy/internal/config"
+	"github.com/eddyrt/eddy/internal/node"
 	"github.com/eddyrt/eddy/internal/server"
 )
 
@@ -147,15 +148,15 @@ type WS struct {
 	closed   chan struct{}
 	mu       sync.Mutex
 	closeErr error
-	Messages int // WebSocket messages received (frames may be batched)
+	Messages int     // WebSocket messages received (frames may be batched)
 	backlog  []Frame // frames Request passed over, for Next to return first
 }
 
 type wsHandler struct{ ws *WS }
 
-func (h wsHandler) OnOpen(*gws.Conn)                        {}
-func (h wsHandler) OnPing(c *gws.Conn, p []byte)            { _ = c.WritePong(p) }
-func (h wsHandler) OnPong(*gws.Conn, []byte)                {}
+func (h wsHandler) OnOpen(*gws.Conn)             {}
+func (h wsHandler) OnPing(c *gws.Conn, p []byte) { _ = c.WritePong(p) }
+func (h wsHandler) OnPong(*gws.Conn, []byte)     {}
 func (h wsHandler) OnClose(_ *gws.Conn, err error) {
 	h.ws.mu.Lock()
 	h.ws.closeErr = err
@@ -343,4 +344,22 @@ func Eventually(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// StartNode runs a node assembled as `eddy serve` assembles it (broker,
+// functions store, admin API) from Config() changed by mutate. With
+// cfg.Redis set it is a cluster node.
+func StartNode(t testing.TB, mutate ...func(*config.Config)) *Server {
+	t.Helper()
+	cfg := Config()
+	cfg.DataDir = t.TempDir()
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	n, err := node.Build(cfg, Logger(t))
+	if err != nil {
+		t.Fatalf("build node: %v", err)
+	}
+	t.Cleanup(n.Close)
+	return StartWith(t, n.Options)
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/eddyrt/eddy/api"
+	"github.com/redis/rueidis"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,13 +14,7 @@ import (
 )
 
 // NodeInfo is what a node announces about itself.
-type NodeInfo struct {
-	ID            string `json:"id"`
-	Name          string `json:"name"`
-	Connections   int    `json:"connections"`
-	Subscriptions int    `json:"subscriptions"`
-	UptimeS       int64  `json:"uptime_s"`
-}
+type NodeInfo = api.NodeInfo
 
 // Announce records info in the node registry (on the first shard) for
 // Options.NodeTTL. Call it every few seconds; an empty ID is this node's.
@@ -138,4 +134,14 @@ func (n *notifier) run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// ControlClient returns the client of the first shard, where cluster-wide
+// state (node registry, functions) lives, and the key prefix to use there.
+func (b *Broker) ControlClient() (rueidis.Client, string, error) {
+	c, err := b.shards[0].client()
+	if err != nil {
+		return nil, "", unavailable("control", err)
+	}
+	return c, b.opts.Prefix, nil
 }

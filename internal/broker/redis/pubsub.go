@@ -146,6 +146,7 @@ func (s *shard) session(ctx context.Context) (wasReady bool, err error) {
 		chans = chans[n:]
 	}
 	s.ready.Store(true)
+	s.b.connects.Add(1)
 	s.b.log.Info("redis shard ready", "shard", s.name)
 	s.b.presence.kick() // members may be gone with a restarted Redis
 	for {

@@ -45,9 +45,10 @@ type Options struct {
 
 // Broker is the Redis broker. Make one with New; it is safe for concurrent use.
 type Broker struct {
-	opts   Options
-	log    *slog.Logger
-	shards []*shard
+	opts     Options
+	log      *slog.Logger
+	shards   []*shard
+	connects atomic.Uint64
 
 	chanPrefix string // prefix of the pub/sub channel of a Eddy channel
 	ctlChannel string // pub/sub channel of cluster notifications
@@ -174,6 +175,11 @@ func (b *Broker) handlerOf() broker.Handler {
 
 // NodeID is this node's id in the registry.
 func (b *Broker) NodeID() string { return b.opts.NodeID }
+
+// Connects counts how often a shard's pub/sub connection became ready. A
+// change after startup means deliveries may have been missed in between,
+// however short the outage, even if Ready never was seen false.
+func (b *Broker) Connects() uint64 { return b.connects.Load() }
 
 // Ready reports whether every shard has a live pub/sub connection with all
 // of this node's channels subscribed. It turns false when a shard is lost

@@ -1,0 +1,113 @@
+// Package node assembles a server's parts from its config: the broker
+// (memory or Redis), the functions engine and its store, and the admin API.
+// The CLI and the tests build nodes the same way through it.
+package node
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	redisbroker "github.com/eddyrt/eddy/internal/broker/redis"
+	"github.com/eddyrt/eddy/internal/config"
+	"github.com/eddyrt/eddy/internal/functions"
+	"github.com/eddyrt/eddy/internal/functions/adminapi"
+	"github.com/eddyrt/eddy/internal/functions/filestore"
+	"github.com/eddyrt/eddy/internal/functions/redisstore"
+	"github.com/eddyrt/eddy/internal/protocol"
+	"github.com/eddyrt/eddy/internal/server"
+)
+
+// Node is a server's assembled parts, not yet started.
+type Node struct {
+	Options server.Options
+	Engine  *functions.Engine
+	Redis   *redisbroker.Broker // nil with the memory broker
+}
+
+// RedisWait is how long Build waits for Redis to answer before giving up.
+var RedisWait = 15 * time.Second
+
+// Build assembles the parts cfg asks for. Close releases them.
+func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
+	reg := prometheus.NewRegistry()
+	n := &Node{Options: server.Options{Config: cfg, Logger: log, Registry: reg, ExtraHandlers: map[string]http.Handler{}}}
+	var store functions.Store
+	if len(cfg.Redis) > 0 {
+		rb, err := startRedis(cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		n.Redis = rb
+		n.Options.Broker, n.Options.NodeID = rb, rb.NodeID()
+		store = redisstore.New(rb)
+	} else {
+		fs, err := filestore.New(filepath.Join(cfg.DataDir, "functions"))
+		if err != nil {
+			return nil, fmt.Errorf("functions store in data_dir %s: %w", cfg.DataDir, err)
+		}
+		store = fs
+	}
+	engine, err := functions.New(store, functions.Options{
+		Logger:       log.With("component", "functions"),
+		Registerer:   reg,
+		ValidChannel: protocol.ValidateChannel,
+	})
+	if err != nil {
+		n.Close()
+		return nil, fmt.Errorf("load functions: %w", err)
+	}
+	n.Engine = engine
+	n.Options.Functions = functions.Pipeline{Engine: engine}
+	n.Options.AdminHandler = adminapi.NewHandler(engine)
+	if n.Redis != nil {
+		// A change made through any node is in force on every node for the
+		// next message: the store notifies, every node reloads.
+		n.Redis.OnNotify(func(topic string, _ []byte) {
+			if topic != redisstore.Topic {
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := engine.Reload(ctx); err != nil {
+				log.Warn("reload functions after a cluster change", "err", err)
+			}
+		})
+	}
+	return n, nil
+}
+
+// Close releases the engine. The broker is closed by the server's Shutdown.
+func (n *Node) Close() {
+	if n.Engine != nil {
+		_ = n.Engine.Close()
+	}
+}
+
+// startRedis connects the cluster broker and waits a while for Redis, so a
+// node that starts with Redis down says so instead of serving half-ready.
+func startRedis(cfg config.Config, log *slog.Logger) (*redisbroker.Broker, error) {
+	rb, err := redisbroker.New(redisbroker.Options{
+		Addrs:       cfg.Redis,
+		Logger:      log.With("component", "redis"),
+		PresenceTTL: cfg.PresenceTTL,
+		NodeTTL:     cfg.NodeTTL,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	deadline := time.Now().Add(RedisWait)
+	for !rb.Ready() {
+		if time.Now().After(deadline) {
+			_ = rb.Close()
+			return nil, fmt.Errorf("redis: %v not reachable after %s", cfg.Redis, RedisWait)
+		}
+		time.Sleep(50 * time.Millisecond) // polling a readiness flag; there is no event to await
+	}
+	return rb, nil
+}

@@ -1,0 +1,290 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eddyrt/eddy/client"
+	"github.com/eddyrt/eddy/internal/broker/redis/redistest"
+	"github.com/eddyrt/eddy/internal/config"
+	"github.com/eddyrt/eddy/internal/servertest"
+)
+
+// cluster starts n nodes sharing one real redis-server.
+func cluster(t *testing.T, n int, mutate ...func(*config.Config)) (*redistest.Server, []*servertest.Server) {
+	t.Helper()
+	rs := redistest.Start(t)
+	nodes := make([]*servertest.Server, n)
+	for i := range nodes {
+		nodes[i] = servertest.StartNode(t, append([]func(*config.Config){func(c *config.Config) {
+			c.Redis = []string{rs.URL()}
+			c.NodeName = fmt.Sprintf("node-%d", i)
+			c.PresenceTTL = 2 * time.Second
+			c.NodeTTL = 2 * time.Second
+			c.PublishRate = 100000
+			c.Namespaces["chat"] = config.ChannelOptions{HistorySize: 1000, Presence: true, JoinLeave: true}
+			c.Namespaces["feed"] = config.ChannelOptions{HistorySize: 1000}
+		}}, mutate...)...)
+	}
+	return rs, nodes
+}
+
+// TestClusterEveryMessageOnceInOrder: subscribers on every node, publishers
+// through every node's API and from clients on every node, concurrently.
+// Every subscriber gets every message exactly once, in offset order, and the
+// offsets are contiguous although three nodes numbered them.
+func TestClusterEveryMessageOnceInOrder(t *testing.T) {
+	_, nodes := cluster(t, 3)
+	const perPublisher = 40
+	var subs []*servertest.WS
+	for _, n := range nodes {
+		for j := 0; j < 2; j++ {
+			ws := servertest.Connect(t, n.WSURL, servertest.Token(t, "reader", nil, nil))
+			ws.Request(map[string]any{"type": "subscribe", "id": 1, "channel": "feed:all"})
+			subs = append(subs, ws)
+		}
+	}
+	var wg sync.WaitGroup
+	total := 0
+	for i, n := range nodes {
+		wg.Add(2)
+		total += 2 * perPublisher
+		go func() {
+			defer wg.Done()
+			for k := 0; k < perPublisher; k++ {
+				if _, err := n.API().Publish(context.Background(), "feed:all", "api", map[string]int{"node": i, "k": k}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			c, err := client.Dial(context.Background(), client.Config{URL: n.WSURL, Token: servertest.Token(t, fmt.Sprint("writer", i), nil, []string{"feed:*"})})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			for k := 0; k < perPublisher; k++ {
+				if _, err := c.Publish(context.Background(), "feed:all", "client", map[string]int{"node": i, "k": k}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for si, ws := range subs {
+		seen := map[string]bool{}
+		for off := 1; off <= total; off++ {
+			m := ws.Expect("message")
+			if int(m.Num("offset")) != off {
+				t.Fatalf("subscriber %d: got offset %v, want %d", si, m["offset"], off)
+			}
+			key := fmt.Sprint(m.Str("event"), m["data"])
+			if seen[key] {
+				t.Fatalf("subscriber %d: duplicate %s", si, key)
+			}
+			seen[key] = true
+		}
+	}
+}
+
+func TestClusterPresenceAndInfoFromEveryNode(t *testing.T) {
+	_, nodes := cluster(t, 3)
+	watcher := servertest.Connect(t, nodes[2].WSURL, servertest.Token(t, "watcher", nil, nil))
+	watcher.Request(map[string]any{"type": "subscribe", "id": 1, "channel": "chat:room"})
+	a := servertest.Connect(t, nodes[0].WSURL, servertest.Token(t, "alice", nil, nil))
+	a.Request(map[string]any{"type": "subscribe", "id": 1, "channel": "chat:room"})
+	b := servertest.Connect(t, nodes[1].WSURL, servertest.Token(t, "bob", nil, nil))
+	b.Request(map[string]any{"type": "subscribe", "id": 1, "channel": "chat:room"})
+	joined := map[string]bool{}
+	for len(joined) < 2 {
+		f := watcher.Expect("presence")
+		if f.Str("action") == "join" {
+			joined[f["member"].(map[string]any)["user"].(string)] = true
+		}
+	}
+	delete(joined, "watcher")
+	for _, n := range nodes {
+		p, err := n.API().Presence(context.Background(), "chat:room")
+		if err != nil {
+			t.Fatal(err)
+		}
+		users := map[string]bool{}
+		for _, m := range p.Members {
+			users[m.User] = true
+		}
+		if !users["alice"] || !users["bob"] || !users["watcher"] || len(p.Members) != 3 {
+			t.Fatalf("presence seen from a node: %+v", p.Members)
+		}
+	}
+	servertest.Eventually(t, "three live nodes in info", func() bool {
+		info, err := nodes[1].API().Info(context.Background())
+		return err == nil && len(info.Nodes) == 3
+	})
+	_ = a
+	_ = b
+}
+
+// TestClusterRecoverOnAnotherNode: a client cut off from node A reconnects
+// to node B with its last position and gets exactly what it missed.
+func TestClusterRecoverOnAnotherNode(t *testing.T) {
+	_, nodes := cluster(t, 2)
+	a := servertest.Connect(t, nodes[0].WSURL, servertest.Token(t, "mobile", nil, nil))
+	a.Request(map[string]any{"type": "subscribe", "id": 1, "channel": "feed:train"})
+	for i := 1; i <= 5; i++ {
+		if _, err := nodes[0].API().Publish(context.Background(), "feed:train", "e", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var last servertest.Frame
+	for i := 0; i < 5; i++ {
+		last = a.Expect("message")
+	}
+	_ = a.Conn.NetConn().Close() // the train enters a tunnel
+	for i := 6; i <= 9; i++ {
+		if _, err := nodes[1].API().Publish(context.Background(), "feed:train", "e", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := servertest.Connect(t, nodes[1].WSURL, servertest.Token(t, "mobile", nil, nil))
+	sub := b.Request(map[string]any{"type": "subscribe", "id": 1, "channel": "feed:train",
+		"since": map[string]any{"epoch": last.Str("epoch"), "offset": last.Num("offset")}})
+	if sub["recovered"] != true || sub.Num("offset") != 9 {
+		t.Fatalf("subscribe on node B: %v", sub)
+	}
+	for off := 6; off <= 9; off++ {
+		if m := b.Expect("message"); int(m.Num("offset")) != off {
+			t.Fatalf("recovered offset %v, want %d", m["offset"], off)
+		}
+	}
+	if _, err := nodes[0].API().Publish(context.Background(), "feed:train", "e", 10); err != nil {
+		t.Fatal(err)
+	}
+	if m := b.Expect("message"); m.Num("offset") != 10 {
+		t.Fatalf("live after recovery: %v", m)
+	}
+}
+
+// TestClusterFunctionDeployedOnOneNodeRunsOnAnother.
+func TestClusterFunctionDeployedOnOneNodeRunsOnAnother(t *testing.T) {
+	_, nodes := cluster(t, 3)
+	ctx := context.Background()
+	admin := nodes[0].API()
+	if err := admin.Do(ctx, http.MethodPut, "/api/v1/functions/shout", map[string]any{
+		"runtime": "js", "source": `function handle(m){ m.data = String(m.data).toUpperCase(); return m }`,
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Do(ctx, http.MethodPut, "/api/v1/associations", map[string]any{"pattern": "loud:*", "functions": []string{"shout"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	ws := servertest.Connect(t, nodes[2].WSURL, servertest.Token(t, "u", nil, nil))
+	ws.Request(map[string]any{"type": "subscribe", "id": 1, "channel": "loud:x"})
+	// The change is in force on node C as soon as its reload ran; publish
+	// until the first transformed message shows it (each publish is one
+	// offset, so the count of plain ones is bounded by the wait).
+	servertest.Eventually(t, "function applied on node C", func() bool {
+		if _, err := nodes[2].API().Publish(ctx, "loud:x", "e", "hello"); err != nil {
+			t.Fatal(err)
+		}
+		return ws.Expect("message")["data"] == "HELLO"
+	})
+}
+
+// TestClusterRedisRestart: Redis goes away mid-stream. Publishes fail with
+// 503 (never a silent loss), nodes report not ready, and come back by
+// themselves; the subscriber is told to reconnect and learns whether it
+// recovered. Every 200-acknowledged message published before the outage
+// was delivered.
+func TestClusterRedisRestart(t *testing.T) {
+	rs, nodes := cluster(t, 2)
+	ctx := context.Background()
+	var mu sync.Mutex
+	var got []int
+	recovered := make(chan bool, 10)
+	c, err := client.Dial(ctx, client.Config{
+		URL: nodes[1].WSURL, Token: servertest.Token(t, "sub", nil, nil),
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Subscribe(ctx, "feed:stream",
+		client.WithHandler(func(m *client.Message) {
+			var n int
+			fmt.Sscan(string(m.Data), &n)
+			mu.Lock()
+			got = append(got, n)
+			mu.Unlock()
+		}),
+		client.WithRecoverHandler(func(ok bool) { recovered <- ok })); err != nil {
+		t.Fatal(err)
+	}
+	acked := 0
+	for i := 1; i <= 50; i++ {
+		if _, err := nodes[0].API().Publish(ctx, "feed:stream", "e", i); err != nil {
+			t.Fatal(err)
+		}
+		acked = i
+	}
+	rs.Stop()
+	servertest.Eventually(t, "nodes not ready", func() bool { return status(nodes[0].Base+"/readyz") == 503 })
+	if _, err := nodes[0].API().Publish(ctx, "feed:stream", "e", 999); err == nil {
+		t.Fatal("publish acknowledged while Redis is down")
+	} else if !isStatus(err, 503) {
+		t.Fatalf("publish while Redis is down: %v, want 503", err)
+	}
+	rs.Restart()
+	servertest.Eventually(t, "nodes ready again", func() bool {
+		return status(nodes[0].Base+"/readyz") == 200 && status(nodes[1].Base+"/readyz") == 200
+	})
+	select {
+	case ok := <-recovered:
+		// Redis kept nothing on disk, so the stream's epoch changed.
+		if ok {
+			t.Fatal("recovered across a Redis restart that lost the stream")
+		}
+	case <-time.After(servertest.Timeout):
+		t.Fatal("subscriber was not told to resubscribe after the outage")
+	}
+	servertest.Eventually(t, "publishes accepted again", func() bool {
+		_, err := nodes[0].API().Publish(ctx, "feed:stream", "e", 1000)
+		return err == nil
+	})
+	servertest.Eventually(t, "live messages after the restart", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) > 0 && got[len(got)-1] == 1000
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	seen := map[int]bool{}
+	for _, n := range got {
+		seen[n] = true
+	}
+	for i := 1; i <= acked; i++ {
+		if !seen[i] {
+			t.Fatalf("acknowledged message %d never delivered (got %v)", i, got)
+		}
+	}
+	if seen[999] {
+		t.Fatal("a refused publish was delivered")
+	}
+}
+
+func status(url string) int {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
