@@ -107,15 +107,15 @@ type Client struct {
 
 	nextID atomic.Uint64
 
-	mu       sync.Mutex
-	socket   *gws.Conn
-	ready    chan struct{} // closed when the current connection is authenticated
-	connID   string
-	pending  map[uint64]chan frame
-	subs     map[string]*Subscription
-	lastErr  error
-	closed   bool
-	refresh  *time.Timer
+	mu      sync.Mutex
+	socket  *gws.Conn
+	ready   chan struct{} // closed when the current connection is authenticated
+	connID  string
+	pending map[uint64]chan frame
+	subs    map[string]*Subscription
+	lastErr error
+	closed  bool
+	refresh *time.Timer
 }
 
 // Dial connects and authenticates, then keeps the connection up until Close.
@@ -491,7 +491,7 @@ func (h *handler) OnClose(_ *gws.Conn, err error) {
 }
 
 func (h *handler) OnPing(socket *gws.Conn, payload []byte) { _ = socket.WritePong(payload) }
-func (h *handler) OnPong(*gws.Conn, []byte)                 {}
+func (h *handler) OnPong(*gws.Conn, []byte)                {}
 
 func (h *handler) OnMessage(_ *gws.Conn, msg *gws.Message) {
 	defer msg.Close()

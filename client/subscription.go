@@ -3,9 +3,9 @@ package client
 import (
 	"context"
 	"errors"
-	"time"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // Subscription is a channel subscription that lives across reconnects.
