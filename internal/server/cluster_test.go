@@ -16,6 +16,10 @@ import (
 
 // cluster starts n nodes sharing one real redis-server.
 func cluster(t *testing.T, n int, mutate ...func(*config.Config)) (*redistest.Server, []*servertest.Server) {
+	return clusterB(t, n, mutate...)
+}
+
+func clusterB(t testing.TB, n int, mutate ...func(*config.Config)) (*redistest.Server, []*servertest.Server) {
 	t.Helper()
 	rs := redistest.Start(t)
 	nodes := make([]*servertest.Server, n)
