@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/eddyrt/eddy/api"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -20,23 +21,10 @@ import (
 )
 
 // Message is one message received on a channel.
-type Message struct {
-	Channel string          `json:"channel"`
-	Event   string          `json:"event"`
-	Data    json.RawMessage `json:"data"`
-	ID      string          `json:"id"`
-	TS      int64           `json:"ts"`
-	Offset  uint64          `json:"offset"`
-	Epoch   string          `json:"epoch"`
-	User    string          `json:"user,omitempty"`
-}
+type Message = api.Message
 
 // Member is one connection present in a channel.
-type Member struct {
-	User string          `json:"user"`
-	Conn string          `json:"conn"`
-	Info json.RawMessage `json:"info,omitempty"`
-}
+type Member = api.Member
 
 // PresenceEvent is a join or leave.
 type PresenceEvent struct {

@@ -56,6 +56,15 @@ func (t target) api() (*api.Client, error) {
 	return api.NewClient(t.base, t.apiKey), nil
 }
 
+// apiFor returns an API client for the server the globals point at.
+func apiFor(g *globals) (*api.Client, error) {
+	t, err := resolveTarget(g)
+	if err != nil {
+		return nil, err
+	}
+	return t.api()
+}
+
 func wsURL(base string) string {
 	switch {
 	case strings.HasPrefix(base, "https://"):
@@ -80,11 +89,7 @@ func newPublishCmd(g *globals) *cobra.Command {
   echo '{"text":"hi"}' | eddy publish chat:lobby new-post -`,
 		Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			t, err := resolveTarget(g)
-			if err != nil {
-				return err
-			}
-			c, err := t.api()
+			c, err := apiFor(g)
 			if err != nil {
 				return err
 			}
@@ -180,11 +185,7 @@ func newHistoryCmd(g *globals) *cobra.Command {
 		Short: "Print a channel's kept messages, one JSON line each",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			t, err := resolveTarget(g)
-			if err != nil {
-				return err
-			}
-			c, err := t.api()
+			c, err := apiFor(g)
 			if err != nil {
 				return err
 			}
@@ -213,11 +214,7 @@ func newPresenceCmd(g *globals) *cobra.Command {
 		Short: "List the members of a presence channel",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			t, err := resolveTarget(g)
-			if err != nil {
-				return err
-			}
-			c, err := t.api()
+			c, err := apiFor(g)
 			if err != nil {
 				return err
 			}
@@ -241,11 +238,7 @@ func newInfoCmd(g *globals) *cobra.Command {
 		Short: "List the live nodes of the server or cluster",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			t, err := resolveTarget(g)
-			if err != nil {
-				return err
-			}
-			c, err := t.api()
+			c, err := apiFor(g)
 			if err != nil {
 				return err
 			}

@@ -31,6 +31,7 @@ func adminClient(g *globals) (*api.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The admin key, when set, guards functions; else the API key does.
 	if k := os.Getenv("EDDY_ADMIN_KEY"); k != "" {
 		c.APIKey = k
 	} else if t.adminKey != "" {

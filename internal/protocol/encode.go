@@ -2,29 +2,17 @@ package protocol
 
 import (
 	"encoding/json"
+	"github.com/eddyrt/eddy/api"
 	"strconv"
 	"unicode/utf8"
 )
 
 // Message is one published message, as stored, sent between nodes and
-// delivered to subscribers.
-type Message struct {
-	Channel string          `json:"channel"`
-	Event   string          `json:"event"`
-	Data    json.RawMessage `json:"data"`
-	ID      string          `json:"id"`
-	TS      int64           `json:"ts"`
-	Offset  uint64          `json:"offset"`
-	Epoch   string          `json:"epoch"`
-	User    string          `json:"user,omitempty"`
-}
+// delivered to subscribers. It is the public API's shape, on purpose.
+type Message = api.Message
 
 // Member is one connection present in a presence channel.
-type Member struct {
-	User string          `json:"user"`
-	Conn string          `json:"conn"`
-	Info json.RawMessage `json:"info,omitempty"`
-}
+type Member = api.Member
 
 // AppendMessage appends m as a "message" frame. It is the fan-out hot path:
 // the result is computed once per publish and shared by every subscriber, so

@@ -165,7 +165,7 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 	}
 	out := api.HistoryResponse{Channel: channel, Epoch: pos.Epoch, Offset: pos.Offset, Messages: make([]api.Message, 0, len(msgs))}
 	for _, m := range msgs {
-		out.Messages = append(out.Messages, api.Message(*m))
+		out.Messages = append(out.Messages, *m)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -181,10 +181,10 @@ func (s *Server) handlePresence(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	out := api.PresenceResponse{Channel: channel, Members: make([]api.Member, 0, len(members))}
-	for _, m := range members {
-		out.Members = append(out.Members, api.Member(m))
+	if members == nil {
+		members = []api.Member{}
 	}
+	out := api.PresenceResponse{Channel: channel, Members: members}
 	writeJSON(w, http.StatusOK, out)
 }
 
