@@ -185,6 +185,9 @@ func newHistoryCmd(g *globals) *cobra.Command {
 		Short: "Print a channel's kept messages, one JSON line each",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if limit < 0 {
+				return fmt.Errorf("--limit must be 0 (all kept) or more, got %d", limit)
+			}
 			c, err := apiFor(g)
 			if err != nil {
 				return err

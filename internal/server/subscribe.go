@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -12,24 +13,45 @@ import (
 	"github.com/eddyrt/eddy/internal/protocol"
 )
 
+// maxEpochLen bounds the epoch a client may send in since; real epochs
+// are short (the memory broker's are 8 characters).
+const maxEpochLen = 64
+
 // subscription is one connection's subscription to one channel: the hub's
 // Subscriber. While it catches up (history replay on subscribe), live
-// messages wait in pending and are merged by offset afterwards, so the
-// client sees no gap and no duplicate.
+// messages and presence frames wait in pending and are merged by offset
+// afterwards, so the client sees no gap and no duplicate.
 type subscription struct {
 	c       *conn
 	channel string
 	opts    config.ChannelOptions
+	id      *auth.Identity // as at subscribe: presence shows this member
 
 	mu           sync.Mutex
 	catchingUp   bool
-	pending      []pendingMessage
+	pending      []pendingFrame
 	pendingBytes int
 	epoch        string
 	last         uint64 // offset of the newest message queued to the client
+	state        subState
 }
 
-type pendingMessage struct {
+// subState is where a subscription is in its life. A leave that comes
+// while the subscribe is still being handled (the connection closed under
+// it) is only noted; the subscribe undoes itself when it finishes, so a
+// closing connection never leaves a subscription or a presence member behind.
+type subState uint8
+
+const (
+	subJoining subState = iota
+	subJoiningLeft
+	subActive
+	subLeft
+)
+
+// pendingFrame is a live message (m set) or a presence frame (m nil)
+// that arrived during catch-up.
+type pendingFrame struct {
 	m     *protocol.Message
 	frame []byte
 }
@@ -38,17 +60,27 @@ type pendingMessage struct {
 func (sub *subscription) Deliver(m *protocol.Message, frame []byte) {
 	sub.mu.Lock()
 	if sub.catchingUp {
-		sub.pending = append(sub.pending, pendingMessage{m, frame})
-		sub.pendingBytes += len(frame)
-		over := sub.pendingBytes > sub.c.s.cfg.MaxQueueBytes
-		sub.mu.Unlock()
-		if over {
-			go sub.c.closeWith(protocol.CloseSlowConsumer, "slow consumer", false)
-		}
+		sub.holdLocked(pendingFrame{m, frame})
 		return
 	}
 	sub.deliverLocked(m, frame)
 	sub.mu.Unlock()
+}
+
+// holdLocked keeps p until the catch-up is over and releases sub.mu; a
+// subscription that holds more than the outgoing queue may is a slow consumer.
+func (sub *subscription) holdLocked(p pendingFrame) {
+	size := len(p.frame)
+	if size == 0 && p.m != nil {
+		size = len(p.m.Data) + 128
+	}
+	sub.pending = append(sub.pending, p)
+	sub.pendingBytes += size
+	over := sub.pendingBytes > sub.c.s.cfg.MaxQueueBytes
+	sub.mu.Unlock()
+	if over {
+		go sub.c.closeWith(protocol.CloseSlowConsumer, "slow consumer", false)
+	}
 }
 
 // deliverLocked queues one message unless the client already has it; sub.mu held.
@@ -65,29 +97,55 @@ func (sub *subscription) deliverLocked(m *protocol.Message, frame []byte) {
 	_ = sub.c.out.Enqueue(frame)
 }
 
-// DeliverPresence implements hub.Subscriber.
-func (sub *subscription) DeliverPresence(frame []byte) { _ = sub.c.out.Enqueue(frame) }
+// DeliverPresence implements hub.Subscriber; the presence fan-out calls it
+// too, with a window's events in one frame.
+func (sub *subscription) DeliverPresence(frame []byte) {
+	sub.mu.Lock()
+	if sub.catchingUp {
+		sub.holdLocked(pendingFrame{frame: frame})
+		return
+	}
+	sub.mu.Unlock()
+	_ = sub.c.out.Enqueue(frame)
+}
 
 // finishCatchUp queues the replayed messages, then what arrived meanwhile,
-// and switches the subscription to live delivery.
+// and switches the subscription to live delivery. pos is the channel's
+// position read after the subscription was registered: everything up to
+// it is in replay (or was not asked for), everything after it is pending
+// or still to come.
 func (sub *subscription) finishCatchUp(pos protocol.Position, replay []*protocol.Message) {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
 	sub.epoch, sub.last = pos.Epoch, 0
-	if len(replay) == 0 {
-		sub.last = pos.Offset
-	}
 	for _, m := range replay {
 		sub.deliverLocked(m, nil)
 	}
-	if len(replay) > 0 && sub.last < pos.Offset {
+	if sub.epoch == pos.Epoch && sub.last < pos.Offset {
 		sub.last = pos.Offset
 	}
 	for _, p := range sub.pending {
+		if p.m == nil {
+			_ = sub.c.out.Enqueue(p.frame)
+			continue
+		}
 		sub.deliverLocked(p.m, p.frame)
 	}
 	sub.pending, sub.pendingBytes = nil, 0
 	sub.catchingUp = false
+}
+
+// validSince reports what is wrong with a since position, or nil.
+func validSince(since *protocol.Position) *protocol.Error {
+	switch {
+	case since == nil:
+		return nil
+	case since.Epoch == "":
+		return protocol.Errorf(protocol.CodeBadRequest, "since needs the epoch of the stream it came from")
+	case len(since.Epoch) > maxEpochLen:
+		return protocol.Errorf(protocol.CodeBadRequest, "since.epoch is longer than %d characters", maxEpochLen)
+	}
+	return nil
 }
 
 func (c *conn) handleSubscribe(ctx context.Context, f *protocol.ClientFrame, id *auth.Identity) {
@@ -95,11 +153,11 @@ func (c *conn) handleSubscribe(ctx context.Context, f *protocol.ClientFrame, id 
 		c.sendError(f.ID, protocol.Errorf(protocol.CodeForbidden, "subscribe to %q is not allowed by the token", f.Channel))
 		return
 	}
-	if f.Since != nil && f.Since.Epoch == "" {
-		c.sendError(f.ID, protocol.Errorf(protocol.CodeBadRequest, "since needs the epoch of the stream it came from"))
+	if err := validSince(f.Since); err != nil {
+		c.sendError(f.ID, err)
 		return
 	}
-	sub := &subscription{c: c, channel: f.Channel, opts: c.s.cfg.ChannelOptionsFor(f.Channel), catchingUp: true}
+	sub := &subscription{c: c, channel: f.Channel, opts: c.s.cfg.ChannelOptionsFor(f.Channel), id: id, catchingUp: true}
 	c.mu.Lock()
 	switch {
 	case c.subs == nil:
@@ -117,28 +175,67 @@ func (c *conn) handleSubscribe(ctx context.Context, f *protocol.ClientFrame, id 
 	c.subs[f.Channel] = sub
 	c.mu.Unlock()
 
-	reply, replay, err := c.s.join(ctx, sub, f.Since, id)
+	reply, replay, err := c.s.join(ctx, sub, f.Since)
 	if err != nil {
 		c.mu.Lock()
 		if c.subs != nil && c.subs[f.Channel] == sub {
 			delete(c.subs, f.Channel)
 		}
 		c.mu.Unlock()
+		sub.mu.Lock()
+		sub.state = subLeft
+		sub.mu.Unlock()
 		c.sendError(f.ID, protocol.AsError(err))
 		return
 	}
 	reply.ID = f.ID
-	c.send(reply.Encode())
+	c.send(reply.encode())
 	sub.finishCatchUp(protocol.Position{Epoch: reply.Epoch, Offset: reply.Offset}, replay)
-	c.s.announce(ctx, sub, protocol.ActionJoin, id)
+	c.s.announce(ctx, sub, protocol.ActionJoin)
+
+	sub.mu.Lock()
+	left := sub.state == subJoiningLeft
+	sub.state = subActive
+	sub.mu.Unlock()
+	if left {
+		c.s.leave(ctx, sub) // the connection closed while we joined
+	}
+}
+
+// subscribedReply is the subscribed frame; members_total is there in
+// presence channels, where members may be cut to maxSubscribedMembers.
+type subscribedReply struct {
+	protocol.Subscribed
+	MembersTotal *int `json:"members_total,omitempty"`
+}
+
+func (r subscribedReply) encode() []byte {
+	r.Type = protocol.TypeSubscribed
+	b, err := json.Marshal(r)
+	if err != nil {
+		panic(err) // plain data; cannot fail
+	}
+	return b
 }
 
 // join registers sub with the hub and reads what the client needs to catch
 // up: the channel's position, and the missed messages when since is given.
-func (s *Server) join(ctx context.Context, sub *subscription, since *protocol.Position, id *auth.Identity) (protocol.Subscribed, []*protocol.Message, error) {
-	reply := protocol.Subscribed{Channel: sub.channel}
+// The subscription is registered before the position is read, so every
+// message after the position reaches it live.
+func (s *Server) join(ctx context.Context, sub *subscription, since *protocol.Position) (subscribedReply, []*protocol.Message, error) {
+	reply := subscribedReply{Subscribed: protocol.Subscribed{Channel: sub.channel}}
 	if err := s.hub.Subscribe(ctx, sub.channel, sub); err != nil {
 		return reply, nil, unavailable(err)
+	}
+	joinLeave := sub.opts.Presence && sub.opts.JoinLeave && s.presence != nil
+	if joinLeave {
+		s.presenceOut.add(sub)
+	}
+	undo := func() {
+		if joinLeave {
+			s.presenceOut.remove(sub)
+		}
+		_ = s.hub.Unsubscribe(ctx, sub.channel, sub)
 	}
 	q := broker.HistoryQuery{Limit: -1, Options: brokerOptions(sub.opts)}
 	if since != nil {
@@ -151,7 +248,7 @@ func (s *Server) join(ctx context.Context, sub *subscription, since *protocol.Po
 		reply.Recovered = &recovered
 		replay = nil
 	case err != nil:
-		_ = s.hub.Unsubscribe(ctx, sub.channel, sub)
+		undo()
 		return reply, nil, unavailable(err)
 	case since != nil:
 		recovered := true
@@ -159,33 +256,50 @@ func (s *Server) join(ctx context.Context, sub *subscription, since *protocol.Po
 	}
 	reply.Epoch, reply.Offset = pos.Epoch, pos.Offset
 	if sub.opts.Presence && s.presence != nil {
-		member := protocol.Member{User: id.User, Conn: sub.c.id, Info: id.Info}
+		member := protocol.Member{User: sub.id.User, Conn: sub.c.id, Info: sub.id.Info}
 		if err := s.presence.AddMember(ctx, sub.channel, member); err != nil {
-			_ = s.hub.Unsubscribe(ctx, sub.channel, sub)
+			undo()
 			return reply, nil, unavailable(err)
 		}
-		members, err := s.presence.Members(ctx, sub.channel)
+		members, total, err := s.someMembers(ctx, sub.channel, maxSubscribedMembers)
 		if err != nil {
 			s.log.Warn("presence members", "channel", sub.channel, "err", err)
 		}
-		reply.Members = members
+		reply.Members, reply.MembersTotal = members, &total
 	}
 	return reply, replay, nil
 }
 
 // announce publishes a join or leave in channels that broadcast them.
-func (s *Server) announce(ctx context.Context, sub *subscription, action string, id *auth.Identity) {
-	if !sub.opts.Presence || !sub.opts.JoinLeave {
+func (s *Server) announce(ctx context.Context, sub *subscription, action string) {
+	if !sub.opts.Presence || !sub.opts.JoinLeave || s.presence == nil {
 		return
 	}
-	ev := &protocol.PresenceEvent{Channel: sub.channel, Action: action, Member: protocol.Member{User: id.User, Conn: sub.c.id, Info: id.Info}}
+	ev := &protocol.PresenceEvent{Channel: sub.channel, Action: action, Member: protocol.Member{User: sub.id.User, Conn: sub.c.id, Info: sub.id.Info}}
 	if err := s.broker.PublishPresence(ctx, ev); err != nil {
 		s.log.Warn("presence event", "channel", sub.channel, "action", action, "err", err)
 	}
 }
 
-// leave ends sub: the hub forgets it and presence says goodbye.
+// leave ends sub: the hub forgets it and presence says goodbye. It is safe
+// to call more than once and while the subscribe is still being handled.
 func (s *Server) leave(ctx context.Context, sub *subscription) {
+	sub.mu.Lock()
+	switch sub.state {
+	case subJoining:
+		sub.state = subJoiningLeft
+		sub.mu.Unlock()
+		return
+	case subJoiningLeft, subLeft:
+		sub.mu.Unlock()
+		return
+	}
+	sub.state = subLeft
+	sub.mu.Unlock()
+
+	if sub.opts.Presence && sub.opts.JoinLeave && s.presence != nil {
+		s.presenceOut.remove(sub)
+	}
 	if err := s.hub.Unsubscribe(ctx, sub.channel, sub); err != nil {
 		s.log.Warn("unsubscribe", "channel", sub.channel, "err", err)
 	}
@@ -195,24 +309,7 @@ func (s *Server) leave(ctx context.Context, sub *subscription) {
 	if err := s.presence.RemoveMember(ctx, sub.channel, sub.c.id); err != nil {
 		s.log.Warn("presence remove", "channel", sub.channel, "err", err)
 	}
-	sub.c.mu.Lock()
-	id := sub.c.identity
-	sub.c.mu.Unlock()
-	if id != nil {
-		s.announce(ctx, sub, protocol.ActionLeave, id)
-	}
-}
-
-// members lists a channel's presence.
-func (s *Server) members(ctx context.Context, channel string) ([]protocol.Member, error) {
-	if !s.cfg.ChannelOptionsFor(channel).Presence || s.presence == nil {
-		return nil, protocol.Errorf(protocol.CodeBadRequest, "channel %q has no presence; enable presence for its namespace", channel)
-	}
-	m, err := s.presence.Members(ctx, channel)
-	if err != nil {
-		return nil, unavailable(err)
-	}
-	return m, nil
+	s.announce(ctx, sub, protocol.ActionLeave)
 }
 
 func brokerOptions(o config.ChannelOptions) broker.ChannelOptions {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -38,6 +39,9 @@ type Server struct {
 	Base   string // http://127.0.0.1:port
 	WSURL  string // ws://127.0.0.1:port/ws
 	t      testing.TB
+	// http is this server's own pool: a server restarted on the same port
+	// must not get requests on connections the previous one closed.
+	http *http.Client
 }
 
 // Config returns a test configuration listening on a free loopback port.
@@ -88,19 +92,24 @@ func StartWith(t testing.TB, opts server.Options) *Server {
 	if err := srv.Start(context.Background()); err != nil {
 		t.Fatalf("start server: %v", err)
 	}
-	s := &Server{Server: srv, Config: opts.Config, t: t}
+	s := &Server{Server: srv, Config: opts.Config, t: t, http: &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}}
 	s.Base = "http://" + srv.Addr().String()
 	s.WSURL = "ws://" + srv.Addr().String() + "/ws"
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
+		s.http.CloseIdleConnections()
 	})
 	return s
 }
 
 // API returns an API client for the server.
-func (s *Server) API() *api.Client { return api.NewClient(s.APIBase(), APIKey) }
+func (s *Server) API() *api.Client {
+	c := api.NewClient(s.APIBase(), APIKey)
+	c.HTTP = s.http
+	return c
+}
 
 // APIBase is the base URL of the API listener.
 func (s *Server) APIBase() string { return "http://" + s.APIAddr().String() }

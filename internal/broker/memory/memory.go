@@ -1,6 +1,14 @@
 // Package memory is the embedded single-node broker: channel streams,
 // history and presence live in this process and are lost when it stops,
 // which a fresh epoch tells recovering clients.
+//
+// What grows without a janitor: every channel ever published to keeps its
+// offset counter (a few dozen bytes) for the life of the process, since
+// offsets must never restart within an epoch. Kept messages past
+// history_ttl are dropped when the channel is next published to or read,
+// not on a timer, so a channel that went quiet holds its last
+// history_size messages until then. Presence entries go when their
+// connection leaves.
 package memory
 
 import (
@@ -31,14 +39,6 @@ type shard struct {
 	mu       sync.Mutex
 	streams  map[string]*stream
 	presence map[string]map[string]protocol.Member // channel -> conn -> member
-}
-
-// stream is one channel's numbering and its kept history, a ring buffer.
-type stream struct {
-	top   uint64
-	ring  []*protocol.Message
-	first int // index of the oldest kept message in ring
-	n     int // kept messages
 }
 
 var (
@@ -90,7 +90,11 @@ func (b *Broker) Publish(_ context.Context, m *protocol.Message, opts broker.Cha
 	m.Offset = st.top
 	m.Epoch = b.epoch
 	if opts.HistorySize > 0 {
-		st.keep(m, opts.HistorySize)
+		now := b.now()
+		if opts.HistoryTTL > 0 {
+			st.expire(now.Add(-opts.HistoryTTL))
+		}
+		st.keep(m, now, opts.HistorySize)
 	} else if st.n > 0 {
 		st.ring, st.first, st.n = nil, 0, 0 // history was switched off
 	}
@@ -100,36 +104,64 @@ func (b *Broker) Publish(_ context.Context, m *protocol.Message, opts broker.Cha
 	return protocol.Position{Epoch: b.epoch, Offset: st.top}, nil
 }
 
-func (st *stream) keep(m *protocol.Message, size int) {
-	if len(st.ring) != size {
+// stream is one channel's numbering and its kept history, a ring buffer.
+// The kept messages always have consecutive offsets ending at top: every
+// publish appends one (or clears the ring when history is off) and
+// expiry and overwriting drop only the oldest.
+type stream struct {
+	top   uint64
+	ring  []entry
+	first int // index of the oldest kept message in ring
+	n     int // kept messages
+}
+
+// entry is one kept message and when the broker kept it (the TTL's clock).
+type entry struct {
+	m  *protocol.Message
+	at time.Time
+}
+
+func (st *stream) entry(i int) *entry { return &st.ring[(st.first+i)%len(st.ring)] }
+
+// keep appends m to the history of at most size messages. The ring grows
+// as messages come, so a channel with a long history_size and few messages
+// does not hold a full-size ring.
+func (st *stream) keep(m *protocol.Message, at time.Time, size int) {
+	switch {
+	case len(st.ring) > size: // the history got shorter
 		st.resize(size)
+	case st.n == len(st.ring) && st.n < size:
+		st.resize(min(size, max(8, 2*len(st.ring))))
 	}
-	if st.n < size {
-		st.ring[(st.first+st.n)%size] = m
+	if st.n < len(st.ring) {
+		*st.entry(st.n) = entry{m, at}
 		st.n++
 		return
 	}
-	st.ring[st.first] = m
-	st.first = (st.first + 1) % size
+	st.ring[st.first] = entry{m, at}
+	st.first = (st.first + 1) % len(st.ring)
 }
 
 func (st *stream) resize(size int) {
-	kept := st.messages()
-	if len(kept) > size {
-		kept = kept[len(kept)-size:]
+	keep := min(st.n, size)
+	ring := make([]entry, size)
+	for i := 0; i < keep; i++ {
+		ring[i] = *st.entry(st.n - keep + i)
 	}
-	st.ring = make([]*protocol.Message, size)
-	copy(st.ring, kept)
-	st.first, st.n = 0, len(kept)
+	st.ring, st.first, st.n = ring, 0, keep
 }
 
-// messages returns the kept messages, oldest first.
-func (st *stream) messages() []*protocol.Message {
-	out := make([]*protocol.Message, 0, st.n)
-	for i := 0; i < st.n; i++ {
-		out = append(out, st.ring[(st.first+i)%len(st.ring)])
+// expire drops the kept messages older than cutoff; when none is left the
+// ring itself is released, so an idle channel holds only its counter.
+func (st *stream) expire(cutoff time.Time) {
+	for st.n > 0 && st.entry(0).at.Before(cutoff) {
+		*st.entry(0) = entry{}
+		st.first = (st.first + 1) % len(st.ring)
+		st.n--
 	}
-	return out
+	if st.n == 0 && st.ring != nil {
+		st.ring, st.first = nil, 0
+	}
 }
 
 // Subscribe is a no-op: one node receives every channel.
@@ -138,52 +170,52 @@ func (b *Broker) Subscribe(context.Context, string) error { return nil }
 // Unsubscribe is a no-op: one node receives every channel.
 func (b *Broker) Unsubscribe(context.Context, string) error { return nil }
 
-// History implements broker.Broker.
+// History implements broker.Broker. It copies only the messages it
+// returns, so asking for the position alone (Limit < 0) costs nothing
+// however long the history is.
 func (b *Broker) History(_ context.Context, channel string, q broker.HistoryQuery) ([]*protocol.Message, protocol.Position, error) {
-	since, limit, ttl := q.Since, q.Limit, q.Options.HistoryTTL
+	since, limit := q.Since, q.Limit
 	s := b.shard(channel)
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	var top uint64
-	var kept []*protocol.Message
-	if st := s.streams[channel]; st != nil {
-		top = st.top
-		kept = st.messages()
+	kept := 0
+	st := s.streams[channel]
+	if st != nil {
+		if q.Options.HistoryTTL > 0 {
+			st.expire(b.now().Add(-q.Options.HistoryTTL))
+		}
+		top, kept = st.top, st.n
 	}
-	s.mu.Unlock()
 	pos := protocol.Position{Epoch: b.epoch, Offset: top}
-	if ttl > 0 {
-		cutoff := b.now().Add(-ttl).UnixMilli()
-		i := sort.Search(len(kept), func(i int) bool { return kept[i].TS >= cutoff })
-		kept = kept[i:]
-	}
-	if limit < 0 && since == nil {
-		return nil, pos, nil
-	}
+	oldest := top - uint64(kept) + 1 // offset of the oldest kept message (top+1 when none)
+	lo, hi := 0, kept                // the range of kept messages to return
 	if since != nil {
-		if since.Epoch != b.epoch || since.Offset > top {
+		// A position past the top cannot come from this stream: the
+		// client must start over, exactly as after an epoch change.
+		if since.Epoch != b.epoch || since.Offset > top || since.Offset+1 < oldest {
 			return nil, pos, broker.ErrGap
 		}
-		if since.Offset < top {
-			// Everything after since must still be kept: the oldest kept
-			// message must be since+1 or older.
-			if len(kept) == 0 || kept[0].Offset > since.Offset+1 {
-				return nil, pos, broker.ErrGap
-			}
-		}
-		i := sort.Search(len(kept), func(i int) bool { return kept[i].Offset > since.Offset })
-		kept = kept[i:]
+		lo = int(since.Offset + 1 - oldest)
 	}
 	if limit < 0 {
 		return nil, pos, nil
 	}
-	if limit > 0 && len(kept) > limit {
+	if limit > 0 && hi-lo > limit {
 		if since != nil {
-			kept = kept[:limit]
+			hi = lo + limit
 		} else {
-			kept = kept[len(kept)-limit:]
+			lo = hi - limit
 		}
 	}
-	return kept, pos, nil
+	if lo == hi {
+		return nil, pos, nil
+	}
+	out := make([]*protocol.Message, 0, hi-lo)
+	for i := lo; i < hi; i++ {
+		out = append(out, st.entry(i).m)
+	}
+	return out, pos, nil
 }
 
 // PublishPresence hands ev to the handler.
@@ -233,6 +265,26 @@ func (b *Broker) Members(_ context.Context, channel string) ([]protocol.Member, 
 	s.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Conn < out[j].Conn })
 	return out, nil
+}
+
+// MembersUpTo returns at most max members of channel (which ones is
+// unspecified when there are more, ordered by connection id) and how many
+// there are, without copying or sorting the whole set.
+func (b *Broker) MembersUpTo(_ context.Context, channel string, max int) ([]protocol.Member, int, error) {
+	s := b.shard(channel)
+	s.mu.Lock()
+	members := s.presence[channel]
+	total := len(members)
+	out := make([]protocol.Member, 0, min(total, max))
+	for _, m := range members {
+		if len(out) == max {
+			break
+		}
+		out = append(out, m)
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Conn < out[j].Conn })
+	return out, total, nil
 }
 
 // Close implements broker.Broker.

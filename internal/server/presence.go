@@ -1,0 +1,206 @@
+package server
+
+import (
+	"context"
+	"hash/maphash"
+	"sync"
+	"time"
+
+	"github.com/eddyrt/eddy/internal/protocol"
+)
+
+// Presence cost is kept flat as a channel grows:
+//
+//   - join and leave events of one channel gather for presenceWindow and
+//     then leave as one WebSocket message per subscriber (the events joined
+//     by newlines, which the protocol's batching allows), encoded once and
+//     shared: one enqueue per subscriber per window instead of one per event;
+//   - a joiner's subscribed reply lists at most maxSubscribedMembers members
+//     plus members_total, so joining a 10,000-member channel does not
+//     encode 10,000 members; the presence request and the HTTP API still
+//     return everyone.
+const (
+	presenceWindow        = 50 * time.Millisecond
+	maxSubscribedMembers  = 1000
+	maxPresenceFrameBytes = 256 << 10 // a window's events beyond this leave in further messages
+)
+
+// brokerHandler is what the broker delivers to: messages go straight to
+// the hub, presence events through the coalescing fan-out.
+type brokerHandler struct{ s *Server }
+
+func (h brokerHandler) HandleMessage(m *protocol.Message) { h.s.hub.HandleMessage(m) }
+
+func (h brokerHandler) HandlePresence(ev *protocol.PresenceEvent) { h.s.presenceOut.publish(ev) }
+
+// presenceFanout holds, per channel with join_leave on, the local
+// subscriptions that get its events and the events of the current window.
+type presenceFanout struct {
+	window time.Duration
+	seed   maphash.Seed
+	shards [32]presenceShard
+}
+
+type presenceShard struct {
+	mu       sync.Mutex
+	channels map[string]*presenceChannel
+}
+
+type presenceChannel struct {
+	name string
+	// flushing serialises this channel's deliveries, so windows arrive in order.
+	flushing sync.Mutex
+
+	mu      sync.Mutex
+	subs    map[*subscription]struct{}
+	pending [][]byte // encoded events of the open window
+	armed   bool     // a flush is scheduled
+	scratch []*subscription
+}
+
+func newPresenceFanout(window time.Duration) *presenceFanout {
+	f := &presenceFanout{window: window, seed: maphash.MakeSeed()}
+	for i := range f.shards {
+		f.shards[i].channels = make(map[string]*presenceChannel)
+	}
+	return f
+}
+
+func (f *presenceFanout) shard(channel string) *presenceShard {
+	return &f.shards[maphash.String(f.seed, channel)%uint64(len(f.shards))]
+}
+
+// add makes sub receive channel's join and leave events.
+func (f *presenceFanout) add(sub *subscription) {
+	sh := f.shard(sub.channel)
+	sh.mu.Lock()
+	ch := sh.channels[sub.channel]
+	if ch == nil {
+		ch = &presenceChannel{name: sub.channel, subs: make(map[*subscription]struct{})}
+		sh.channels[sub.channel] = ch
+	}
+	ch.mu.Lock()
+	ch.subs[sub] = struct{}{}
+	ch.mu.Unlock()
+	sh.mu.Unlock()
+}
+
+// remove stops sub's events; the last one forgets the channel (a flush
+// already scheduled then delivers to nobody).
+func (f *presenceFanout) remove(sub *subscription) {
+	sh := f.shard(sub.channel)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	ch := sh.channels[sub.channel]
+	if ch == nil {
+		return
+	}
+	ch.mu.Lock()
+	delete(ch.subs, sub)
+	empty := len(ch.subs) == 0
+	ch.mu.Unlock()
+	if empty {
+		delete(sh.channels, sub.channel)
+	}
+}
+
+// publish adds ev to its channel's window, opening one if none is open.
+// Events of channels without local listeners are dropped.
+func (f *presenceFanout) publish(ev *protocol.PresenceEvent) {
+	sh := f.shard(ev.Channel)
+	sh.mu.Lock()
+	ch := sh.channels[ev.Channel]
+	sh.mu.Unlock()
+	if ch == nil {
+		return
+	}
+	frame := ev.Encode()
+	ch.mu.Lock()
+	ch.pending = append(ch.pending, frame)
+	schedule := !ch.armed
+	ch.armed = true
+	ch.mu.Unlock()
+	if schedule {
+		time.AfterFunc(f.window, func() { ch.flush() })
+	}
+}
+
+// flush sends the window's events to every subscriber as shared messages.
+func (ch *presenceChannel) flush() {
+	ch.flushing.Lock()
+	defer ch.flushing.Unlock()
+	ch.mu.Lock()
+	events := ch.pending
+	ch.pending = nil
+	ch.armed = false
+	subs := ch.scratch[:0]
+	for s := range ch.subs {
+		subs = append(subs, s)
+	}
+	ch.scratch = nil
+	ch.mu.Unlock()
+
+	for len(events) > 0 {
+		var frame []byte
+		frame, events = joinFrames(events, maxPresenceFrameBytes)
+		for _, s := range subs {
+			s.DeliverPresence(frame)
+		}
+	}
+	clear(subs)
+	ch.mu.Lock()
+	ch.scratch = subs[:0]
+	ch.mu.Unlock()
+}
+
+// joinFrames joins frames with newlines up to about limit bytes (at least
+// one frame) and returns the rest.
+func joinFrames(frames [][]byte, limit int) (joined []byte, rest [][]byte) {
+	if len(frames) == 1 {
+		return frames[0], nil
+	}
+	size, n := 0, 0
+	for n < len(frames) && (n == 0 || size+len(frames[n])+1 <= limit) {
+		size += len(frames[n]) + 1
+		n++
+	}
+	joined = make([]byte, 0, size)
+	for i, f := range frames[:n] {
+		if i > 0 {
+			joined = append(joined, '\n')
+		}
+		joined = append(joined, f...)
+	}
+	return joined, frames[n:]
+}
+
+// memberSampler is implemented by presence stores that can list part of a
+// big channel without copying all of it.
+type memberSampler interface {
+	// MembersUpTo returns at most max members of channel and how many it has.
+	MembersUpTo(ctx context.Context, channel string, max int) ([]protocol.Member, int, error)
+}
+
+// someMembers lists up to max members of channel for a subscribed reply.
+func (s *Server) someMembers(ctx context.Context, channel string, max int) ([]protocol.Member, int, error) {
+	if ms, ok := s.presence.(memberSampler); ok {
+		return ms.MembersUpTo(ctx, channel, max)
+	}
+	all, err := s.presence.Members(ctx, channel)
+	if err != nil {
+		return nil, 0, err
+	}
+	return all[:min(len(all), max)], len(all), nil
+}
+
+// members lists a channel's presence.
+func (s *Server) members(ctx context.Context, channel string) ([]protocol.Member, error) {
+	if !s.cfg.ChannelOptionsFor(channel).Presence || s.presence == nil {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "channel %q has no presence; enable presence for its namespace", channel)
+	}
+	m, err := s.presence.Members(ctx, channel)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return m, nil
+}
