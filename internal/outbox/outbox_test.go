@@ -2,8 +2,10 @@ package outbox
 
 import (
 	"errors"
+	"strconv"
 	"sync"
 	"testing"
+	"time"
 )
 
 type blockingWriter struct {
@@ -92,5 +94,49 @@ func TestWriteErrorStopsTheOutbox(t *testing.T) {
 	}
 	if err := o.Enqueue([]byte("b")); !errors.Is(err, ErrClosed) {
 		t.Fatalf("enqueue after a write error: %v", err)
+	}
+}
+
+// TestPoolAndDelayKeepOrderAndDrain: through the shared writer pool and
+// with a coalescing delay, every frame leaves once, in order, in fewer
+// writes than frames, and Drain still reports.
+func TestPoolAndDelayKeepOrderAndDrain(t *testing.T) {
+	pool := NewPool(2, 10*time.Millisecond)
+	ws := make([]*blockingWriter, 10)
+	outs := make([]*Outbox, len(ws))
+	for i := range ws {
+		ws[i] = &blockingWriter{}
+		outs[i] = New(ws[i], Options{MaxQueueBytes: 1 << 20, FlushDelay: 5 * time.Millisecond, Writers: pool})
+	}
+	for n := 0; n < 200; n++ {
+		for _, o := range outs {
+			if err := o.Enqueue([]byte(strconv.Itoa(n))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n%50 == 0 {
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	for i, o := range outs {
+		done := make(chan struct{})
+		o.Drain(done)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("outbox %d never drained", i)
+		}
+		got := ws[i].all()
+		if len(got) != 200 {
+			t.Fatalf("outbox %d wrote %d frames", i, len(got))
+		}
+		for n, f := range got {
+			if f != strconv.Itoa(n) {
+				t.Fatalf("outbox %d frame %d is %q", i, n, f)
+			}
+		}
+		if len(ws[i].batches) >= 200 {
+			t.Fatalf("outbox %d: %d writes for 200 frames", i, len(ws[i].batches))
+		}
 	}
 }

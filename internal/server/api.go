@@ -244,4 +244,3 @@ func (s *Server) announceLoop(reg nodeRegistry) {
 		}
 	}
 }
-

@@ -28,6 +28,7 @@ import (
 	"github.com/eddyrt/eddy/internal/broker/memory"
 	"github.com/eddyrt/eddy/internal/config"
 	"github.com/eddyrt/eddy/internal/hub"
+	"github.com/eddyrt/eddy/internal/outbox"
 	"github.com/eddyrt/eddy/internal/protocol"
 )
 
@@ -84,6 +85,7 @@ type Server struct {
 	ids     atomic.Uint64 // message and connection ids
 
 	conns    connSet
+	writers  *outbox.Pool
 	draining atomic.Bool
 
 	mu        sync.Mutex
@@ -149,6 +151,7 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	s.conns.init()
+	s.writers = newWriterPool()
 	s.hub = hub.New(s.broker)
 	s.presenceOut = newPresenceFanout(presenceWindow)
 	s.metrics = newMetrics(s)

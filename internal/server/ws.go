@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"net/http"
 	"strings"
@@ -17,6 +18,10 @@ import (
 // cannot hold a flushing goroutine forever.
 const writeTimeout = 10 * time.Second
 
+// readBufferSize is each connection's read buffer: an auth frame with its
+// token fits, and an idle connection holds no more than that.
+const readBufferSize = 512
+
 func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	if s.draining.Load() {
 		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
@@ -27,7 +32,26 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "origin not allowed: "+r.Header.Get("Origin"), http.StatusForbidden)
 		return
 	}
-	socket, err := s.upgrader.Upgrade(w, r)
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		http.Error(w, "websocket upgrade not supported here", http.StatusInternalServerError)
+		return
+	}
+	netConn, brw, err := hj.Hijack()
+	if err != nil {
+		s.log.Debug("websocket hijack failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	// Our own small read buffer: gws would take one of its 4 KiB default,
+	// held by every idle connection, while client frames are a few hundred
+	// bytes (a longer frame just takes more reads). A client that sent
+	// frames before our 101 left them in the HTTP server's buffer: keep
+	// reading from that one then.
+	br := brw.Reader
+	if br.Buffered() == 0 {
+		br = bufio.NewReaderSize(netConn, readBufferSize)
+	}
+	socket, err := s.upgrader.UpgradeFromConn(netConn, br, r)
 	if err != nil {
 		s.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
@@ -96,22 +120,37 @@ func (h *wsHandler) OnMessage(socket *gws.Conn, msg *gws.Message) {
 // its *conn, and gws's default map costs far more per idle connection.
 type connSlot struct{ c any }
 
-func (s *connSlot) Len() int                 { return 1 }
-func (s *connSlot) Load(string) (any, bool)  { return s.c, s.c != nil }
-func (s *connSlot) Delete(string)            { s.c = nil }
-func (s *connSlot) Store(_ string, v any)    { s.c = v }
+func (s *connSlot) Len() int                       { return 1 }
+func (s *connSlot) Load(string) (any, bool)        { return s.c, s.c != nil }
+func (s *connSlot) Delete(string)                  { s.c = nil }
+func (s *connSlot) Store(_ string, v any)          { s.c = v }
 func (s *connSlot) Range(f func(string, any) bool) { f("", s.c) }
 
-// socketWriter is the outbox's transport over a gws connection.
+// socketWriter is the outbox's transport over a gws connection. Calls come
+// from one goroutine at a time (the outbox's contract).
 type socketWriter struct {
-	socket *gws.Conn
-	parts  [][]byte // scratch, used only by the one flushing goroutine
+	socket   *gws.Conn
+	parts    [][]byte // scratch
+	deadline int64    // unix nanoseconds of the write deadline last set
 }
 
 var newline = []byte{'\n'}
 
+// armDeadline keeps the write deadline between writeTimeout-1s and
+// writeTimeout away, setting it at most once a second: setting it on every
+// write cost a tenth of a busy fan-out's CPU.
+func (w *socketWriter) armDeadline() {
+	now := time.Now()
+	if w.deadline-now.UnixNano() > int64(writeTimeout-time.Second) {
+		return
+	}
+	d := now.Add(writeTimeout)
+	w.deadline = d.UnixNano()
+	_ = w.socket.SetWriteDeadline(d)
+}
+
 func (w *socketWriter) WriteFrames(frames [][]byte) error {
-	_ = w.socket.SetWriteDeadline(time.Now().Add(writeTimeout))
+	w.armDeadline()
 	if len(frames) == 1 {
 		return w.socket.WriteMessage(gws.OpcodeText, frames[0])
 	}
@@ -133,7 +172,7 @@ func (w *socketWriter) WriteFrames(frames [][]byte) error {
 }
 
 func (w *socketWriter) WritePing() error {
-	_ = w.socket.SetWriteDeadline(time.Now().Add(writeTimeout))
+	w.armDeadline()
 	return w.socket.WritePing(nil)
 }
 

@@ -1,0 +1,270 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"sync"
+	"time"
+)
+
+// wsConn is a deliberately minimal WebSocket client: the load generator
+// shares the CPU with the server, so reading must cost little more than the
+// read system call. It speaks only what Eddy sends: unmasked text messages
+// (possibly fragmented), ping and close. Writes are masked with a zero key
+// (allowed by RFC 6455), which makes masking free.
+type wsConn struct {
+	nc  net.Conn
+	wmu sync.Mutex
+	wb  []byte
+
+	rb   []byte // rb[r:w] is read but not yet consumed
+	r, w int
+	size int    // the initial read buffer size
+	frag []byte // a fragmented message being assembled
+}
+
+// dialer opens TCP connections, spreading source addresses over 127.0.0.x
+// when the target is loopback and more ports are needed than one address has.
+type dialer struct {
+	perAddr int // connections per source address before moving to the next
+	mu      sync.Mutex
+	n       int
+}
+
+func (d *dialer) localAddr(host string) net.Addr {
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() || ip.To4() == nil || d.perAddr <= 0 {
+		return nil
+	}
+	d.mu.Lock()
+	i := d.n / d.perAddr
+	d.n++
+	d.mu.Unlock()
+	if i == 0 {
+		return nil // the kernel picks 127.0.0.1's ports as usual
+	}
+	// 127.0.0.2 .. 127.0.0.254; loopback answers on all of 127/8.
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+(i-1)%253))}
+}
+
+// dialWS connects and upgrades; readSize is the initial read buffer.
+func dialWS(ctx context.Context, d *dialer, rawURL string, readSize int) (*wsConn, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "ws" {
+		return nil, fmt.Errorf("%s: only ws:// URLs are supported by the load tool", rawURL)
+	}
+	host := u.Hostname()
+	port := u.Port()
+	if port == "" {
+		port = "80"
+	}
+	nd := net.Dialer{Timeout: 10 * time.Second}
+	if d != nil {
+		nd.LocalAddr = d.localAddr(host)
+	}
+	nc, err := nd.DialContext(ctx, "tcp", net.JoinHostPort(host, port))
+	if err != nil {
+		return nil, err
+	}
+	if readSize < 512 {
+		readSize = 512
+	}
+	c := &wsConn{nc: nc, rb: make([]byte, readSize), size: readSize}
+	if err := c.handshake(u); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *wsConn) handshake(u *url.URL) error {
+	var key [16]byte
+	_, _ = rand.Read(key[:])
+	path := u.RequestURI()
+	req := "GET " + path + " HTTP/1.1\r\nHost: " + u.Host +
+		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " +
+		base64.StdEncoding.EncodeToString(key[:]) + "\r\n\r\n"
+	_ = c.nc.SetDeadline(time.Now().Add(15 * time.Second))
+	defer c.nc.SetDeadline(time.Time{})
+	if _, err := io.WriteString(c.nc, req); err != nil {
+		return err
+	}
+	for {
+		if i := bytes.Index(c.rb[:c.w], []byte("\r\n\r\n")); i >= 0 {
+			head := c.rb[:i]
+			if !bytes.HasPrefix(head, []byte("HTTP/1.1 101")) {
+				line, _, _ := bufio.NewReader(bytes.NewReader(head)).ReadLine()
+				return fmt.Errorf("upgrade refused: %s", line)
+			}
+			c.r = i + 4
+			return nil
+		}
+		if c.w == len(c.rb) {
+			return errors.New("upgrade response too long")
+		}
+		n, err := c.nc.Read(c.rb[c.w:])
+		c.w += n
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// writeText sends one text message.
+func (c *wsConn) writeText(p []byte) error { return c.writeFrame(0x1, p) }
+
+func (c *wsConn) writeFrame(op byte, p []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	b := c.wb[:0]
+	b = append(b, 0x80|op)
+	switch n := len(p); {
+	case n < 126:
+		b = append(b, 0x80|byte(n))
+	case n < 1<<16:
+		b = append(b, 0x80|126, byte(n>>8), byte(n))
+	default:
+		b = append(b, 0x80|127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	b = append(b, 0, 0, 0, 0) // zero mask key: payload unchanged
+	b = append(b, p...)
+	_, err := c.nc.Write(b)
+	if cap(b) <= 64<<10 {
+		c.wb = b[:0]
+	}
+	return err
+}
+
+// fill makes at least k unread bytes available.
+func (c *wsConn) fill(k int) error {
+	for c.w-c.r < k {
+		if c.r == c.w {
+			c.r, c.w = 0, 0
+		}
+		if len(c.rb)-c.r < k {
+			if len(c.rb) >= k {
+				c.w = copy(c.rb, c.rb[c.r:c.w])
+			} else {
+				nb := make([]byte, max(2*len(c.rb), k+4096))
+				c.w = copy(nb, c.rb[c.r:c.w])
+				c.rb = nb
+			}
+			c.r = 0
+		}
+		n, err := c.nc.Read(c.rb[c.w:])
+		c.w += n
+		if err != nil && c.w-c.r < k {
+			return err
+		}
+	}
+	return nil
+}
+
+// shrink lets a buffer grown for one big message go once it is consumed.
+func (c *wsConn) shrink() {
+	if len(c.rb) > 4*c.size && c.w-c.r <= c.size {
+		nb := make([]byte, c.size)
+		c.w = copy(nb, c.rb[c.r:c.w])
+		c.r = 0
+		c.rb = nb
+	}
+	if cap(c.frag) > 4*c.size {
+		c.frag = nil
+	}
+}
+
+// CloseError is a close frame from the server.
+type CloseError struct {
+	Code   uint16
+	Reason string
+}
+
+func (e *CloseError) Error() string { return fmt.Sprintf("closed by server: %d %s", e.Code, e.Reason) }
+
+// next returns the next text message. Its bytes stay valid until the next
+// call. Pings are answered on the way.
+func (c *wsConn) next() ([]byte, error) {
+	c.shrink()
+	for {
+		if err := c.fill(2); err != nil {
+			return nil, err
+		}
+		b0, b1 := c.rb[c.r], c.rb[c.r+1]
+		hl, n := 2, int(b1&0x7f)
+		switch n {
+		case 126:
+			if err := c.fill(4); err != nil {
+				return nil, err
+			}
+			n, hl = int(binary.BigEndian.Uint16(c.rb[c.r+2:])), 4
+		case 127:
+			if err := c.fill(10); err != nil {
+				return nil, err
+			}
+			n, hl = int(binary.BigEndian.Uint64(c.rb[c.r+2:])), 10
+		}
+		var mask []byte
+		if b1&0x80 != 0 {
+			hl += 4
+		}
+		if err := c.fill(hl + n); err != nil {
+			return nil, err
+		}
+		if b1&0x80 != 0 {
+			mask = c.rb[c.r+hl-4 : c.r+hl]
+		}
+		p := c.rb[c.r+hl : c.r+hl+n]
+		c.r += hl + n
+		if mask != nil {
+			for i := range p {
+				p[i] ^= mask[i&3]
+			}
+		}
+		fin, op := b0&0x80 != 0, b0&0x0f
+		switch op {
+		case 0x9: // ping
+			if err := c.writeFrame(0xA, p); err != nil {
+				return nil, err
+			}
+			continue
+		case 0xA:
+			continue
+		case 0x8:
+			ce := &CloseError{}
+			if len(p) >= 2 {
+				ce.Code = binary.BigEndian.Uint16(p)
+				ce.Reason = string(p[2:])
+			}
+			return nil, ce
+		case 0x0: // continuation
+			c.frag = append(c.frag, p...)
+			if fin {
+				out := c.frag
+				c.frag = c.frag[:0:0]
+				return out, nil
+			}
+			continue
+		case 0x1, 0x2:
+			if !fin {
+				c.frag = append(c.frag[:0], p...)
+				continue
+			}
+			return p, nil
+		}
+	}
+}
+
+func (c *wsConn) close() error { return c.nc.Close() }
