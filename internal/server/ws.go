@@ -113,7 +113,16 @@ func (h *wsHandler) OnMessage(socket *gws.Conn, msg *gws.Message) {
 		return
 	}
 	c.touch()
-	c.handleFrame(context.Background(), msg.Bytes())
+	// Handling a frame (JSON, JWT, subscribe) needs a deep stack. Run it on
+	// a short-lived goroutine and wait: frames stay strictly in order, and
+	// the reader, which lives as long as the connection, keeps the small
+	// stack an idle connection needs instead of the largest one it ever used.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.handleFrame(context.Background(), msg.Bytes())
+	}()
+	<-done
 }
 
 // connSlot is a one-entry gws session store: each socket only needs to find
