@@ -11,17 +11,23 @@ import (
 
 // Presence cost is kept flat as a channel grows:
 //
-//   - join and leave events of one channel gather for presenceWindow and
-//     then leave as one WebSocket message per subscriber (the events joined
-//     by newlines, which the protocol's batching allows), encoded once and
+//   - join and leave events of one channel gather for a window and then
+//     leave as one WebSocket message per subscriber (the events joined by
+//     newlines, which the protocol's batching allows), encoded once and
 //     shared: one enqueue per subscriber per window instead of one per event;
+//   - the window grows with the channel (windowPerMember, from presenceWindow
+//     up to maxPresenceWindow), so the writes a channel costs per second stay
+//     flat instead of growing with its size: every member still learns of
+//     every join, a little later in a big channel;
 //   - a joiner's subscribed reply lists at most maxSubscribedMembers members
 //     plus members_total, so joining a 10,000-member channel does not
 //     encode 10,000 members; the presence request and the HTTP API still
 //     return everyone.
 const (
 	presenceWindow        = 50 * time.Millisecond
-	maxSubscribedMembers  = 1000
+	windowPerMember       = 100 * time.Microsecond // 10,000 members: 1 s
+	maxPresenceWindow     = time.Second
+	maxSubscribedMembers  = 100
 	maxPresenceFrameBytes = 256 << 10 // a window's events beyond this leave in further messages
 )
 
@@ -119,9 +125,10 @@ func (f *presenceFanout) publish(ev *protocol.PresenceEvent) {
 	ch.pending = append(ch.pending, frame)
 	schedule := !ch.armed
 	ch.armed = true
+	window := min(max(f.window, time.Duration(len(ch.subs))*windowPerMember), max(f.window, maxPresenceWindow))
 	ch.mu.Unlock()
 	if schedule {
-		time.AfterFunc(f.window, func() { ch.flush() })
+		time.AfterFunc(window, func() { ch.flush() })
 	}
 }
 
