@@ -42,7 +42,8 @@ type conn struct {
 	out      *outbox.Outbox
 	id       string
 	seq      uint64
-	lastRead atomic.Int64 // unix nanoseconds
+	lastRead atomic.Int64  // unix nanoseconds
+	handled  chan struct{} // a frame handler finished (see wsHandler.OnMessage)
 
 	// Owned by the read goroutine.
 	badFrames int
@@ -59,7 +60,7 @@ type conn struct {
 
 func (s *Server) newConn(socket *gws.Conn) *conn {
 	seq := s.ids.Add(1)
-	c := &conn{s: s, socket: socket, seq: seq}
+	c := &conn{s: s, socket: socket, seq: seq, handled: make(chan struct{}, 1)}
 	c.id = s.nextID("c-")
 	c.lastRead.Store(time.Now().UnixNano())
 	c.out = outbox.New(&socketWriter{socket: socket}, outbox.Options{

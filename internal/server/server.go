@@ -86,6 +86,7 @@ type Server struct {
 
 	conns    connSet
 	writers  *outbox.Pool
+	handlers *handlerPool
 	draining atomic.Bool
 
 	mu        sync.Mutex
@@ -152,6 +153,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.conns.init()
 	s.writers = newWriterPool()
+	s.handlers = newHandlerPool()
 	s.hub = hub.New(s.broker)
 	s.presenceOut = newPresenceFanout(presenceWindow)
 	s.metrics = newMetrics(s)

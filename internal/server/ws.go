@@ -113,16 +113,55 @@ func (h *wsHandler) OnMessage(socket *gws.Conn, msg *gws.Message) {
 		return
 	}
 	c.touch()
-	// Handling a frame (JSON, JWT, subscribe) needs a deep stack. Run it on
-	// a short-lived goroutine and wait: frames stay strictly in order, and
-	// the reader, which lives as long as the connection, keeps the small
-	// stack an idle connection needs instead of the largest one it ever used.
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c.handleFrame(context.Background(), msg.Bytes())
-	}()
-	<-done
+	// Handling a frame (JSON, JWT, subscribe, functions) needs a deep stack.
+	// A handler goroutine runs it while the reader waits: frames stay
+	// strictly in order, and the reader, which lives as long as the
+	// connection, keeps the small stack an idle connection needs instead of
+	// the largest one it ever used. Handlers are reused, so their grown
+	// stacks are too.
+	h.s.handlers.run(func() { c.handleFrame(context.Background(), msg.Bytes()) }, c.handled)
+	<-c.handled
+}
+
+// handlerPool runs frame handlers on reusable goroutines. A handler that
+// finds no idle one starts another; idle ones leave after handlerIdle, so
+// a burst of connections does not leave goroutines behind.
+type handlerPool struct {
+	work chan handlerJob
+}
+
+type handlerJob struct {
+	f    func()
+	done chan<- struct{}
+}
+
+const handlerIdle = 10 * time.Second
+
+func newHandlerPool() *handlerPool { return &handlerPool{work: make(chan handlerJob)} }
+
+// run runs f on a handler goroutine and signals done when it returned.
+func (p *handlerPool) run(f func(), done chan<- struct{}) {
+	job := handlerJob{f, done}
+	select {
+	case p.work <- job:
+	default:
+		go p.handle(job)
+	}
+}
+
+func (p *handlerPool) handle(job handlerJob) {
+	idle := time.NewTimer(handlerIdle)
+	defer idle.Stop()
+	for {
+		job.f()
+		job.done <- struct{}{}
+		idle.Reset(handlerIdle)
+		select {
+		case job = <-p.work:
+		case <-idle.C:
+			return
+		}
+	}
 }
 
 // connSlot is a one-entry gws session store: each socket only needs to find
