@@ -52,19 +52,6 @@ func (l *offsetLog) checkExactlyOnceInOrder(t *testing.T, channel string, n int)
 	}
 }
 
-// waitFor polls cond for up to d; for the long runs below, where
-// servertest.Timeout is too short under the race detector.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestRecoveryExactlyOnceUnderConnectionCuts is the property: a publisher
 // sends 10,000 messages at full speed while the subscriber's connection is
 // cut again and again, and the subscriber ends with every message once,
@@ -154,7 +141,7 @@ func runCutsProperty(t *testing.T, channels []string, perChannel int) {
 	if t.Failed() {
 		return
 	}
-	waitFor(t, 60*time.Second, fmt.Sprintf("all %d messages (got %d)", total, got.total.Load()), func() bool {
+	servertest.EventuallyWithin(t, 60*time.Second, fmt.Sprintf("all %d messages (got %d)", total, got.total.Load()), func() bool {
 		return got.total.Load() >= int64(total)
 	})
 	for _, ch := range channels {
