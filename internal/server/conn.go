@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -355,4 +354,3 @@ func (c *conn) handlePresence(ctx context.Context, f *protocol.ClientFrame, id *
 	c.send(protocol.Members(f.ID, f.Channel, members))
 }
 
-var errClosed = errors.New("connection closed")
