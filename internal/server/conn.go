@@ -353,4 +353,3 @@ func (c *conn) handlePresence(ctx context.Context, f *protocol.ClientFrame, id *
 	}
 	c.send(protocol.Members(f.ID, f.Channel, members))
 }
-
