@@ -442,3 +442,26 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, label string) fl
 	}
 	return 0
 }
+
+// TestDataIsParsedOnlyWhenRead: a function that does not touch data passes
+// the publisher's bytes through as they were (1.50 stays 1.50); one that
+// reads, replaces or mutates it in place gets the JSON round trip.
+func TestDataIsParsedOnlyWhenRead(t *testing.T) {
+	cases := []struct{ name, src, want string }{
+		{"untouched", `function handle(m){ m.event = "seen"; return m }`, "chat:a seen {\"n\":1.50}\n"},
+		{"read", `function handle(m){ if (m.data.n > 1) m.event = "big"; return m }`, "chat:a big {\"n\":1.5}\n"},
+		{"replaced", `function handle(m){ m.data = {n: 2}; return m }`, "chat:a message {\"n\":2}\n"},
+		{"spread into a new object", `function handle(m){ return Object.assign({}, m, {event: "copy"}) }`, "chat:a copy {\"n\":1.5}\n"},
+		{"stringified", `function handle(m){ m.event = JSON.stringify(m).length > 0 ? "json" : "none"; return m }`, "chat:a json {\"n\":1.5}\n"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEngine(t, functions.Options{})
+			deployJS(t, e, "f", c.src, 0)
+			associate(t, e, "chat:*", "", "f")
+			if got := summary(apply(t, e, msg("chat:a", `{"n":1.50}`))); got != c.want {
+				t.Fatalf("got %q, want %q", got, c.want)
+			}
+		})
+	}
+}

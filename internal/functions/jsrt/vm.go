@@ -34,6 +34,16 @@ type vmState struct {
 	// broken retires the VM instead of returning it to the pool.
 	broken bool
 
+	// message.data is parsed only when the handler reads it, and
+	// stringified back only when it may have changed: a function that
+	// passes messages through untouched costs no JSON work. dataGet and
+	// dataSet are the accessor of the property; the rest is per call.
+	dataGet, dataSet goja.Value
+	rawData          []byte
+	data             goja.Value
+	dataParsed       bool
+	dataErr          error
+
 	// Per-call state written by the ctx methods.
 	rejected bool
 	reason   string
@@ -58,6 +68,19 @@ func (in *instance) newVM() (*vmState, error) {
 	v.parse, _ = goja.AssertFunction(jsonObj.Get("parse"))
 	v.stringify, _ = goja.AssertFunction(jsonObj.Get("stringify"))
 	freeze, _ := goja.AssertFunction(vm.Get("Object").ToObject(vm).Get("freeze"))
+	v.dataGet = vm.ToValue(func(goja.FunctionCall) goja.Value {
+		if !v.dataParsed {
+			v.dataParsed = true
+			if v.data, v.dataErr = v.parseJSON(v.rawData); v.dataErr != nil {
+				panic(vm.NewGoError(fmt.Errorf("message data: %w", v.dataErr)))
+			}
+		}
+		return v.data
+	})
+	v.dataSet = vm.ToValue(func(call goja.FunctionCall) goja.Value {
+		v.data, v.dataParsed = call.Argument(0), true
+		return goja.Undefined()
+	})
 
 	env := vm.NewObject()
 	for k, val := range in.env {
@@ -121,11 +144,9 @@ func (v *vmState) run(msg fnrt.Message, timeout time.Duration) (fnrt.Result, err
 
 	var ret goja.Value
 	var m *goja.Object
+	v.rawData, v.data, v.dataParsed, v.dataErr = msg.Data, nil, false, nil
+	defer func() { v.rawData, v.data = nil, nil }()
 	err := v.guard(timeout, func() error {
-		data, err := v.parseJSON(msg.Data)
-		if err != nil {
-			return fmt.Errorf("message data: %w", err)
-		}
 		info, err := v.parseJSON(msg.Info)
 		if err != nil {
 			info = goja.Null()
@@ -133,7 +154,9 @@ func (v *vmState) run(msg fnrt.Message, timeout time.Duration) (fnrt.Result, err
 		m = vm.NewObject()
 		_ = m.Set("channel", msg.Channel)
 		_ = m.Set("event", msg.Event)
-		_ = m.Set("data", data)
+		if err := m.DefineAccessorProperty("data", v.dataGet, v.dataSet, goja.FLAG_TRUE, goja.FLAG_TRUE); err != nil {
+			return err
+		}
 		_ = m.Set("user", msg.User)
 		_ = m.Set("ts", msg.TS)
 		_ = v.ctxObj.Set("info", info)
@@ -145,6 +168,9 @@ func (v *vmState) run(msg fnrt.Message, timeout time.Duration) (fnrt.Result, err
 	}
 	if v.rejected {
 		return fnrt.Result{Action: fnrt.Reject, Reason: v.reason}, nil
+	}
+	if v.dataErr != nil {
+		return fnrt.Result{}, fmt.Errorf("message data: %w", v.dataErr)
 	}
 	if err != nil {
 		var ie *goja.InterruptedError
@@ -177,6 +203,13 @@ func (v *vmState) run(msg fnrt.Message, timeout time.Duration) (fnrt.Result, err
 		out = o
 	}
 	res := fnrt.Result{Action: fnrt.Pass, Message: msg, Publish: v.publish}
+	if out == m && !v.dataParsed {
+		// data was never read nor replaced: it is the input's, byte for byte.
+		if err := v.readHeader(out, &res.Message); err != nil {
+			return fnrt.Result{}, err
+		}
+		return res, nil
+	}
 	if err := v.readMessage(out, &res.Message); err != nil {
 		return fnrt.Result{}, err
 	}
@@ -186,6 +219,19 @@ func (v *vmState) run(msg fnrt.Message, timeout time.Duration) (fnrt.Result, err
 // readMessage copies channel, event and data from the returned object.
 // Missing properties keep the input's values.
 func (v *vmState) readMessage(o *goja.Object, dst *fnrt.Message) error {
+	if err := v.readHeader(o, dst); err != nil {
+		return err
+	}
+	data, err := v.toJSON(o.Get("data"))
+	if err != nil {
+		return fmt.Errorf("returned message.data: %w", err)
+	}
+	dst.Data = data
+	return nil
+}
+
+// readHeader copies channel and event from the returned object.
+func (v *vmState) readHeader(o *goja.Object, dst *fnrt.Message) error {
 	if ch := o.Get("channel"); ch != nil && !goja.IsUndefined(ch) {
 		s, ok := ch.Export().(string)
 		if !ok {
@@ -200,11 +246,6 @@ func (v *vmState) readMessage(o *goja.Object, dst *fnrt.Message) error {
 		}
 		dst.Event = s
 	}
-	data, err := v.toJSON(o.Get("data"))
-	if err != nil {
-		return fmt.Errorf("returned message.data: %w", err)
-	}
-	dst.Data = data
 	return nil
 }
 
