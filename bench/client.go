@@ -27,7 +27,8 @@ type sub struct {
 	c  *wsConn
 	ch *channel
 
-	state    int // 0 wait ready, 1 wait subscribed, 2 live
+	state    int  // 0 wait ready, 1 wait subscribed, 2 live
+	subSent  bool // the subscribe frame went out (with the auth, or on ready)
 	base     uint64
 	last     uint64
 	members  bool // subscribed carried members (presence on)
@@ -73,10 +74,14 @@ func connectSub(ctx context.Context, d *dialer, wsURL, token string, ch *channel
 	}
 	s := &sub{c: c, ch: ch, done: make(chan struct{})}
 	_ = c.nc.SetReadDeadline(time.Now().Add(15 * time.Second))
-	if err := c.writeText(authFrame(token)); err != nil {
+	// auth and subscribe leave in one write: the server handles frames in
+	// order, so the subscribe is read after the auth it depends on, and a
+	// round trip per connection is saved.
+	if err := c.writeTexts(authFrame(token), subscribeFrame(ch.name)); err != nil {
 		c.close()
 		return nil, err
 	}
+	s.subSent = true
 	for s.state < 2 {
 		msg, err := c.next()
 		if err != nil {
@@ -148,8 +153,11 @@ func (s *sub) handle(msg []byte, now time.Time) error {
 			npres++
 		case bytes.Equal(typ, tReady) && s.state == 0:
 			s.state = 1
-			if err := s.c.writeText(subscribeFrame(s.ch.name)); err != nil {
-				return err
+			if !s.subSent {
+				s.subSent = true
+				if err := s.c.writeText(subscribeFrame(s.ch.name)); err != nil {
+					return err
+				}
 			}
 		case bytes.Equal(typ, tSubscribed) && s.state == 1:
 			s.base, _ = uintAfter(line, keyOffset)

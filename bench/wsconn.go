@@ -128,7 +128,32 @@ func (c *wsConn) writeText(p []byte) error { return c.writeFrame(0x1, p) }
 func (c *wsConn) writeFrame(op byte, p []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	b := appendFrame(c.wb[:0], op, p)
+	_, err := c.nc.Write(b)
+	if cap(b) <= 64<<10 {
+		c.wb = b[:0]
+	}
+	return err
+}
+
+// writeTexts sends several text messages with one write.
+func (c *wsConn) writeTexts(ps ...[]byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	b := c.wb[:0]
+	for _, p := range ps {
+		b = appendFrame(b, 0x1, p)
+	}
+	_, err := c.nc.Write(b)
+	if cap(b) <= 64<<10 {
+		c.wb = b[:0]
+	}
+	return err
+}
+
+// appendFrame appends one masked client frame (with a zero mask key, so
+// the payload goes as it is).
+func appendFrame(b []byte, op byte, p []byte) []byte {
 	b = append(b, 0x80|op)
 	switch n := len(p); {
 	case n < 126:
@@ -140,12 +165,7 @@ func (c *wsConn) writeFrame(op byte, p []byte) error {
 		b = binary.BigEndian.AppendUint64(b, uint64(n))
 	}
 	b = append(b, 0, 0, 0, 0) // zero mask key: payload unchanged
-	b = append(b, p...)
-	_, err := c.nc.Write(b)
-	if cap(b) <= 64<<10 {
-		c.wb = b[:0]
-	}
-	return err
+	return append(b, p...)
 }
 
 // fill makes at least k unread bytes available.
