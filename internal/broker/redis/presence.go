@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -133,6 +134,33 @@ func (b *Broker) Members(ctx context.Context, channel string) ([]protocol.Member
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Conn < out[j].Conn })
 	return out, nil
+}
+
+// MembersUpTo returns at most max members of channel, ordered by
+// connection id, and how many it has, without reading the whole set: the
+// subscribed reply of a big channel needs only a sample.
+func (b *Broker) MembersUpTo(ctx context.Context, channel string, max int) ([]protocol.Member, int, error) {
+	c, err := b.shardFor(channel).client()
+	if err != nil {
+		return nil, 0, unavailable("members", err)
+	}
+	kv, err := retryConn(ctx, func() ([]string, error) {
+		return membersUpToScript.Exec(ctx, c, []string{b.presenceKey(channel), b.presenceExp(channel)}, []string{strconv.Itoa(max)}).AsStrSlice()
+	})
+	if err != nil {
+		return nil, 0, unavailable("members", err)
+	}
+	total, _ := strconv.Atoi(kv[0])
+	out := make([]protocol.Member, 0, (len(kv)-1)/2)
+	for i := 2; i < len(kv); i += 2 {
+		var m protocol.Member
+		if err := json.Unmarshal([]byte(kv[i]), &m); err != nil {
+			return nil, 0, fmt.Errorf("redis broker: member %q of %q: %w", kv[i-1], channel, err)
+		}
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Conn < out[j].Conn })
+	return out, total, nil
 }
 
 // liveEntries drops expired entries and returns the rest, id, JSON, ...

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -185,5 +186,29 @@ func TestNotify(t *testing.T) {
 		if want := n + ` functions:changed {"id":"f1"}`; !seen[want] {
 			t.Errorf("missing %q in %v", want, seen)
 		}
+	}
+}
+
+// MembersUpTo samples a big channel: the count is exact, the list capped.
+func TestPresenceMembersUpTo(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := ctxT(t)
+	b, _ := node(t, "n1", Options{}, srv)
+	for i := 0; i < 25; i++ {
+		if err := b.AddMember(ctx, "big", protocol.Member{User: fmt.Sprint("u", i), Conn: fmt.Sprintf("c%02d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, total, err := b.MembersUpTo(ctx, "big", 10)
+	if err != nil || total != 25 || len(got) != 10 {
+		t.Fatalf("sample: %d members of %d, %v", len(got), total, err)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i-1].Conn >= got[i].Conn {
+			t.Fatalf("sample not ordered by conn: %+v", got)
+		}
+	}
+	if got, total, err := b.MembersUpTo(ctx, "nobody", 10); err != nil || total != 0 || len(got) != 0 {
+		t.Fatalf("empty channel: %+v %d %v", got, total, err)
 	}
 }

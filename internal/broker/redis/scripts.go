@@ -118,3 +118,30 @@ if #gone > 0 then
 end
 return redis.call('hgetall', KEYS[1])
 `)
+
+// membersUpToScript drops expired entries and returns how many remain and
+// at most ARGV[1] of them: {total, id1, JSON1, ...}. KEYS as addScript.
+var membersUpToScript = rueidis.NewLuaScript(`
+local t = redis.call('time')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local gone = redis.call('zrangebyscore', KEYS[2], '-inf', now)
+if #gone > 0 then
+  redis.call('zremrangebyscore', KEYS[2], '-inf', now)
+  for i = 1, #gone, 500 do
+    redis.call('hdel', KEYS[1], unpack(gone, i, math.min(i + 499, #gone)))
+  end
+end
+local total = redis.call('zcard', KEYS[2])
+local out = {tostring(total)}
+local max = tonumber(ARGV[1])
+if max <= 0 or total == 0 then return out end
+local ids = redis.call('zrange', KEYS[2], 0, max - 1)
+local vals = redis.call('hmget', KEYS[1], unpack(ids))
+for i = 1, #ids do
+  if vals[i] then
+    out[#out + 1] = ids[i]
+    out[#out + 1] = vals[i]
+  end
+end
+return out
+`)
