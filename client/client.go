@@ -338,24 +338,25 @@ func (c *Client) Close() error {
 
 // frame is any frame the server sends.
 type frame struct {
-	Type      string          `json:"type"`
-	ID        json.RawMessage `json:"id"` // a number for replies, a string for messages
-	Conn      string          `json:"conn"`
-	User      string          `json:"user"`
-	Channel   string          `json:"channel"`
-	Event     string          `json:"event"`
-	Data      json.RawMessage `json:"data"`
-	MsgID     json.RawMessage `json:"msg"`
-	TS        int64           `json:"ts"`
-	Offset    uint64          `json:"offset"`
-	Epoch     string          `json:"epoch"`
-	Recovered *bool           `json:"recovered"`
-	Members   []Member        `json:"members"`
-	Action    string          `json:"action"`
-	Member    Member          `json:"member"`
-	Code      string          `json:"code"`
-	Message   string          `json:"message"`
-	Exp       int64           `json:"exp"`
+	Type         string          `json:"type"`
+	ID           json.RawMessage `json:"id"` // a number for replies, a string for messages
+	Conn         string          `json:"conn"`
+	User         string          `json:"user"`
+	Channel      string          `json:"channel"`
+	Event        string          `json:"event"`
+	Data         json.RawMessage `json:"data"`
+	MsgID        json.RawMessage `json:"msg"`
+	TS           int64           `json:"ts"`
+	Offset       uint64          `json:"offset"`
+	Epoch        string          `json:"epoch"`
+	Recovered    *bool           `json:"recovered"`
+	Members      []Member        `json:"members"`
+	MembersTotal int             `json:"members_total"`
+	Action       string          `json:"action"`
+	Member       Member          `json:"member"`
+	Code         string          `json:"code"`
+	Message      string          `json:"message"`
+	Exp          int64           `json:"exp"`
 }
 
 // requestID is the numeric id of a reply (0 if none).

@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -162,4 +163,39 @@ func TestRecoveryAfterConnectionCut(t *testing.T) {
 	if len(got.msgs) != 10 {
 		t.Fatalf("got %d messages, want 10", len(got.msgs))
 	}
+}
+
+func TestPresenceSetFollowsJoinsAndLeaves(t *testing.T) {
+	s := servertest.Start(t, func(c *config.Config) {
+		c.Namespaces["room"] = config.ChannelOptions{Presence: true, JoinLeave: true}
+	})
+	ctx := context.Background()
+	dial := func(user string) *client.Client {
+		c, err := client.Dial(ctx, client.Config{URL: s.WSURL, Token: servertest.Token(t, user, nil, nil), NoReconnect: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	ann := dial("ann")
+	defer ann.Close()
+	sub, err := ann.Subscribe(ctx, "room:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := func() string {
+		var out []string
+		for _, m := range sub.Members() {
+			out = append(out, m.User)
+		}
+		return fmt.Sprint(out, sub.MembersTotal())
+	}
+	servertest.Eventually(t, "ann alone", func() bool { return users() == "[ann] 1" })
+	bob := dial("bob")
+	if _, err := bob.Subscribe(ctx, "room:1"); err != nil {
+		t.Fatal(err)
+	}
+	servertest.Eventually(t, "bob joined", func() bool { return users() == "[ann bob] 2" || users() == "[bob ann] 2" })
+	bob.Close()
+	servertest.Eventually(t, "bob left", func() bool { return users() == "[ann] 1" })
 }

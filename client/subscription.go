@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 )
@@ -21,7 +22,10 @@ type Subscription struct {
 	epoch     string
 	offset    uint64
 	positions bool // epoch/offset known, so a resubscribe can recover
-	members   []Member
+	// members is the presence set as this client knows it: the subscribed
+	// reply's list, updated by join and leave events, keyed by conn.
+	members      map[string]Member
+	membersTotal int
 }
 
 // SubscribeOption configures a subscription before its first message.
@@ -89,7 +93,11 @@ func (s *Subscription) applySubscribed(f *frame) {
 	if !s.positions || f.Recovered == nil || !*f.Recovered {
 		s.epoch, s.offset, s.positions = f.Epoch, f.Offset, true
 	}
-	s.members = f.Members
+	s.members = make(map[string]Member, len(f.Members))
+	for _, m := range f.Members {
+		s.members[m.Conn] = m
+	}
+	s.membersTotal = max(f.MembersTotal, len(f.Members))
 }
 
 // resubscribe restores every subscription after a reconnect.
@@ -145,11 +153,26 @@ func (s *Subscription) Position() (epoch string, offset uint64) {
 	return s.epoch, s.offset
 }
 
-// Members is the member list the server sent with the last subscribe.
+// Members is the channel's presence as far as this client knows it: the
+// subscribed reply's list (at most a sample in big channels), kept current
+// by join and leave events. Ordered by connection id.
 func (s *Subscription) Members() []Member {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]Member(nil), s.members...)
+	out := make([]Member, 0, len(s.members))
+	for _, m := range s.members {
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Conn < out[j].Conn })
+	return out
+}
+
+// MembersTotal is how many members the channel had at subscribe, adjusted
+// by the join and leave events since; the list in Members may be a sample.
+func (s *Subscription) MembersTotal() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.membersTotal
 }
 
 // On handles messages of one event name.
@@ -193,6 +216,22 @@ func (s *Subscription) dispatch(m *Message) {
 
 func (s *Subscription) dispatchPresence(ev PresenceEvent) {
 	s.mu.Lock()
+	if s.members == nil {
+		s.members = map[string]Member{}
+	}
+	_, known := s.members[ev.Member.Conn]
+	switch ev.Action {
+	case "join":
+		if !known {
+			s.membersTotal++
+		}
+		s.members[ev.Member.Conn] = ev.Member
+	case "leave":
+		if known || s.membersTotal > len(s.members) {
+			s.membersTotal--
+		}
+		delete(s.members, ev.Member.Conn)
+	}
 	hs := s.presence
 	s.mu.Unlock()
 	for _, h := range hs {
