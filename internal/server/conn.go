@@ -18,14 +18,6 @@ import (
 // maxBadFrames is how many malformed frames in a row close a connection.
 const maxBadFrames = 20
 
-// flushDelay is the outbox's coalescing window: a connection that wrote less
-// than this ago waits for the window to end, so under load many messages
-// share one write system call (the cost of fan-out). A quiet connection's
-// first message leaves at once; a busy one gains at most this much latency.
-// 20 ms measured best on 2 cores: 1,000 subscribers at 1.1 M msgs/s with
-// p99 72 ms (10 ms: more writes, more CPU, p99 180 ms at 1.3 M/s).
-const flushDelay = 20 * time.Millisecond
-
 // newWriterPool returns the writers of a server's outboxes (see
 // outbox.Pool): a few per core keep the CPU busy with writes while the
 // publishing goroutine still runs, so fan-out to many connections batches.
@@ -64,7 +56,7 @@ func (s *Server) newConn(socket *gws.Conn) *conn {
 	c.lastRead.Store(time.Now().UnixNano())
 	c.out = outbox.New(&socketWriter{socket: socket}, outbox.Options{
 		MaxQueueBytes: s.cfg.MaxQueueBytes,
-		FlushDelay:    flushDelay,
+		FlushDelay:    s.cfg.WriteDelay,
 		Writers:       s.writers,
 		OnOverflow: func() {
 			c.closeWith(protocol.CloseSlowConsumer, "slow consumer", false)
