@@ -210,3 +210,12 @@ func TestAllowedOrigins(t *testing.T) {
 		t.Fatalf("upgrade from the allowed origin: status %d, want 101", resp)
 	}
 }
+
+func TestHugeFrameCloses1009(t *testing.T) {
+	s := servertest.Start(t, func(c *config.Config) { c.MaxMessageBytes = 1024 })
+	ws := servertest.Connect(t, s.WSURL, servertest.Token(t, "big", nil, nil))
+	ws.Send(`{"type":"ping","id":1,"pad":"` + strings.Repeat("x", 3*1024+4096) + `"}`)
+	if code := ws.CloseCode(); code != 1009 {
+		t.Fatalf("close code %d, want 1009", code)
+	}
+}
