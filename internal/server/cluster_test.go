@@ -22,6 +22,12 @@ func cluster(t *testing.T, n int, mutate ...func(*config.Config)) (*redistest.Se
 func clusterB(t testing.TB, n int, mutate ...func(*config.Config)) (*redistest.Server, []*servertest.Server) {
 	t.Helper()
 	rs := redistest.Start(t)
+	return rs, clusterOn(t, rs, n, mutate...)
+}
+
+// clusterOn starts n nodes on the given redis-server.
+func clusterOn(t testing.TB, rs *redistest.Server, n int, mutate ...func(*config.Config)) []*servertest.Server {
+	t.Helper()
 	nodes := make([]*servertest.Server, n)
 	for i := range nodes {
 		nodes[i] = servertest.StartNode(t, append([]func(*config.Config){func(c *config.Config) {
@@ -34,7 +40,7 @@ func clusterB(t testing.TB, n int, mutate ...func(*config.Config)) (*redistest.S
 			c.Namespaces["feed"] = config.ChannelOptions{HistorySize: 1000}
 		}}, mutate...)...)
 	}
-	return rs, nodes
+	return nodes
 }
 
 // TestClusterEveryMessageOnceInOrder: subscribers on every node, publishers
@@ -202,48 +208,23 @@ func TestClusterFunctionDeployedOnOneNodeRunsOnAnother(t *testing.T) {
 	})
 }
 
-// TestClusterRedisRestart: Redis goes away mid-stream. Publishes fail with
-// 503 (never a silent loss), nodes report not ready, and come back by
-// themselves; the subscriber is told to reconnect and learns whether it
-// recovered. Every 200-acknowledged message published before the outage
-// was delivered.
+// TestClusterRedisRestart: Redis goes away and comes back empty (no
+// persistence). Publishes fail with 503 while it is away (never a silent
+// loss), nodes report not ready and come back by themselves, and the
+// subscriber is told to resubscribe and learns that the stream was lost.
 func TestClusterRedisRestart(t *testing.T) {
 	rs, nodes := cluster(t, 2)
 	ctx := context.Background()
-	var mu sync.Mutex
-	var got []int
-	recovered := make(chan bool, 10)
-	c, err := client.Dial(ctx, client.Config{
-		URL: nodes[1].WSURL, Token: servertest.Token(t, "sub", nil, nil),
-		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := c.Subscribe(ctx, "feed:stream",
-		client.WithHandler(func(m *client.Message) {
-			var n int
-			fmt.Sscan(string(m.Data), &n)
-			mu.Lock()
-			got = append(got, n)
-			mu.Unlock()
-		}),
-		client.WithRecoverHandler(func(ok bool) { recovered <- ok })); err != nil {
-		t.Fatal(err)
-	}
-	acked := 0
-	for i := 1; i <= 50; i++ {
+	got, recovered := subscribeCollecting(t, nodes[1], "feed:stream")
+	for i := 1; i <= 20; i++ {
 		if _, err := nodes[0].API().Publish(ctx, "feed:stream", "e", i); err != nil {
 			t.Fatal(err)
 		}
-		acked = i
 	}
+	servertest.Eventually(t, "messages before the outage", func() bool { return len(got.values()) == 20 })
 	rs.Stop()
 	servertest.Eventually(t, "nodes not ready", func() bool { return status(nodes[0].Base+"/readyz") == 503 })
-	if _, err := nodes[0].API().Publish(ctx, "feed:stream", "e", 999); err == nil {
-		t.Fatal("publish acknowledged while Redis is down")
-	} else if !isStatus(err, 503) {
+	if _, err := nodes[0].API().Publish(ctx, "feed:stream", "e", 999); !isStatus(err, 503) {
 		t.Fatalf("publish while Redis is down: %v, want 503", err)
 	}
 	rs.Restart()
@@ -252,7 +233,6 @@ func TestClusterRedisRestart(t *testing.T) {
 	})
 	select {
 	case ok := <-recovered:
-		// Redis kept nothing on disk, so the stream's epoch changed.
 		if ok {
 			t.Fatal("recovered across a Redis restart that lost the stream")
 		}
@@ -264,24 +244,155 @@ func TestClusterRedisRestart(t *testing.T) {
 		return err == nil
 	})
 	servertest.Eventually(t, "live messages after the restart", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(got) > 0 && got[len(got)-1] == 1000
+		v := got.values()
+		return len(v) > 0 && v[len(v)-1] == 1000
 	})
-	mu.Lock()
-	defer mu.Unlock()
-	seen := map[int]bool{}
-	for _, n := range got {
-		seen[n] = true
-	}
-	for i := 1; i <= acked; i++ {
-		if !seen[i] {
-			t.Fatalf("acknowledged message %d never delivered (got %v)", i, got)
+	for _, n := range got.values() {
+		if n == 999 {
+			t.Fatal("a refused publish was delivered")
 		}
 	}
-	if seen[999] {
-		t.Fatal("a refused publish was delivered")
+}
+
+// TestClusterRedisRestartDurable: with a Redis that keeps what it
+// acknowledged (append-only file), killed and restarted while a publisher
+// keeps going, no 200-acknowledged message is lost for the subscriber: it
+// is told to resubscribe, recovers from history, and ends with every
+// acknowledged message exactly once, in offset order.
+func TestClusterRedisRestartDurable(t *testing.T) {
+	rs := redistest.StartDurable(t)
+	nodes := clusterOn(t, rs, 2)
+	ctx := context.Background()
+	got, recovered := subscribeCollecting(t, nodes[1], "feed:durable")
+
+	var mu sync.Mutex
+	var acked []int
+	stop := make(chan struct{})
+	published := make(chan struct{})
+	go func() {
+		defer close(published)
+		for i := 1; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := nodes[0].API().Publish(ctx, "feed:durable", "e", i); err == nil {
+				mu.Lock()
+				acked = append(acked, i)
+				mu.Unlock()
+			}
+		}
+	}()
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
+	servertest.Eventually(t, "publishing", func() bool { return count() >= 50 })
+	rs.Stop()
+	rs.Restart()
+	servertest.Eventually(t, "nodes ready again", func() bool {
+		return status(nodes[0].Base+"/readyz") == 200 && status(nodes[1].Base+"/readyz") == 200
+	})
+	before := count()
+	servertest.Eventually(t, "publishing after the restart", func() bool { return count() >= before+50 })
+	close(stop)
+	<-published
+	select {
+	case ok := <-recovered:
+		if !ok {
+			t.Fatal("not recovered although Redis kept the stream")
+		}
+	case <-time.After(servertest.Timeout):
+		t.Fatal("subscriber was not told to resubscribe after the outage")
 	}
+	mu.Lock()
+	want := append([]int(nil), acked...)
+	mu.Unlock()
+	last := want[len(want)-1]
+	var logged time.Time
+	servertest.Eventually(t, fmt.Sprintf("every acknowledged message (last %d)", last), func() bool {
+		v := got.values()
+		if len(v) > 0 && v[len(v)-1] >= last {
+			return true
+		}
+		if time.Since(logged) > time.Second { // what a failure will want to know
+			logged = time.Now()
+			t.Logf("so far %d messages, ending %v", len(v), v[max(0, len(v)-3):])
+		}
+		return false
+	})
+	seen := map[int]bool{}
+	for _, n := range got.values() {
+		if seen[n] {
+			t.Fatalf("message %d delivered twice", n)
+		}
+		seen[n] = true
+	}
+	for _, n := range want {
+		if !seen[n] {
+			t.Fatalf("acknowledged message %d lost (%d acknowledged, %d delivered)", n, len(want), len(seen))
+		}
+	}
+	if offs := got.offsets(); !contiguous(offs) {
+		t.Fatalf("offsets not contiguous: %v", offs)
+	}
+}
+
+// collected is what a Go client subscriber received: the integer payloads
+// and their offsets.
+type collected struct {
+	mu   sync.Mutex
+	nums []int
+	offs []uint64
+}
+
+func (c *collected) values() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]int(nil), c.nums...)
+}
+
+func (c *collected) offsets() []uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]uint64(nil), c.offs...)
+}
+
+func contiguous(offs []uint64) bool {
+	for i := 1; i < len(offs); i++ {
+		if offs[i] != offs[i-1]+1 {
+			return false
+		}
+	}
+	return true
+}
+
+// subscribeCollecting subscribes a reconnecting Go client on node to
+// channel; recovered reports each resubscribe's outcome.
+func subscribeCollecting(t *testing.T, node *servertest.Server, channel string) (*collected, chan bool) {
+	t.Helper()
+	got := &collected{}
+	recovered := make(chan bool, 10)
+	c, err := client.Dial(context.Background(), client.Config{
+		URL: node.WSURL, Token: servertest.Token(t, "sub", nil, nil),
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_, err = c.Subscribe(context.Background(), channel,
+		client.WithHandler(func(m *client.Message) {
+			var n int
+			fmt.Sscan(string(m.Data), &n)
+			got.mu.Lock()
+			got.nums = append(got.nums, n)
+			got.offs = append(got.offs, m.Offset)
+			got.mu.Unlock()
+		}),
+		client.WithRecoverHandler(func(ok bool) { recovered <- ok }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got, recovered
 }
 
 func status(url string) int {

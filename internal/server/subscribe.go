@@ -33,6 +33,7 @@ type subscription struct {
 	pendingBytes int
 	epoch        string
 	last         uint64 // offset of the newest message queued to the client
+	gap          bool   // a hole in the offsets was seen: nothing more is queued
 	state        subState
 }
 
@@ -88,6 +89,19 @@ func (sub *subscription) deliverLocked(m *protocol.Message, frame []byte) {
 	if m.Epoch == sub.epoch && m.Offset <= sub.last {
 		return
 	}
+	if m.Epoch == sub.epoch && m.Offset > sub.last+1 && !sub.gap {
+		// Messages between last and this one never reached this node (its
+		// broker connection broke and came back). Delivering this one would
+		// hide the hole; instead the client gets what it has, then a close,
+		// and resubscribes from last: history fills the gap, or it learns
+		// recovered:false.
+		sub.gap = true
+		go sub.c.closeWith(protocol.CloseServiceRestart, "missed messages: resubscribe to recover", true)
+		return
+	}
+	if sub.gap {
+		return
+	}
 	// A new epoch means the stream restarted (e.g. Redis lost it): its
 	// offsets start over, and the client learns so from the epoch field.
 	sub.epoch, sub.last = m.Epoch, m.Offset
@@ -117,7 +131,10 @@ func (sub *subscription) DeliverPresence(frame []byte) {
 func (sub *subscription) finishCatchUp(pos protocol.Position, replay []*protocol.Message) {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
-	sub.epoch, sub.last = pos.Epoch, 0
+	sub.epoch, sub.last = pos.Epoch, pos.Offset
+	if len(replay) > 0 && replay[0].Epoch == pos.Epoch {
+		sub.last = replay[0].Offset - 1 // the replay starts right after since
+	}
 	for _, m := range replay {
 		sub.deliverLocked(m, nil)
 	}

@@ -1,5 +1,6 @@
 // Package redistest runs a throwaway redis-server for tests: a real server on
-// a free local port, without persistence, stopped when the test ends.
+// a free local port, without persistence unless asked, stopped when the
+// test ends.
 //
 // A test that asks for a server fails (never skips) when redis-server is not
 // on PATH or does not start, so a CI machine without Redis is noticed.
@@ -24,6 +25,9 @@ type Server struct {
 	bin  string
 	port int
 	dir  string
+	// durable runs with an append-only file fsynced before every reply, so
+	// what Redis acknowledged survives Stop (SIGKILL) and Restart.
+	durable bool
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -33,11 +37,23 @@ type Server struct {
 // Start runs a redis-server for tb and stops it when tb ends.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
+	return start(tb, false)
+}
+
+// StartDurable is Start with an append-only file fsynced on every write:
+// a Restart after Stop keeps every acknowledged write.
+func StartDurable(tb testing.TB) *Server {
+	tb.Helper()
+	return start(tb, true)
+}
+
+func start(tb testing.TB, durable bool) *Server {
+	tb.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		tb.Fatalf("redistest: redis-server is not on PATH (%v); install it, e.g. apt-get install -y redis-server", err)
 	}
-	s := &Server{tb: tb, bin: bin, dir: tb.TempDir()}
+	s := &Server{tb: tb, bin: bin, dir: tb.TempDir(), durable: durable}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		if s.port, err = freePort(); err != nil {
@@ -63,14 +79,17 @@ func freePort() (int, error) {
 
 func (s *Server) start() error {
 	out := &lockedWriter{}
-	cmd := exec.Command(s.bin,
+	aof := []string{"--appendonly", "no"}
+	if s.durable {
+		aof = []string{"--appendonly", "yes", "--appendfsync", "always"}
+	}
+	cmd := exec.Command(s.bin, append([]string{
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--save", "",
-		"--appendonly", "no",
 		"--dir", s.dir,
 		"--protected-mode", "no",
-	)
+	}, aof...)...)
 	cmd.Stdout = out
 	cmd.Stderr = out
 	if err := cmd.Start(); err != nil {
@@ -121,8 +140,8 @@ func (s *Server) Stop() {
 	<-exited
 }
 
-// Restart stops the server if it runs and starts a new, empty one on the
-// same port.
+// Restart stops the server if it runs and starts a new one on the same
+// port: empty, or with what it had when durable.
 func (s *Server) Restart() {
 	s.tb.Helper()
 	s.Stop()
