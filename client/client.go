@@ -249,6 +249,14 @@ func (c *Client) connect() (<-chan error, error) {
 		c.scheduleRefresh(tok)
 		return h.ended, nil
 	case err := <-h.ended:
+		// The server's error frame comes before its close: say what it said.
+		select {
+		case f := <-h.readyCh:
+			if f.Type == "error" {
+				return nil, &Error{Code: f.Code, Message: f.Message}
+			}
+		default:
+		}
 		return nil, err
 	case <-ctx.Done():
 		_ = socket.NetConn().Close()
