@@ -260,5 +260,3 @@ func newInfoCmd(g *globals) *cobra.Command {
 		},
 	}
 }
-
-var _ = printJSON

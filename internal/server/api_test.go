@@ -236,13 +236,17 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 }
 
-func TestReadyzFalseWhileDraining(t *testing.T) {
+// TestHealthAndReadinessOnBothListeners: load balancers probe either
+// listener. (Readiness turning false is covered where it is observable:
+// TestClusterRedisRestart; during a drain the listeners close at once.)
+func TestHealthAndReadinessOnBothListeners(t *testing.T) {
 	s := servertest.Start(t, func(c *config.Config) { c.APIListen = "127.0.0.1:0" })
-	if status, _, _ := doRaw(t, "GET", s.Base+"/readyz", "", ""); status != 200 {
-		t.Fatalf("readyz %d before shutdown", status)
-	}
-	if status, _, _ := doRaw(t, "GET", s.Base+"/healthz", "", ""); status != 200 {
-		t.Fatalf("healthz %d", status)
+	for _, base := range []string{s.Base, s.APIBase()} {
+		for _, path := range []string{"/readyz", "/healthz"} {
+			if status, _, _ := doRaw(t, "GET", base+path, "", ""); status != 200 {
+				t.Fatalf("%s%s: %d", base, path, status)
+			}
+		}
 	}
 }
 

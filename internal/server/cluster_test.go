@@ -138,8 +138,6 @@ func TestClusterPresenceAndInfoFromEveryNode(t *testing.T) {
 		info, err := nodes[1].API().Info(context.Background())
 		return err == nil && len(info.Nodes) == 3
 	})
-	_ = a
-	_ = b
 }
 
 // TestClusterRecoverOnAnotherNode: a client cut off from node A reconnects

@@ -104,9 +104,9 @@ redis.call('pexpire', KEYS[2], ARGV[1])
 return #ARGV / 2
 `)
 
-// membersScript drops expired entries and returns the rest as a flat
-// id, JSON list. KEYS as addScript.
-var membersScript = rueidis.NewLuaScript(`
+// dropExpiredLua removes the entries whose expiry passed from the hash
+// KEYS[1] and its expiry set KEYS[2]; the member scripts start with it.
+const dropExpiredLua = `
 local t = redis.call('time')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local gone = redis.call('zrangebyscore', KEYS[2], '-inf', now)
@@ -116,21 +116,17 @@ if #gone > 0 then
     redis.call('hdel', KEYS[1], unpack(gone, i, math.min(i + 499, #gone)))
   end
 end
+`
+
+// membersScript drops expired entries and returns the rest as a flat
+// id, JSON list. KEYS as addScript.
+var membersScript = rueidis.NewLuaScript(dropExpiredLua + `
 return redis.call('hgetall', KEYS[1])
 `)
 
 // membersUpToScript drops expired entries and returns how many remain and
 // at most ARGV[1] of them: {total, id1, JSON1, ...}. KEYS as addScript.
-var membersUpToScript = rueidis.NewLuaScript(`
-local t = redis.call('time')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local gone = redis.call('zrangebyscore', KEYS[2], '-inf', now)
-if #gone > 0 then
-  redis.call('zremrangebyscore', KEYS[2], '-inf', now)
-  for i = 1, #gone, 500 do
-    redis.call('hdel', KEYS[1], unpack(gone, i, math.min(i + 499, #gone)))
-  end
-end
+var membersUpToScript = rueidis.NewLuaScript(dropExpiredLua + `
 local total = redis.call('zcard', KEYS[2])
 local out = {tostring(total)}
 local max = tonumber(ARGV[1])
