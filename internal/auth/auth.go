@@ -1,5 +1,7 @@
-// Package auth verifies and mints the HS256 JWTs that clients present, and
-// decides from their claims which channels a connection may use.
+// Package auth verifies the JWTs that clients present (HS256 secrets, RS256,
+// ES256 and EdDSA public keys, identity providers' JWKS, chosen by the
+// token's kid), mints HS256 ones, and decides from their claims which
+// channels a connection may use.
 package auth
 
 import (
@@ -40,21 +42,84 @@ func NewIdentity(user string, channels, publish []string) *Identity {
 	return &Identity{User: user, channels: channels, publish: publish}
 }
 
-// Verifier checks tokens signed with one application's secret.
+// Verifier checks tokens against a set of keys chosen by the token's kid
+// header: several keys at once let a key be rotated without downtime.
 type Verifier struct {
-	secret          []byte
+	keys            map[string]Key // by kid; "" is the key for tokens without one
+	jwks            *JWKS          // nil: static keys only
 	defaultChannels []string
 	parser          *jwt.Parser
 }
 
-// NewVerifier returns a verifier for secret; tokens without a channels claim
-// get defaultChannels.
+// NewVerifier returns a verifier for one HS256 secret (tokens without a
+// kid); tokens without a channels claim get defaultChannels.
 func NewVerifier(secret []byte, defaultChannels []string) *Verifier {
-	return &Verifier{
-		secret:          secret,
-		defaultChannels: defaultChannels,
-		parser:          jwt.NewParser(jwt.WithValidMethods([]string{"HS256"}), jwt.WithLeeway(5*time.Second)),
+	v, err := NewKeyVerifier([]Key{{Alg: AlgHS256, material: secret}}, nil, defaultChannels)
+	if err != nil {
+		panic(err) // one key cannot collide
 	}
+	return v
+}
+
+// NewKeyVerifier returns a verifier for keys (at most one per kid) and,
+// when jwks is not nil, the keys of an identity provider: a kid found in
+// keys wins.
+func NewKeyVerifier(keys []Key, jwks *JWKS, defaultChannels []string) (*Verifier, error) {
+	v := &Verifier{
+		keys:            make(map[string]Key, len(keys)),
+		jwks:            jwks,
+		defaultChannels: defaultChannels,
+		parser:          jwt.NewParser(jwt.WithValidMethods(Algorithms), jwt.WithLeeway(5*time.Second)),
+	}
+	for _, k := range keys {
+		if k.material == nil {
+			return nil, fmt.Errorf("key %q: no key material", k.ID)
+		}
+		if _, dup := v.keys[k.ID]; dup {
+			return nil, fmt.Errorf("key %q: configured twice", k.ID)
+		}
+		v.keys[k.ID] = k
+	}
+	if len(v.keys) == 0 && jwks == nil {
+		return nil, errors.New("no token keys: set secret, jwt_keys or jwks_url")
+	}
+	return v, nil
+}
+
+// maxKidInError bounds how much of a token's kid an error repeats.
+const maxKidInError = 64
+
+// keyFor picks the token's key by kid and refuses a token signed with an
+// algorithm other than the key's own.
+func (v *Verifier) keyFor(t *jwt.Token) (any, error) {
+	kid := ""
+	if raw, ok := t.Header["kid"]; ok {
+		s, isString := raw.(string)
+		if !isString {
+			return nil, errors.New("kid header must be a string")
+		}
+		kid = s
+	}
+	k, ok := v.keys[kid]
+	if !ok && kid != "" && v.jwks != nil {
+		var err error
+		if k, err = v.jwks.Key(kid); err == nil {
+			ok = true
+		}
+	}
+	if !ok {
+		if kid == "" {
+			return nil, errors.New("token has no kid header and no key without a kid is configured")
+		}
+		if len(kid) > maxKidInError {
+			kid = kid[:maxKidInError] + "..."
+		}
+		return nil, fmt.Errorf("%w %q", errUnknownKey, kid)
+	}
+	if alg := t.Method.Alg(); alg != k.Alg {
+		return nil, fmt.Errorf("token is signed with %s but key %q is %s", alg, k.ID, k.Alg)
+	}
+	return k.material, nil
 }
 
 // ErrNoSubject is returned for a token without a sub claim.
@@ -63,7 +128,7 @@ var ErrNoSubject = errors.New("token has no sub claim")
 // Verify checks the token's signature and expiry and returns what it grants.
 func (v *Verifier) Verify(token string) (*Identity, error) {
 	var c Claims
-	_, err := v.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return v.secret, nil })
+	_, err := v.parser.ParseWithClaims(token, &c, v.keyFor)
 	if err != nil {
 		return nil, fmt.Errorf("verify token: %w", err)
 	}
@@ -92,6 +157,7 @@ type TokenSpec struct {
 	Channels []string      // nil: the server's default_channels
 	Publish  []string
 	Info     json.RawMessage
+	KeyID    string // the kid header: which of the server's keys signed it ("": none)
 }
 
 // Mint signs a token for spec with secret.
@@ -112,7 +178,11 @@ func Mint(secret []byte, spec TokenSpec) (string, error) {
 	if spec.TTL != 0 {
 		c.ExpiresAt = jwt.NewNumericDate(now.Add(spec.TTL))
 	}
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)
+	t := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
+	if spec.KeyID != "" {
+		t.Header["kid"] = spec.KeyID
+	}
+	s, err := t.SignedString(secret)
 	if err != nil {
 		return "", fmt.Errorf("sign token: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -57,13 +58,41 @@ type Config struct {
 	Demo             bool                      `koanf:"demo"`
 	ChannelDefaults  ChannelOptions            `koanf:"channel_defaults"`
 	Namespaces       map[string]ChannelOptions `koanf:"namespaces"`
+
+	// Keys and TLS (docs/security-keys.md).
+	APIKeys        []string      `koanf:"api_keys"`
+	JWTKeys        []JWTKey      `koanf:"jwt_keys"`
+	JWKSURL        string        `koanf:"jwks_url"`
+	JWKSMinRefresh time.Duration `koanf:"jwks_min_refresh"`
+	TLSCert        string        `koanf:"tls_cert"`
+	TLSKey         string        `koanf:"tls_key"`
+	ACMEDomains    []string      `koanf:"acme_domains"`
+	ACMEEmail      string        `koanf:"acme_email"`
+	ACMECA         string        `koanf:"acme_ca"`
+	ACMECARoot     string        `koanf:"acme_ca_root"`
 }
+
+// JWTKey is one entry of jwt_keys: a token verification key chosen by the
+// token's kid header and pinned to its algorithm.
+type JWTKey struct {
+	KID           string `koanf:"kid" json:"kid"`
+	Alg           string `koanf:"alg" json:"alg"`
+	Secret        string `koanf:"secret" json:"secret"`
+	PublicKeyFile string `koanf:"public_key_file" json:"public_key_file"`
+}
+
+// TLSEnabled reports whether the listeners serve TLS.
+func (c *Config) TLSEnabled() bool { return c.TLSCert != "" || len(c.ACMEDomains) > 0 }
 
 // setting describes one scalar key: its flag and its help.
 type setting struct {
 	key, help string
 	def       any
 }
+
+// jsonList is the default of a setting that is a list of objects: a YAML
+// list in the file, JSON text in its flag and environment variable.
+type jsonList struct{}
 
 // settings lists the keys settable by flag and environment, in help order.
 // Flag names and variables derive from the key, so they cannot drift apart.
@@ -72,6 +101,10 @@ var settings = []setting{
 	{"api_listen", "separate address for the HTTP API and metrics (empty: share listen)", ""},
 	{"secret", "HS256 secret that signs client tokens (at least 32 bytes)", ""},
 	{"api_key", "key that backends present to the HTTP API", ""},
+	{"api_keys", "more keys accepted beside api_key, to rotate it without downtime", []string{}},
+	{"jwt_keys", "token keys chosen by the token's kid: a list of {kid, alg, secret | public_key_file}, alg HS256, RS256, ES256 or EdDSA (a JSON list in the flag and variable)", jsonList{}},
+	{"jwks_url", "URL of an identity provider's JWKS (Cognito, Auth0, Keycloak): its keys verify tokens by kid", ""},
+	{"jwks_min_refresh", "least time between two fetches of jwks_url (a token with an unknown kid triggers one)", 10 * time.Second},
 	{"admin_key", "key for the admin API (functions); empty: api_key", ""},
 	{"auth_timeout", "time a new connection has to send its auth frame", 15 * time.Second},
 	{"default_channels", "channel patterns a token without a channels claim may subscribe to", []string{"*"}},
@@ -93,6 +126,12 @@ var settings = []setting{
 	{"presence_ttl", "cluster mode: how long presence members of a node that died linger", 30 * time.Second},
 	{"node_ttl", "cluster mode: how long a node that stopped announcing stays in /api/v1/info", 30 * time.Second},
 	{"pprof", "serve /debug/pprof on the API listener", false},
+	{"tls_cert", "PEM certificate chain file: serve TLS (wss://, https://) on the listeners; reloaded when it changes", ""},
+	{"tls_key", "PEM private key file of tls_cert; reloaded when it changes", ""},
+	{"acme_domains", "domains to get certificates for automatically with ACME (TLS-ALPN-01: the listener must be reachable on port 443)", []string{}},
+	{"acme_email", "contact e-mail given to the ACME CA", ""},
+	{"acme_ca", "ACME directory URL (empty: Let's Encrypt)", ""},
+	{"acme_ca_root", "PEM file of the CA that signs acme_ca's HTTPS certificate, for a private ACME CA (empty: system roots)", ""},
 	{"demo", "serve the demo chat page and a development token endpoint (never in production)", false},
 }
 
@@ -101,7 +140,9 @@ func Default() Config {
 	c := Config{Namespaces: map[string]ChannelOptions{}}
 	k := koanf.New(".")
 	for _, s := range settings {
-		_ = k.Set(s.key, s.def)
+		if _, ok := s.def.(jsonList); !ok {
+			_ = k.Set(s.key, s.def)
+		}
 	}
 	if err := k.UnmarshalWithConf("", &c, koanf.UnmarshalConf{Tag: "koanf"}); err != nil {
 		panic(err)
@@ -126,6 +167,8 @@ func RegisterFlags(fs *pflag.FlagSet) {
 			fs.Duration(name, d, s.help)
 		case []string:
 			fs.StringSlice(name, d, s.help)
+		case jsonList:
+			fs.String(name, "", s.help)
 		}
 	}
 }
@@ -160,6 +203,7 @@ func Load(path string, fs *pflag.FlagSet) (Config, error) {
 	for _, s := range settings {
 		known[s.key] = true
 	}
+	var jsonErr error
 	err := k.Load(env.Provider(".", env.Opt{
 		Prefix: "EDDY_",
 		TransformFunc: func(name, value string) (string, any) {
@@ -173,9 +217,15 @@ func Load(path string, fs *pflag.FlagSet) (Config, error) {
 			if isList(key) {
 				return key, splitList(value)
 			}
+			if isJSONList(key) {
+				return key, parseJSONList(key, value, &jsonErr)
+			}
 			return key, value
 		},
 	}), nil)
+	if err == nil && jsonErr != nil {
+		err = jsonErr
+	}
 	if err != nil {
 		return c, fmt.Errorf("environment: %w", err)
 	}
@@ -189,11 +239,20 @@ func Load(path string, fs *pflag.FlagSet) (Config, error) {
 				vals, _ := fs.GetStringSlice(f.Name)
 				return key, vals
 			}
+			if isJSONList(key) {
+				return key, parseJSONList("--"+f.Name, f.Value.String(), &jsonErr)
+			}
 			return key, posflag.FlagVal(fs, f)
 		}), nil)
+		if err == nil && jsonErr != nil {
+			err = jsonErr
+		}
 		if err != nil {
 			return c, fmt.Errorf("flags: %w", err)
 		}
+	}
+	if err := checkJSONLists(k); err != nil {
+		return c, err
 	}
 	if err := k.UnmarshalWithConf("", &c, koanf.UnmarshalConf{Tag: "koanf"}); err != nil {
 		return c, fmt.Errorf("config: %w", err)
@@ -212,6 +271,64 @@ func isList(key string) bool {
 		}
 	}
 	return false
+}
+
+func isJSONList(key string) bool {
+	for _, s := range settings {
+		if s.key == key {
+			_, ok := s.def.(jsonList)
+			return ok
+		}
+	}
+	return false
+}
+
+// parseJSONList decodes a list of objects given as text, keeping the first
+// error in *errp (koanf's transform functions cannot return one).
+func parseJSONList(where, value string, errp *error) any {
+	var v []map[string]any
+	if err := json.Unmarshal([]byte(value), &v); err != nil {
+		if *errp == nil {
+			*errp = fmt.Errorf("%s: must be a JSON list of objects: %w", where, err)
+		}
+		return nil
+	}
+	out := make([]any, len(v))
+	for i, m := range v {
+		out[i] = m
+	}
+	return out
+}
+
+// jwtKeyFields are the members of a jwt_keys entry.
+var jwtKeyFields = map[string]bool{"kid": true, "alg": true, "secret": true, "public_key_file": true}
+
+// checkJSONLists refuses a jwt_keys that is not a list of objects with
+// known members, naming what is wrong: the decoder would ignore a typo.
+func checkJSONLists(k *koanf.Koanf) error {
+	raw := k.Get("jwt_keys")
+	if raw == nil {
+		return nil
+	}
+	list, ok := raw.([]any)
+	if !ok {
+		return fmt.Errorf("jwt_keys: must be a list of {kid, alg, secret | public_key_file}, got %T", raw)
+	}
+	for i, e := range list {
+		m, ok := e.(map[string]any)
+		if !ok {
+			return fmt.Errorf("jwt_keys[%d]: must be an object {kid, alg, secret | public_key_file}, got %T", i, e)
+		}
+		for name, v := range m {
+			if !jwtKeyFields[name] {
+				return fmt.Errorf("jwt_keys[%d]: unknown member %q", i, name)
+			}
+			if _, isString := v.(string); !isString {
+				return fmt.Errorf("jwt_keys[%d].%s: must be a string, got %T", i, name, v)
+			}
+		}
+	}
+	return nil
 }
 
 func splitList(v string) []string {
@@ -280,7 +397,7 @@ func (c *Config) Validate() error {
 	if err := c.ChannelDefaults.validate(); err != nil {
 		return fmt.Errorf("channel_defaults: %w", err)
 	}
-	return nil
+	return c.validateKeysAndTLS()
 }
 
 func (o ChannelOptions) validate() error {

@@ -16,12 +16,22 @@ import (
 	"github.com/eddyrt/eddy/internal/protocol"
 )
 
-// apiAuth guards h with a bearer key compared in constant time.
-func (s *Server) apiAuth(key string, h http.HandlerFunc) http.Handler {
-	want := []byte("Bearer " + key)
+// apiAuth guards h with bearer keys, any of which is accepted (several
+// during a rotation), each compared in constant time.
+func (s *Server) apiAuth(keys []string, h http.HandlerFunc) http.Handler {
+	want := make([][]byte, len(keys))
+	for i, k := range keys {
+		want[i] = []byte("Bearer " + k)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got := []byte(r.Header.Get("Authorization"))
-		if subtle.ConstantTimeCompare(got, want) != 1 {
+		// Compare with every key, no early exit: which key matched must
+		// not show in the time taken.
+		ok := 0
+		for _, k := range want {
+			ok |= subtle.ConstantTimeCompare(got, k)
+		}
+		if ok != 1 {
 			msg := "missing API key: send Authorization: Bearer <api key>"
 			if len(got) > 0 {
 				msg = "wrong API key"

@@ -5,6 +5,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base32"
 	"encoding/json"
 	"errors"
@@ -38,7 +39,10 @@ type App struct {
 	Verifier *auth.Verifier
 	Secret   []byte
 	APIKey   string
+	// APIKeys are every key the API accepts: APIKey then api_keys.
+	APIKeys  []string
 	AdminKey string
+	jwks     *auth.JWKS // nil without jwks_url
 }
 
 // Middleware runs a message through user functions before it is published.
@@ -79,6 +83,7 @@ type Server struct {
 	metrics  *metrics
 	upgrader *gws.Upgrader
 	opts     Options
+	tls      *tls.Config // nil: plain listeners (tls.go)
 
 	nodeID  string
 	started time.Time
@@ -105,8 +110,8 @@ func New(opts Options) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if len(cfg.Secret) < 32 {
-		return nil, errors.New("secret: missing or shorter than 32 bytes")
+	if cfg.Secret == "" && len(cfg.JWTKeys) == 0 && cfg.JWKSURL == "" {
+		return nil, errors.New("secret: missing (or set jwt_keys or jwks_url to verify tokens)")
 	}
 	if cfg.APIKey == "" {
 		return nil, errors.New("api_key: missing")
@@ -120,6 +125,14 @@ func New(opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
+	app, err := newApp(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	tlsConf, err := newTLSConfig(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		cfg:     cfg,
 		log:     log,
@@ -129,12 +142,8 @@ func New(opts Options) (*Server, error) {
 		nodeID:  opts.NodeID,
 		started: time.Now(),
 		stop:    make(chan struct{}),
-		app: &App{
-			Verifier: auth.NewVerifier([]byte(cfg.Secret), cfg.DefaultChannels),
-			Secret:   []byte(cfg.Secret),
-			APIKey:   cfg.APIKey,
-			AdminKey: cfg.AdminKey,
-		},
+		app:     app,
+		tls:     tlsConf,
 	}
 	if s.nodeID == "" {
 		s.nodeID = newNodeID()
@@ -199,6 +208,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := s.broker.Start(ctx, brokerHandler{s}); err != nil {
 		return fmt.Errorf("start broker: %w", err)
 	}
+	s.app.prefetchKeys(ctx, s.log)
 	clientMux := http.NewServeMux()
 	clientMux.HandleFunc("GET /ws", s.handleWebSocket)
 	for pattern, h := range s.opts.ExtraHandlers {
@@ -237,12 +247,12 @@ func (s *Server) Start(ctx context.Context) error {
 }
 
 func (s *Server) mountAPI(mux *http.ServeMux) {
-	mux.Handle("/api/v1/publish", onlyMethod(http.MethodPost, s.apiAuth(s.app.APIKey, s.handlePublish)))
-	mux.Handle("/api/v1/history", onlyMethod(http.MethodGet, s.apiAuth(s.app.APIKey, s.handleHistory)))
-	mux.Handle("/api/v1/presence", onlyMethod(http.MethodGet, s.apiAuth(s.app.APIKey, s.handlePresence)))
-	mux.Handle("/api/v1/info", onlyMethod(http.MethodGet, s.apiAuth(s.app.APIKey, s.handleInfo)))
+	mux.Handle("/api/v1/publish", onlyMethod(http.MethodPost, s.apiAuth(s.app.APIKeys, s.handlePublish)))
+	mux.Handle("/api/v1/history", onlyMethod(http.MethodGet, s.apiAuth(s.app.APIKeys, s.handleHistory)))
+	mux.Handle("/api/v1/presence", onlyMethod(http.MethodGet, s.apiAuth(s.app.APIKeys, s.handlePresence)))
+	mux.Handle("/api/v1/info", onlyMethod(http.MethodGet, s.apiAuth(s.app.APIKeys, s.handleInfo)))
 	if s.opts.AdminHandler != nil {
-		admin := s.apiAuth(s.app.AdminKey, s.opts.AdminHandler.ServeHTTP)
+		admin := s.apiAuth([]string{s.app.AdminKey}, s.opts.AdminHandler.ServeHTTP)
 		mux.Handle("/api/v1/functions", admin)
 		mux.Handle("/api/v1/functions/", admin)
 		mux.Handle("/api/v1/associations", admin)
@@ -277,6 +287,7 @@ func (s *Server) listen(addr string, h http.Handler) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
+	ln = s.wrapTLS(ln)
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	s.mu.Lock()
 	s.listeners = append(s.listeners, ln)
