@@ -4,6 +4,7 @@ package servertest
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -197,6 +198,21 @@ func Dial(t testing.TB, url string) *WS {
 	t.Helper()
 	ws := &WS{t: t, Frames: make(chan Frame, 100000), closed: make(chan struct{})}
 	conn, _, err := gws.NewClient(wsHandler{ws}, &gws.ClientOption{Addr: url, ReadMaxPayloadSize: 64 << 20})
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	ws.Conn = conn
+	go conn.ReadLoop()
+	t.Cleanup(func() { _ = conn.NetConn().Close() })
+	return ws
+}
+
+// DialTLS opens a raw wss:// connection trusting what tc trusts, without
+// authenticating, and starts reading.
+func DialTLS(t testing.TB, url string, tc *tls.Config) *WS {
+	t.Helper()
+	ws := &WS{t: t, Frames: make(chan Frame, 100000), closed: make(chan struct{})}
+	conn, _, err := gws.NewClient(wsHandler{ws}, &gws.ClientOption{Addr: url, TlsConfig: tc, ReadMaxPayloadSize: 64 << 20})
 	if err != nil {
 		t.Fatalf("dial %s: %v", url, err)
 	}
