@@ -75,7 +75,11 @@ func runServe(cmd *cobra.Command, g *globals) error {
 		log.Info("created config with a fresh secret and API key", "file", g.configPath)
 	}
 	addr := srv.Addr().String()
-	log.Info("eddy listening", "websocket", "ws://"+addr+"/ws", "api", "http://"+srv.APIAddr().String()+"/api/v1", "broker", brokerName(cfg), "node", srv.NodeID())
+	ws, web := "ws://", "http://"
+	if cfg.TLSEnabled() {
+		ws, web = "wss://", "https://"
+	}
+	log.Info("eddy listening", "websocket", ws+addr+"/ws", "api", web+srv.APIAddr().String()+"/api/v1", "broker", brokerName(cfg), "node", srv.NodeID())
 	// The key goes to the terminal, never into the structured log.
 	fmt.Fprintf(cmd.ErrOrStderr(), "\nAPI key: %s\nMint a client token:\n  eddy token --config %s --sub alice --ttl 1h --channel 'chat:*' --publish 'chat:*'\n\n", cfg.APIKey, g.configPath)
 	<-ctx.Done()

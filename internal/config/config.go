@@ -16,7 +16,6 @@ import (
 
 	"github.com/knadh/koanf/parsers/yaml"
 	"github.com/knadh/koanf/providers/env/v2"
-	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/providers/posflag"
 	"github.com/knadh/koanf/v2"
 	"github.com/spf13/pflag"
@@ -181,24 +180,44 @@ func EnvName(key string) string { return "EDDY_" + strings.ToUpper(key) }
 // Load reads path (if it exists), then EDDY_* variables, then the flags of fs
 // that were set. A missing file is not an error: serve creates one.
 func Load(path string, fs *pflag.FlagSet) (Config, error) {
-	c := Default()
 	k := koanf.New(".")
 	if path != "" {
-		if _, err := os.Stat(path); err == nil {
-			fk := koanf.New(".")
-			if err := fk.Load(file.Provider(path), yaml.Parser()); err != nil {
-				return c, fmt.Errorf("config file %s: %w", path, err)
+		data, err := os.ReadFile(path)
+		switch {
+		case err == nil:
+			if err := mergeFile(k, data); err != nil {
+				return Default(), fmt.Errorf("config file %s: %w", path, err)
 			}
-			if err := checkKeys(fk); err != nil {
-				return c, fmt.Errorf("config file %s: %w", path, err)
-			}
-			if err := k.Merge(fk); err != nil {
-				return c, fmt.Errorf("config file %s: %w", path, err)
-			}
-		} else if !errors.Is(err, os.ErrNotExist) {
-			return c, fmt.Errorf("config file: %w", err)
+		case !errors.Is(err, os.ErrNotExist):
+			return Default(), fmt.Errorf("config file: %w", err)
 		}
 	}
+	return load(k, fs)
+}
+
+// mergeFile parses a config file's YAML into k, refusing unknown keys.
+func mergeFile(k *koanf.Koanf, data []byte) error {
+	fk := koanf.New(".")
+	if err := fk.Load(rawBytes(data), yaml.Parser()); err != nil {
+		return err
+	}
+	if err := checkKeys(fk); err != nil {
+		return err
+	}
+	return k.Merge(fk)
+}
+
+// rawBytes is a koanf provider of bytes already read.
+type rawBytes []byte
+
+func (b rawBytes) ReadBytes() ([]byte, error) { return b, nil }
+func (b rawBytes) Read() (map[string]any, error) {
+	return nil, errors.New("rawBytes provider needs a parser")
+}
+
+// load adds the environment and the flags of fs to k and decodes it.
+func load(k *koanf.Koanf, fs *pflag.FlagSet) (Config, error) {
+	c := Default()
 	known := map[string]bool{}
 	for _, s := range settings {
 		known[s.key] = true
@@ -218,7 +237,7 @@ func Load(path string, fs *pflag.FlagSet) (Config, error) {
 				return key, splitList(value)
 			}
 			if isJSONList(key) {
-				return key, parseJSONList(key, value, &jsonErr)
+				return key, parseJSONList(name, value, &jsonErr)
 			}
 			return key, value
 		},
@@ -286,6 +305,9 @@ func isJSONList(key string) bool {
 // parseJSONList decodes a list of objects given as text, keeping the first
 // error in *errp (koanf's transform functions cannot return one).
 func parseJSONList(where, value string, errp *error) any {
+	if strings.TrimSpace(value) == "" {
+		return []any{}
+	}
 	var v []map[string]any
 	if err := json.Unmarshal([]byte(value), &v); err != nil {
 		if *errp == nil {
