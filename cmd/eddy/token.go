@@ -34,12 +34,14 @@ func newTokenCmd(g *globals) *cobra.Command {
 		publish  []string
 		info     string
 		secret   string
+		kid      string
 	)
 	cmd := &cobra.Command{
 		Use:   "token",
-		Short: "Mint an HS256 client token signed with the configured secret",
+		Short: "Mint an HS256 client token signed with the configured secret (or an HS256 jwt_keys entry)",
 		Example: `  eddy token --sub alice --ttl 1h --channel 'chat:*' --publish 'chat:*'
-  eddy token --sub bob --info '{"name":"Bob"}'`,
+  eddy token --sub bob --info '{"name":"Bob"}'
+  eddy token --sub carol --kid 2026-07   # signed with jwt_keys entry 2026-07`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if secret == "" {
@@ -47,12 +49,14 @@ func newTokenCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				secret = cfg.Secret
+				if secret, err = signingSecret(cfg, kid); err != nil {
+					return err
+				}
 			}
 			if secret == "" {
 				return fmt.Errorf("no secret: run 'eddy init' or pass --secret")
 			}
-			spec := auth.TokenSpec{Subject: sub, TTL: ttl, Channels: channels, Publish: publish}
+			spec := auth.TokenSpec{Subject: sub, TTL: ttl, Channels: channels, Publish: publish, KeyID: kid}
 			if info != "" {
 				if !json.Valid([]byte(info)) {
 					return fmt.Errorf("--info is not valid JSON: %s", info)
@@ -78,6 +82,25 @@ func newTokenCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringSliceVar(&publish, "publish", nil, "channel pattern the token may publish to (repeatable; default none)")
 	cmd.Flags().StringVar(&info, "info", "", "JSON shown to others in presence")
 	cmd.Flags().StringVar(&secret, "secret", "", "secret to sign with (default: from the config)")
+	cmd.Flags().StringVar(&kid, "kid", "", "sign with the HS256 jwt_keys entry of this kid and name it in the token (default: the secret, no kid)")
 	_ = cmd.MarkFlagRequired("sub")
 	return cmd
+}
+
+// signingSecret is the secret that signs tokens for kid: the secret for
+// none, else the HS256 jwt_keys entry of that kid.
+func signingSecret(cfg config.Config, kid string) (string, error) {
+	if kid == "" {
+		return cfg.Secret, nil
+	}
+	for _, k := range cfg.JWTKeys {
+		if k.KID != kid {
+			continue
+		}
+		if k.Alg != auth.AlgHS256 {
+			return "", fmt.Errorf("--kid %s: key is %s; eddy mints only HS256 tokens (sign with the private key's owner)", kid, k.Alg)
+		}
+		return k.Secret, nil
+	}
+	return "", fmt.Errorf("--kid %s: no jwt_keys entry has this kid", kid)
 }
