@@ -86,40 +86,44 @@ func NewKeyVerifier(keys []Key, jwks *JWKS, defaultChannels []string) (*Verifier
 	return v, nil
 }
 
-// maxKidInError bounds how much of a token's kid an error repeats.
+// maxKidInError bounds how much of a token's strings an error repeats.
 const maxKidInError = 64
 
 // keyFor picks the token's key by kid and refuses a token signed with an
-// algorithm other than the key's own.
-func (v *Verifier) keyFor(t *jwt.Token) (any, error) {
+// algorithm other than the key's own. fromJWKS reports a key of jwks.
+func (v *Verifier) keyFor(t *jwt.Token) (material any, fromJWKS bool, err error) {
 	kid := ""
 	if raw, ok := t.Header["kid"]; ok {
 		s, isString := raw.(string)
 		if !isString {
-			return nil, errors.New("kid header must be a string")
+			return nil, false, errors.New("kid header must be a string")
 		}
 		kid = s
 	}
 	k, ok := v.keys[kid]
 	if !ok && kid != "" && v.jwks != nil {
-		var err error
 		if k, err = v.jwks.Key(kid); err == nil {
-			ok = true
+			ok, fromJWKS = true, true
 		}
 	}
 	if !ok {
 		if kid == "" {
-			return nil, errors.New("token has no kid header and no key without a kid is configured")
+			return nil, false, errors.New("token has no kid header and no key without a kid is configured")
 		}
-		if len(kid) > maxKidInError {
-			kid = kid[:maxKidInError] + "..."
-		}
-		return nil, fmt.Errorf("%w %q", errUnknownKey, kid)
+		return nil, false, fmt.Errorf("%w %q", errUnknownKey, truncate(kid))
 	}
 	if alg := t.Method.Alg(); alg != k.Alg {
-		return nil, fmt.Errorf("token is signed with %s but key %q is %s", alg, k.ID, k.Alg)
+		return nil, false, fmt.Errorf("token is signed with %s but key %q is %s", alg, truncate(k.ID), k.Alg)
 	}
-	return k.material, nil
+	return k.material, fromJWKS, nil
+}
+
+// truncate bounds a token-supplied string repeated in an error.
+func truncate(s string) string {
+	if len(s) > maxKidInError {
+		return s[:maxKidInError] + "..."
+	}
+	return s
 }
 
 // ErrNoSubject is returned for a token without a sub claim.
@@ -128,9 +132,19 @@ var ErrNoSubject = errors.New("token has no sub claim")
 // Verify checks the token's signature and expiry and returns what it grants.
 func (v *Verifier) Verify(token string) (*Identity, error) {
 	var c Claims
-	_, err := v.parser.ParseWithClaims(token, &c, v.keyFor)
+	var fromJWKS bool
+	_, err := v.parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
+		k, jw, err := v.keyFor(t)
+		fromJWKS = jw
+		return k, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("verify token: %w", err)
+	}
+	if fromJWKS {
+		if err := v.jwks.checkClaims(&c); err != nil {
+			return nil, fmt.Errorf("verify token: %w", err)
+		}
 	}
 	if c.Subject == "" {
 		return nil, ErrNoSubject

@@ -13,6 +13,7 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,11 @@ type JWKSOptions struct {
 	// OnError, when set, hears about failed fetches (the server logs them):
 	// clients only learn that the kid is unknown.
 	OnError func(error)
+	// Issuer and Audience, when set, must be the iss claim and among the
+	// aud claim of every token verified by a key of this set: a provider's
+	// keys sign tokens for all its applications, not only this one.
+	Issuer   string
+	Audience string
 }
 
 // JWKS is a JSON Web Key Set fetched from an identity provider's URL
@@ -144,6 +150,17 @@ func (j *JWKS) fetch(ctx context.Context) error {
 		return fmt.Errorf("jwks %s: %w", j.url, err)
 	}
 	j.keys.Store(&jwksState{keys: keys, fetched: time.Now()})
+	return nil
+}
+
+// checkClaims applies the issuer and audience the set requires.
+func (j *JWKS) checkClaims(c *Claims) error {
+	if j.opts.Issuer != "" && c.Issuer != j.opts.Issuer {
+		return fmt.Errorf("token issuer %q is not the identity provider's %q", truncate(c.Issuer), j.opts.Issuer)
+	}
+	if j.opts.Audience != "" && !slices.Contains(c.Audience, j.opts.Audience) {
+		return fmt.Errorf("token audience does not include %q", j.opts.Audience)
+	}
 	return nil
 }
 

@@ -63,6 +63,8 @@ type Config struct {
 	JWTKeys        []JWTKey      `koanf:"jwt_keys"`
 	JWKSURL        string        `koanf:"jwks_url"`
 	JWKSMinRefresh time.Duration `koanf:"jwks_min_refresh"`
+	JWKSIssuer     string        `koanf:"jwks_issuer"`
+	JWKSAudience   string        `koanf:"jwks_audience"`
 	TLSCert        string        `koanf:"tls_cert"`
 	TLSKey         string        `koanf:"tls_key"`
 	ACMEDomains    []string      `koanf:"acme_domains"`
@@ -104,6 +106,8 @@ var settings = []setting{
 	{"jwt_keys", "token keys chosen by the token's kid: a list of {kid, alg, secret | public_key_file}, alg HS256, RS256, ES256 or EdDSA (a JSON list in the flag and variable)", jsonList{}},
 	{"jwks_url", "URL of an identity provider's JWKS (Cognito, Auth0, Keycloak): its keys verify tokens by kid", ""},
 	{"jwks_min_refresh", "least time between two fetches of jwks_url (a token with an unknown kid triggers one)", 10 * time.Second},
+	{"jwks_issuer", "iss claim required in tokens verified by jwks_url's keys (the provider's issuer URL)", ""},
+	{"jwks_audience", "value required in the aud claim of tokens verified by jwks_url's keys (your application's client id)", ""},
 	{"admin_key", "key for the admin API (functions); empty: api_key", ""},
 	{"auth_timeout", "time a new connection has to send its auth frame", 15 * time.Second},
 	{"default_channels", "channel patterns a token without a channels claim may subscribe to", []string{"*"}},

@@ -42,6 +42,9 @@ func (c *Config) validateKeysAndTLS() error {
 			return fmt.Errorf("jwks_url: must be an http(s) URL, got %q", c.JWKSURL)
 		}
 	}
+	if c.JWKSURL == "" && (c.JWKSIssuer != "" || c.JWKSAudience != "") {
+		return fmt.Errorf("jwks_issuer and jwks_audience need jwks_url")
+	}
 	if c.JWKSMinRefresh <= 0 {
 		return fmt.Errorf("jwks_min_refresh: must be positive, got %s", c.JWKSMinRefresh)
 	}

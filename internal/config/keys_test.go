@@ -69,6 +69,7 @@ func TestKeyAndTLSSettingsRefusedByName(t *testing.T) {
 		{"acme domain with port", "acme_domains: [\"a.example:443\"]\n", "", `acme_domains[0]: "a.example:443" is not a domain name`},
 		{"jwks url", "jwks_url: ftp://x\n", "", "jwks_url: must be an http(s) URL"},
 		{"jwks refresh", "jwks_min_refresh: 0s\n", "", "jwks_min_refresh: must be positive"},
+		{"issuer without jwks", "jwks_issuer: https://idp\n", "", "jwks_issuer and jwks_audience need jwks_url"},
 		{"empty api key", "api_keys: [\"\"]\n", "", "api_keys[0]: empty key"},
 	}
 	for _, c := range cases {

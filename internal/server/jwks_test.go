@@ -148,3 +148,31 @@ func TestJWKSRefreshBoundWithShortInterval(t *testing.T) {
 		t.Fatalf("%d fetches in %s for 100 unknown kids, want 2..%d", n, elapsed, bound)
 	}
 }
+
+func TestJWKSIssuerAndAudienceRequired(t *testing.T) {
+	idp := newJWKSServer(t)
+	p := newKeyPairs(t)[1]
+	idp.add("ec-1", "ES256", p.pub)
+	const iss, aud = "https://idp.example/pool-1", "eddy-app"
+	s := servertest.Start(t, func(c *config.Config) {
+		c.JWKSURL, c.JWKSIssuer, c.JWKSAudience = idp.URL, iss, aud
+	})
+	sign := func(claims jwt.MapClaims) string {
+		claims["sub"] = "al"
+		tok := jwt.NewWithClaims(p.method, claims)
+		tok.Header["kid"] = "ec-1"
+		signed, err := tok.SignedString(p.priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return signed
+	}
+	expectAccepted(t, s.WSURL, sign(jwt.MapClaims{"iss": iss, "aud": aud}), "al")
+	expectAccepted(t, s.WSURL, sign(jwt.MapClaims{"iss": iss, "aud": []string{"other-app", aud}}), "al")
+	// The same provider's tokens for another application, or another pool.
+	expectRefused(t, s.WSURL, sign(jwt.MapClaims{"iss": iss, "aud": "other-app"}), `token audience does not include "eddy-app"`)
+	expectRefused(t, s.WSURL, sign(jwt.MapClaims{"iss": iss}), `token audience does not include "eddy-app"`)
+	expectRefused(t, s.WSURL, sign(jwt.MapClaims{"iss": "https://idp.example/pool-2", "aud": aud}), `token issuer "https://idp.example/pool-2" is not`)
+	// The server's own keys are not the provider's: no iss or aud needed.
+	expectAccepted(t, s.WSURL, servertest.Token(t, "plain", nil, nil), "plain")
+}

@@ -43,6 +43,8 @@ func newApp(cfg config.Config, log *slog.Logger) (*App, error) {
 	if cfg.JWKSURL != "" {
 		jwks = auth.NewJWKS(cfg.JWKSURL, auth.JWKSOptions{
 			MinRefresh: cfg.JWKSMinRefresh,
+			Issuer:     cfg.JWKSIssuer,
+			Audience:   cfg.JWKSAudience,
 			OnError:    func(err error) { log.Warn("fetching the identity provider's keys failed", "err", err) },
 		})
 	}
