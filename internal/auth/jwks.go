@@ -30,12 +30,15 @@ const DefaultJWKSMinRefresh = 10 * time.Second
 // being accepted within this time.
 const JWKSMaxAge = time.Hour
 
+// jwksFetchTimeout bounds one fetch of the set.
+const jwksFetchTimeout = 10 * time.Second
+
 // maxJWKSBytes bounds the JWKS document read; real ones are a few KiB.
 const maxJWKSBytes = 1 << 20
 
 // JWKSOptions tune a JWKS.
 type JWKSOptions struct {
-	Client     *http.Client  // nil: a client with a 10 s timeout
+	Client     *http.Client  // nil: http.Client with a 10 s timeout
 	MinRefresh time.Duration // 0: DefaultJWKSMinRefresh
 	// OnError, when set, hears about failed fetches (the server logs them):
 	// clients only learn that the kid is unknown.
@@ -70,7 +73,7 @@ type jwksState struct {
 // NewJWKS returns a key set fetched from url on first use.
 func NewJWKS(url string, opts JWKSOptions) *JWKS {
 	if opts.Client == nil {
-		opts.Client = &http.Client{Timeout: 10 * time.Second}
+		opts.Client = &http.Client{Timeout: jwksFetchTimeout}
 	}
 	if opts.MinRefresh <= 0 {
 		opts.MinRefresh = DefaultJWKSMinRefresh
@@ -106,7 +109,9 @@ func (j *JWKS) Key(kid string) (Key, error) {
 	}
 	if time.Since(j.lastAttempt) >= j.opts.MinRefresh {
 		j.lastAttempt = time.Now()
-		ctx, cancel := context.WithTimeout(context.Background(), j.opts.Client.Timeout+time.Second)
+		// Bounded even with a client without a timeout: verifications of
+		// unknown kids wait for this fetch.
+		ctx, cancel := context.WithTimeout(context.Background(), jwksFetchTimeout)
 		err := j.fetch(ctx)
 		cancel()
 		if err != nil && j.opts.OnError != nil {
