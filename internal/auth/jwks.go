@@ -40,6 +40,7 @@ const maxJWKSBytes = 1 << 20
 type JWKSOptions struct {
 	Client     *http.Client  // nil: http.Client with a 10 s timeout
 	MinRefresh time.Duration // 0: DefaultJWKSMinRefresh
+	MaxAge     time.Duration // 0: JWKSMaxAge
 	// OnError, when set, hears about failed fetches (the server logs them):
 	// clients only learn that the kid is unknown.
 	OnError func(error)
@@ -78,6 +79,9 @@ func NewJWKS(url string, opts JWKSOptions) *JWKS {
 	if opts.MinRefresh <= 0 {
 		opts.MinRefresh = DefaultJWKSMinRefresh
 	}
+	if opts.MaxAge <= 0 {
+		opts.MaxAge = JWKSMaxAge
+	}
 	return &JWKS{url: url, opts: opts}
 }
 
@@ -93,7 +97,7 @@ func (j *JWKS) Refresh(ctx context.Context) error {
 // or the set is stale and the last fetch is at least MinRefresh ago.
 func (j *JWKS) Key(kid string) (Key, error) {
 	st := j.keys.Load()
-	if st != nil && time.Since(st.fetched) < JWKSMaxAge {
+	if st != nil && time.Since(st.fetched) < j.opts.MaxAge {
 		if k, ok := st.keys[kid]; ok {
 			return k, nil
 		}

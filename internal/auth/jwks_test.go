@@ -8,9 +8,16 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"math/big"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 func TestParseJWKSKeepsOnlyUsableSigningKeys(t *testing.T) {
@@ -59,5 +66,83 @@ func TestParseJWKSKeepsOnlyUsableSigningKeys(t *testing.T) {
 	}
 	if _, err := ParseJWKS([]byte(`{"keys":[` + rsaJWK("a", &rk.PublicKey, "") + "," + rsaJWK("a", &rk.PublicKey, "") + `]}`)); err == nil || !strings.Contains(err.Error(), `kid "a" appears twice`) {
 		t.Fatalf("duplicate kid: %v", err)
+	}
+}
+
+// TestJWKSDropsKeysTheProviderRemoved: once the cached set is older than
+// MaxAge, the next verification fetches it again, and a key the provider
+// removed is refused; while the provider is down, the cached keys serve.
+func TestJWKSDropsKeysTheProviderRemoved(t *testing.T) {
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	x := base64.RawURLEncoding.EncodeToString(pub)
+	var mu sync.Mutex
+	body := fmt.Sprintf(`{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"old","x":%q},{"kty":"OKP","crv":"Ed25519","kid":"new","x":%q}]}`, x, x)
+	up := true
+	refusedFetches := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !up {
+			refusedFetches++
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, body)
+	}))
+	defer srv.Close()
+	set := NewJWKS(srv.URL, JWKSOptions{MinRefresh: time.Millisecond, MaxAge: 20 * time.Millisecond})
+	v, err := NewKeyVerifier(nil, set, []string{"*"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(kid string) string {
+		tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{"sub": "al"})
+		tok.Header["kid"] = kid
+		s, err := tok.SignedString(priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	for _, kid := range []string{"old", "new"} {
+		if _, err := v.Verify(sign(kid)); err != nil {
+			t.Fatalf("kid %s: %v", kid, err)
+		}
+	}
+	// The provider goes down: cached keys keep working, also once the set
+	// is stale and a fetch has failed.
+	mu.Lock()
+	up = false
+	mu.Unlock()
+	for failed := 0; failed == 0; {
+		if _, err := v.Verify(sign("old")); err != nil {
+			t.Fatalf("cached key with the provider down: %v", err)
+		}
+		mu.Lock()
+		failed = refusedFetches
+		mu.Unlock()
+		time.Sleep(5 * time.Millisecond) // polling for the stale-set fetch
+	}
+	// The provider returns without "old".
+	mu.Lock()
+	up = true
+	body = fmt.Sprintf(`{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"new","x":%q}]}`, x)
+	mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := v.Verify(sign("old"))
+		if err != nil {
+			if !strings.Contains(err.Error(), `unknown key id "old"`) {
+				t.Fatalf("removed key: %v", err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a key the provider removed is still accepted")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := v.Verify(sign("new")); err != nil {
+		t.Fatalf("kept key: %v", err)
 	}
 }
