@@ -72,7 +72,7 @@ var settings = []setting{
 	{"api_listen", "separate address for the HTTP API and metrics (empty: share listen)", ""},
 	{"secret", "HS256 secret that signs client tokens (at least 32 bytes)", ""},
 	{"api_key", "key that backends present to the HTTP API", ""},
-	{"admin_key", "key for the admin API (functions); empty: api_key", ""},
+	{"admin_key", "key for the admin API (functions, associations), which runs code in the server; empty: admin API off", ""},
 	{"auth_timeout", "time a new connection has to send its auth frame", 15 * time.Second},
 	{"default_channels", "channel patterns a token without a channels claim may subscribe to", []string{"*"}},
 	{"allowed_origins", "Origin patterns allowed to open WebSockets (empty: any, for development)", []string{}},
@@ -320,13 +320,23 @@ func NewAPIKey() string {
 	return "ek_" + base64.RawURLEncoding.EncodeToString(b[:])
 }
 
+// NewAdminKey returns a random admin key, prefixed so it is not mistaken for an API key.
+func NewAdminKey() string {
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	return "eadm_" + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
 // ErrExists is returned by Init when the file is already there.
 var ErrExists = errors.New("config file already exists")
 
-// Init writes a new config file at path holding a fresh secret and API key,
-// readable only by its owner. It never overwrites.
+// Init writes a new config file at path holding a fresh secret, API key
+// and admin key, readable only by its owner. It never overwrites. The admin
+// key is separate because it deploys functions, which run code in the
+// server: a backend that only publishes never needs it.
 func Init(path string) (secret, apiKey string, err error) {
 	secret, apiKey = NewSecret(), NewAPIKey()
+	adminKey := NewAdminKey()
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		if errors.Is(err, os.ErrExist) {
@@ -334,17 +344,19 @@ func Init(path string) (secret, apiKey string, err error) {
 		}
 		return "", "", fmt.Errorf("create %s: %w", path, err)
 	}
-	_, err = fmt.Fprintf(f, `# Eddy configuration. Keep this file private: it holds the token secret and API key.
+	_, err = fmt.Fprintf(f, `# Eddy configuration. Keep this file private: it holds the token secret and keys.
 # Every key is also a flag (--auth-timeout) and an environment variable (EDDY_AUTH_TIMEOUT).
 listen: ":8080"
 secret: %q
+# api_key publishes and reads history; admin_key deploys functions (code run by the server).
 api_key: %q
+admin_key: %q
 data_dir: eddy-data
 # Channel options per namespace (the part of a channel name before the first ':').
 channel_defaults: { history_size: 0 }
 namespaces:
   chat: { history_size: 100, history_ttl: 10m, presence: true, join_leave: true }
-`, secret, apiKey)
+`, secret, apiKey, adminKey)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

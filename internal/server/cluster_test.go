@@ -184,7 +184,7 @@ func TestClusterRecoverOnAnotherNode(t *testing.T) {
 func TestClusterFunctionDeployedOnOneNodeRunsOnAnother(t *testing.T) {
 	_, nodes := cluster(t, 3)
 	ctx := context.Background()
-	admin := nodes[0].API()
+	admin := nodes[0].Admin()
 	if err := admin.Do(ctx, http.MethodPut, "/api/v1/functions/shout", map[string]any{
 		"runtime": "js", "source": `function handle(m){ m.data = String(m.data).toUpperCase(); return m }`,
 	}, nil); err != nil {

@@ -56,7 +56,8 @@ type Options struct {
 	Presence broker.PresenceStore // nil: the broker, if it keeps presence
 	// Functions, when set, sees every publish.
 	Functions Middleware
-	// AdminHandler, when set, serves the admin API (functions) behind the admin key.
+	// AdminHandler, when set, serves the admin API (functions) behind the
+	// admin key; with no admin_key it answers admin_disabled (admin.go).
 	AdminHandler http.Handler
 	// NodeID names this node (default: random); cluster brokers share theirs.
 	NodeID string
@@ -139,8 +140,8 @@ func New(opts Options) (*Server, error) {
 	if s.nodeID == "" {
 		s.nodeID = newNodeID()
 	}
-	if s.app.AdminKey == "" {
-		s.app.AdminKey = cfg.APIKey
+	if s.app.AdminKey != "" && s.app.AdminKey == cfg.APIKey {
+		log.Warn("admin_key equals api_key: every backend that can publish can also deploy functions; give the admin API its own key")
 	}
 	if s.broker == nil {
 		s.broker = memory.New()
@@ -242,7 +243,7 @@ func (s *Server) mountAPI(mux *http.ServeMux) {
 	mux.Handle("/api/v1/presence", onlyMethod(http.MethodGet, s.apiAuth(s.app.APIKey, s.handlePresence)))
 	mux.Handle("/api/v1/info", onlyMethod(http.MethodGet, s.apiAuth(s.app.APIKey, s.handleInfo)))
 	if s.opts.AdminHandler != nil {
-		admin := s.apiAuth(s.app.AdminKey, s.opts.AdminHandler.ServeHTTP)
+		admin := s.adminRoute(s.opts.AdminHandler)
 		mux.Handle("/api/v1/functions", admin)
 		mux.Handle("/api/v1/functions/", admin)
 		mux.Handle("/api/v1/associations", admin)
