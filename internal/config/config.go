@@ -57,6 +57,15 @@ type Config struct {
 	Demo             bool                      `koanf:"demo"`
 	ChannelDefaults  ChannelOptions            `koanf:"channel_defaults"`
 	Namespaces       map[string]ChannelOptions `koanf:"namespaces"`
+
+	// Limits (docs/security.md lists each with its default and refusal).
+	MaxConnections        int           `koanf:"max_connections"`
+	MaxConnectionsPerIP   int           `koanf:"max_connections_per_ip"`
+	MaxConnectionsPerUser int           `koanf:"max_connections_per_user"`
+	PublishRatePerUser    float64       `koanf:"publish_rate_per_user"`
+	MaxHistoryBytes       int64         `koanf:"max_history_bytes"`
+	HTTPIdleTimeout       time.Duration `koanf:"http_idle_timeout"`
+	HTTPReadTimeout       time.Duration `koanf:"http_read_timeout"`
 }
 
 // setting describes one scalar key: its flag and its help.
@@ -93,6 +102,13 @@ var settings = []setting{
 	{"presence_ttl", "cluster mode: how long presence members of a node that died linger", 30 * time.Second},
 	{"node_ttl", "cluster mode: how long a node that stopped announcing stays in /api/v1/info", 30 * time.Second},
 	{"pprof", "serve /debug/pprof on the API listener", false},
+	{"max_connections", "WebSocket connections this node accepts in all; more are refused with HTTP 503 limit_exceeded (0: no limit)", 100_000},
+	{"max_connections_per_ip", "WebSocket connections from one IP address (the TCP peer: behind a proxy, the proxy's); more get HTTP 429 limit_exceeded (0: no limit)", 0},
+	{"max_connections_per_user", "WebSocket connections of one token subject on this node; more are closed with 4010 after auth (0: no limit)", 0},
+	{"publish_rate_per_user", "publishes per second all connections of one user on this node may make together (token bucket)", 1000.0},
+	{"max_history_bytes", "memory broker: bytes of history kept in all; past it the channels published to longest ago lose their history first (0: no limit)", int64(256 << 20)},
+	{"http_idle_timeout", "how long an idle HTTP keep-alive connection stays open", 60 * time.Second},
+	{"http_read_timeout", "time to read one HTTP API request, headers and body (WebSockets are not affected once upgraded)", 30 * time.Second},
 	{"demo", "serve the demo chat page and a development token endpoint (never in production)", false},
 }
 
@@ -120,6 +136,8 @@ func RegisterFlags(fs *pflag.FlagSet) {
 			fs.Int(name, d, s.help)
 		case float64:
 			fs.Float64(name, d, s.help)
+		case int64:
+			fs.Int64(name, d, s.help)
 		case bool:
 			fs.Bool(name, d, s.help)
 		case time.Duration:
@@ -269,6 +287,20 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("max_subscriptions: must be at least 1, got %d", c.MaxSubscriptions)
 	case c.PublishRate <= 0:
 		return fmt.Errorf("publish_rate: must be positive, got %g", c.PublishRate)
+	case c.MaxConnections < 0:
+		return fmt.Errorf("max_connections: must be 0 (no limit) or more, got %d", c.MaxConnections)
+	case c.MaxConnectionsPerIP < 0:
+		return fmt.Errorf("max_connections_per_ip: must be 0 (no limit) or more, got %d", c.MaxConnectionsPerIP)
+	case c.MaxConnectionsPerUser < 0:
+		return fmt.Errorf("max_connections_per_user: must be 0 (no limit) or more, got %d", c.MaxConnectionsPerUser)
+	case c.PublishRatePerUser <= 0:
+		return fmt.Errorf("publish_rate_per_user: must be positive, got %g", c.PublishRatePerUser)
+	case c.MaxHistoryBytes < 0:
+		return fmt.Errorf("max_history_bytes: must be 0 (no limit) or more, got %d", c.MaxHistoryBytes)
+	case c.HTTPIdleTimeout <= 0:
+		return fmt.Errorf("http_idle_timeout: must be positive, got %s", c.HTTPIdleTimeout)
+	case c.HTTPReadTimeout <= 0:
+		return fmt.Errorf("http_read_timeout: must be positive, got %s", c.HTTPReadTimeout)
 	case c.LogFormat != "text" && c.LogFormat != "json":
 		return fmt.Errorf("log_format: must be text or json, got %q", c.LogFormat)
 	}

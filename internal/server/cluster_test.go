@@ -36,6 +36,7 @@ func clusterOn(t testing.TB, rs *redistest.Server, n int, mutate ...func(*config
 			c.PresenceTTL = 2 * time.Second
 			c.NodeTTL = 2 * time.Second
 			c.PublishRate = 100000
+			c.PublishRatePerUser = 100000
 			c.Namespaces["chat"] = config.ChannelOptions{HistorySize: 1000, Presence: true, JoinLeave: true}
 			c.Namespaces["feed"] = config.ChannelOptions{HistorySize: 1000}
 		}}, mutate...)...)

@@ -89,6 +89,7 @@ type Server struct {
 	writers  *outbox.Pool
 	handlers *handlerPool
 	draining atomic.Bool
+	limits   *connLimits // limits.go
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -158,6 +159,7 @@ func New(opts Options) (*Server, error) {
 	s.hub = hub.New(s.broker)
 	s.presenceOut = newPresenceFanout(presenceWindow)
 	s.metrics = newMetrics(s)
+	s.limits = s.newConnLimits()
 	s.upgrader = gws.NewUpgrader(&wsHandler{s: s}, &gws.ServerOption{
 		// The hard cap gws enforces; frames between max_message_bytes and
 		// this get a too_large error and the connection stays up.
@@ -278,7 +280,16 @@ func (s *Server) listen(addr string, h http.Handler) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	srv := &http.Server{
+		Handler: h,
+		// Idle keep-alive connections and slow requests are closed, so
+		// they cannot pile up; a WebSocket clears these deadlines once
+		// upgraded (ws.go) and is then watched by pings instead.
+		ReadHeaderTimeout: min(10*time.Second, s.cfg.HTTPReadTimeout),
+		ReadTimeout:       s.cfg.HTTPReadTimeout,
+		IdleTimeout:       s.cfg.HTTPIdleTimeout,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
 	s.mu.Lock()
 	s.listeners = append(s.listeners, ln)
 	s.servers = append(s.servers, srv)
