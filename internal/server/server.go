@@ -145,7 +145,7 @@ func New(opts Options) (*Server, error) {
 		log.Warn("admin_key equals api_key: every backend that can publish can also deploy functions; give the admin API its own key")
 	}
 	if s.broker == nil {
-		s.broker = memory.New()
+		s.broker = memory.NewWithOptions(memory.Options{MaxHistoryBytes: cfg.MaxHistoryBytes})
 	}
 	s.presence = opts.Presence
 	if s.presence == nil {
@@ -160,6 +160,7 @@ func New(opts Options) (*Server, error) {
 	s.presenceOut = newPresenceFanout(presenceWindow)
 	s.metrics = newMetrics(s)
 	s.limits = s.newConnLimits()
+	s.registerHistoryMetrics()
 	s.upgrader = gws.NewUpgrader(&wsHandler{s: s}, &gws.ServerOption{
 		// The hard cap gws enforces; frames between max_message_bytes and
 		// this get a too_large error and the connection stays up.
