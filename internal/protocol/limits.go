@@ -14,3 +14,15 @@ const (
 // ReasonNotAllowed is the reason of an unsubscribed frame the server sends
 // unasked, when a refreshed token no longer allows the channel.
 const ReasonNotAllowed = "not_allowed"
+
+type unsubscribedReason struct {
+	Type    string `json:"type"`
+	Channel string `json:"channel"`
+	Reason  string `json:"reason"`
+}
+
+// UnsubscribedBy tells a client the server ended its subscription to
+// channel unasked, and why (no id: it answers no request).
+func UnsubscribedBy(channel, reason string) []byte {
+	return mustMarshal(unsubscribedReason{TypeUnsubscribed, channel, reason})
+}

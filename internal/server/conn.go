@@ -211,7 +211,7 @@ func (c *conn) handleFrame(ctx context.Context, b []byte) {
 	case protocol.TypePublish:
 		c.handlePublish(ctx, f, id)
 	case protocol.TypeRefresh:
-		c.handleRefresh(f)
+		c.handleRefresh(ctx, f)
 	case protocol.TypePing:
 		c.send(protocol.Pong(f.ID))
 	case protocol.TypePresence:
@@ -284,7 +284,7 @@ func (c *conn) armExpiry(exp time.Time) {
 	})
 }
 
-func (c *conn) handleRefresh(f *protocol.ClientFrame) {
+func (c *conn) handleRefresh(ctx context.Context, f *protocol.ClientFrame) {
 	ident, err := c.s.app.Verifier.Verify(f.Token)
 	if err != nil {
 		c.sendError(f.ID, protocol.Errorf(protocol.CodeUnauthorized, "refresh: %v", err))
@@ -299,6 +299,7 @@ func (c *conn) handleRefresh(f *protocol.ClientFrame) {
 	c.identity = ident
 	c.armExpiry(ident.Expires)
 	c.mu.Unlock()
+	c.dropForbidden(ctx, ident)
 	var exp int64
 	if !ident.Expires.IsZero() {
 		exp = ident.Expires.Unix()

@@ -254,7 +254,9 @@ func (s *Server) mountAPI(mux *http.ServeMux) {
 	mux.Handle("/api/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, http.StatusNotFound, protocol.CodeNotFound, fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path))
 	}))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+	// Metrics name functions, channels' costs and the process: they are
+	// for the operator, so they take the API key like the rest of the API.
+	mux.Handle("GET /metrics", s.apiAuth(s.app.APIKey, promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}).ServeHTTP))
 	if s.cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
