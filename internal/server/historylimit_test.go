@@ -46,3 +46,48 @@ func TestEvictedHistoryRecoversAsFalse(t *testing.T) {
 		t.Fatalf("eddy_history_evicted_total = %q, want evictions counted", v)
 	}
 }
+
+// TestOneUsersLargePublishesStayWithinMaxHistoryBytes: the report's case,
+// eight connections of one user publishing 60 KB messages to distinct
+// channels with history, leaves the node's history within
+// max_history_bytes, the newest channels keeping theirs.
+func TestOneUsersLargePublishesStayWithinMaxHistoryBytes(t *testing.T) {
+	const bound = 1 << 20
+	s := servertest.Start(t, func(c *config.Config) {
+		c.Namespaces["big"] = config.ChannelOptions{HistorySize: 100}
+		c.MaxHistoryBytes = bound
+	})
+	data := `"` + strings.Repeat("x", 60_000) + `"`
+	var conns []*servertest.WS
+	for range 8 {
+		conns = append(conns, servertest.Connect(t, s.WSURL, servertest.Token(t, "mallory", nil, []string{"big:*"})))
+	}
+	acked := 0
+	for round := 0; round < 4; round++ {
+		for i, ws := range conns {
+			id := round*len(conns) + i + 1
+			ws.Send(fmt.Sprintf(`{"type":"publish","id":%d,"channel":"big:%d","event":"e","data":%s}`, id, id, data))
+		}
+		for _, ws := range conns {
+			if f := ws.Next(); f.Type() == "ack" {
+				acked++
+			} else {
+				t.Fatalf("publish: %v", f)
+			}
+		}
+	}
+	if acked != 32 { // 1.9 MB of history offered
+		t.Fatalf("%d of 32 acked", acked)
+	}
+	kept := metricValue(t, s, "eddy_history_bytes")
+	var n int64
+	if _, err := fmt.Sscan(kept, &n); err != nil || n <= 0 || n > bound {
+		t.Fatalf("eddy_history_bytes = %q, want within max_history_bytes (%d)", kept, bound)
+	}
+	if h, err := s.API().History(t.Context(), "big:32", 0, 0); err != nil || len(h.Messages) != 1 {
+		t.Fatalf("the newest channel's history: %v %v, want kept", h, err)
+	}
+	if v := metricValue(t, s, "eddy_history_evicted_total"); v == "" || v == "0" {
+		t.Fatalf("eddy_history_evicted_total = %q, want evictions", v)
+	}
+}

@@ -113,16 +113,13 @@ func (l *connLimits) acquireUser(user string) (*rate.Limiter, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	u := l.users[user]
+	if u != nil && l.maxUser > 0 && u.conns >= l.maxUser {
+		l.refused.WithLabelValues(limitUser).Inc()
+		return nil, false
+	}
 	if u == nil {
 		u = &userSlot{limiter: rate.NewLimiter(l.userRate, l.userBurst)}
 		l.users[user] = u
-	}
-	if l.maxUser > 0 && u.conns >= l.maxUser {
-		if u.conns == 0 {
-			delete(l.users, user)
-		}
-		l.refused.WithLabelValues(limitUser).Inc()
-		return nil, false
 	}
 	u.conns++
 	return u.limiter, true
