@@ -11,8 +11,7 @@ import (
 const codeAdminDisabled = "admin_disabled"
 
 // adminDisabledMessage says how to turn the admin API on; fixed, so clients can show it.
-const adminDisabledMessage = "admin API is off: set admin_key (admin_key in eddy.yaml, EDDY_ADMIN_KEY or --admin-key; " +
-	"'eddy init' writes one) to deploy functions and associations"
+const adminDisabledMessage = "admin API is off: set admin_key (in eddy.yaml, EDDY_ADMIN_KEY or --admin-key) and restart to deploy functions and associations"
 
 // adminRoute guards the admin API (functions, associations). Deploying a
 // function runs code inside the server, so it takes its own key: the API
