@@ -206,7 +206,7 @@ func (r *runner) serverRSS(ctx context.Context) uint64 {
 func (r *runner) serverStats(ctx context.Context) (rss, cpu float64) {
 	ctx = context.WithoutCancel(ctx) // also after the run's timeout
 	for _, base := range r.o.API {
-		m, err := scrapeMetrics(ctx, base, "process_resident_memory_bytes", "process_cpu_seconds_total")
+		m, err := scrapeMetrics(ctx, base, r.o.APIKey, "process_resident_memory_bytes", "process_cpu_seconds_total")
 		if err != nil {
 			r.note("server metrics of %s not read: %v", base, err)
 			continue
@@ -217,14 +217,16 @@ func (r *runner) serverStats(ctx context.Context) (rss, cpu float64) {
 	return rss, cpu
 }
 
-// scrapeMetrics reads the named unlabelled metrics from base/metrics.
-func scrapeMetrics(ctx context.Context, base string, names ...string) ([]float64, error) {
+// scrapeMetrics reads the named unlabelled metrics from base/metrics,
+// which the server serves to the API key only.
+func scrapeMetrics(ctx context.Context, base, apiKey string, names ...string) ([]float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/metrics", nil)
 	if err != nil {
 		return nil, err
 	}
+	req.Header.Set("Authorization", "Bearer "+apiKey)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, err

@@ -21,7 +21,8 @@ func init() {
 }
 
 // adminClient is an API client with the admin key (EDDY_ADMIN_KEY or the
-// config's admin_key, falling back to the API key).
+// config's admin_key). Without one it sends the API key, which the server
+// refuses with a message saying to set admin_key.
 func adminClient(g *globals) (*api.Client, error) {
 	t, err := resolveTarget(g)
 	if err != nil {
@@ -31,7 +32,7 @@ func adminClient(g *globals) (*api.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The admin key, when set, guards functions; else the API key does.
+	// The admin key guards functions; the API key never opens them.
 	if k := os.Getenv("EDDY_ADMIN_KEY"); k != "" {
 		c.APIKey = k
 	} else if t.adminKey != "" {

@@ -17,7 +17,7 @@ import (
 func cliEnv(t *testing.T, s *servertest.Server) func(args ...string) (string, error) {
 	t.Helper()
 	cfg := filepath.Join(t.TempDir(), "eddy.yaml")
-	yaml := fmt.Sprintf("secret: %q\napi_key: %q\n", servertest.Secret, servertest.APIKey)
+	yaml := fmt.Sprintf("secret: %q\napi_key: %q\nadmin_key: %q\n", servertest.Secret, servertest.APIKey, servertest.AdminKey)
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}

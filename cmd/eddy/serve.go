@@ -23,8 +23,9 @@ func newServeCmd(g *globals) *cobra.Command {
 key in the config file (flag > env > file > default): key auth_timeout is flag
 --auth-timeout and variable EDDY_AUTH_TIMEOUT.
 
-With no config file, serve writes one (mode 0600) holding a fresh random secret
-and API key, then serves.`,
+With no config file, serve writes one (mode 0600) holding a fresh random secret,
+API key and admin key, then serves. Without an admin_key the admin API
+(functions, associations) is off.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runServe(cmd, g)
@@ -72,7 +73,10 @@ func runServe(cmd *cobra.Command, g *globals) error {
 		return err
 	}
 	if created {
-		log.Info("created config with a fresh secret and API key", "file", g.configPath)
+		log.Info("created config with a fresh secret, API key and admin key", "file", g.configPath)
+	}
+	if cfg.AdminKey == "" {
+		log.Warn("admin API is off: set admin_key (eddy.yaml, EDDY_ADMIN_KEY or --admin-key) to deploy functions and associations")
 	}
 	addr := srv.Addr().String()
 	ws, web := "ws://", "http://"
@@ -80,8 +84,12 @@ func runServe(cmd *cobra.Command, g *globals) error {
 		ws, web = "wss://", "https://"
 	}
 	log.Info("eddy listening", "websocket", ws+addr+"/ws", "api", web+srv.APIAddr().String()+"/api/v1", "broker", brokerName(cfg), "node", srv.NodeID())
-	// The key goes to the terminal, never into the structured log.
-	fmt.Fprintf(cmd.ErrOrStderr(), "\nAPI key: %s\nMint a client token:\n  eddy token --config %s --sub alice --ttl 1h --channel 'chat:*' --publish 'chat:*'\n\n", cfg.APIKey, g.configPath)
+	// The keys go to the terminal, never into the structured log.
+	admin := "off (set admin_key to deploy functions)"
+	if cfg.AdminKey != "" {
+		admin = cfg.AdminKey + " (deploys functions: keep it apart from the API key)"
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "\nAPI key: %s\nAdmin key: %s\nMint a client token:\n  eddy token --config %s --sub alice --ttl 1h --channel 'chat:*' --publish 'chat:*'\n\n", cfg.APIKey, admin, g.configPath)
 	<-ctx.Done()
 	stop()
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/eddyrt/eddy/internal/config"
 )
 
 func runRoot(args ...string) (string, error) {
@@ -30,6 +32,13 @@ func TestInitWritesPrivateConfigOnce(t *testing.T) {
 	b, _ := os.ReadFile(path)
 	if !strings.Contains(string(b), "secret:") || !strings.Contains(string(b), "api_key:") {
 		t.Fatalf("config lacks secret or key:\n%s", b)
+	}
+	cfg, err := config.Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AdminKey == "" || cfg.AdminKey == cfg.APIKey {
+		t.Fatalf("init wrote admin_key %q next to api_key %q; want its own key", cfg.AdminKey, cfg.APIKey)
 	}
 	if _, err := runRoot("init", "--config", path); err == nil || !strings.Contains(err.Error(), "exists") {
 		t.Fatalf("second init: %v, want a refusal to overwrite", err)

@@ -14,13 +14,13 @@ import (
 func newInitCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "init",
-		Short: "Write a new config file with a fresh secret and API key",
+		Short: "Write a new config file with a fresh secret, API key and admin key",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if _, _, err := config.Init(g.configPath); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (mode 0600) with a fresh secret and API key\n", g.configPath)
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (mode 0600) with a fresh secret, API key and admin key\n", g.configPath)
 			return nil
 		},
 	}

@@ -71,6 +71,14 @@ type Config struct {
 	ACMEEmail      string        `koanf:"acme_email"`
 	ACMECA         string        `koanf:"acme_ca"`
 	ACMECARoot     string        `koanf:"acme_ca_root"`
+	// Limits (docs/security.md lists each with its default and refusal).
+	MaxConnections        int           `koanf:"max_connections"`
+	MaxConnectionsPerIP   int           `koanf:"max_connections_per_ip"`
+	MaxConnectionsPerUser int           `koanf:"max_connections_per_user"`
+	PublishRatePerUser    float64       `koanf:"publish_rate_per_user"`
+	MaxHistoryBytes       int64         `koanf:"max_history_bytes"`
+	HTTPIdleTimeout       time.Duration `koanf:"http_idle_timeout"`
+	HTTPReadTimeout       time.Duration `koanf:"http_read_timeout"`
 }
 
 // JWTKey is one entry of jwt_keys: a token verification key chosen by the
@@ -108,7 +116,7 @@ var settings = []setting{
 	{"jwks_min_refresh", "least time between two fetches of jwks_url (a token with an unknown kid triggers one)", 10 * time.Second},
 	{"jwks_issuer", "iss claim required in tokens verified by jwks_url's keys (the provider's issuer URL)", ""},
 	{"jwks_audience", "value required in the aud claim of tokens verified by jwks_url's keys (your application's client id)", ""},
-	{"admin_key", "key for the admin API (functions); empty: api_key", ""},
+	{"admin_key", "key for the admin API (functions, associations), which runs code in the server; empty: admin API off", ""},
 	{"auth_timeout", "time a new connection has to send its auth frame", 15 * time.Second},
 	{"default_channels", "channel patterns a token without a channels claim may subscribe to", []string{"*"}},
 	{"allowed_origins", "Origin patterns allowed to open WebSockets (empty: any, for development)", []string{}},
@@ -135,6 +143,13 @@ var settings = []setting{
 	{"acme_email", "contact e-mail given to the ACME CA", ""},
 	{"acme_ca", "ACME directory URL (empty: Let's Encrypt)", ""},
 	{"acme_ca_root", "PEM file of the CA that signs acme_ca's HTTPS certificate, for a private ACME CA (empty: system roots)", ""},
+	{"max_connections", "WebSocket connections this node accepts in all; more are refused with HTTP 503 limit_exceeded (0: no limit)", 100_000},
+	{"max_connections_per_ip", "WebSocket connections from one IP address (the TCP peer: behind a proxy, the proxy's); more get HTTP 429 limit_exceeded (0: no limit)", 0},
+	{"max_connections_per_user", "WebSocket connections of one token subject on this node; more are closed with 4010 after auth (0: no limit)", 0},
+	{"publish_rate_per_user", "publishes per second all connections of one user on this node may make together (token bucket)", 1000.0},
+	{"max_history_bytes", "memory broker: bytes of history kept in all; past it the channels published to longest ago lose their history first (0: no limit)", int64(256 << 20)},
+	{"http_idle_timeout", "how long an idle HTTP keep-alive connection stays open", 60 * time.Second},
+	{"http_read_timeout", "time to read one HTTP API request, headers and body (WebSockets are not affected once upgraded)", 30 * time.Second},
 	{"demo", "serve the demo chat page and a development token endpoint (never in production)", false},
 }
 
@@ -164,6 +179,8 @@ func RegisterFlags(fs *pflag.FlagSet) {
 			fs.Int(name, d, s.help)
 		case float64:
 			fs.Float64(name, d, s.help)
+		case int64:
+			fs.Int64(name, d, s.help)
 		case bool:
 			fs.Bool(name, d, s.help)
 		case time.Duration:
@@ -412,6 +429,20 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("max_subscriptions: must be at least 1, got %d", c.MaxSubscriptions)
 	case c.PublishRate <= 0:
 		return fmt.Errorf("publish_rate: must be positive, got %g", c.PublishRate)
+	case c.MaxConnections < 0:
+		return fmt.Errorf("max_connections: must be 0 (no limit) or more, got %d", c.MaxConnections)
+	case c.MaxConnectionsPerIP < 0:
+		return fmt.Errorf("max_connections_per_ip: must be 0 (no limit) or more, got %d", c.MaxConnectionsPerIP)
+	case c.MaxConnectionsPerUser < 0:
+		return fmt.Errorf("max_connections_per_user: must be 0 (no limit) or more, got %d", c.MaxConnectionsPerUser)
+	case c.PublishRatePerUser <= 0:
+		return fmt.Errorf("publish_rate_per_user: must be positive, got %g", c.PublishRatePerUser)
+	case c.MaxHistoryBytes < 0:
+		return fmt.Errorf("max_history_bytes: must be 0 (no limit) or more, got %d", c.MaxHistoryBytes)
+	case c.HTTPIdleTimeout <= 0:
+		return fmt.Errorf("http_idle_timeout: must be positive, got %s", c.HTTPIdleTimeout)
+	case c.HTTPReadTimeout <= 0:
+		return fmt.Errorf("http_read_timeout: must be positive, got %s", c.HTTPReadTimeout)
 	case c.LogFormat != "text" && c.LogFormat != "json":
 		return fmt.Errorf("log_format: must be text or json, got %q", c.LogFormat)
 	}
@@ -463,13 +494,23 @@ func NewAPIKey() string {
 	return "ek_" + base64.RawURLEncoding.EncodeToString(b[:])
 }
 
+// NewAdminKey returns a random admin key, prefixed so it is not mistaken for an API key.
+func NewAdminKey() string {
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	return "eadm_" + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
 // ErrExists is returned by Init when the file is already there.
 var ErrExists = errors.New("config file already exists")
 
-// Init writes a new config file at path holding a fresh secret and API key,
-// readable only by its owner. It never overwrites.
+// Init writes a new config file at path holding a fresh secret, API key
+// and admin key, readable only by its owner. It never overwrites. The admin
+// key is separate because it deploys functions, which run code in the
+// server: a backend that only publishes never needs it.
 func Init(path string) (secret, apiKey string, err error) {
 	secret, apiKey = NewSecret(), NewAPIKey()
+	adminKey := NewAdminKey()
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		if errors.Is(err, os.ErrExist) {
@@ -477,17 +518,19 @@ func Init(path string) (secret, apiKey string, err error) {
 		}
 		return "", "", fmt.Errorf("create %s: %w", path, err)
 	}
-	_, err = fmt.Fprintf(f, `# Eddy configuration. Keep this file private: it holds the token secret and API key.
+	_, err = fmt.Fprintf(f, `# Eddy configuration. Keep this file private: it holds the token secret and keys.
 # Every key is also a flag (--auth-timeout) and an environment variable (EDDY_AUTH_TIMEOUT).
 listen: ":8080"
 secret: %q
+# api_key publishes and reads history; admin_key deploys functions (code run by the server).
 api_key: %q
+admin_key: %q
 data_dir: eddy-data
 # Channel options per namespace (the part of a channel name before the first ':').
 channel_defaults: { history_size: 0 }
 namespaces:
   chat: { history_size: 100, history_ttl: 10m, presence: true, join_leave: true }
-`, secret, apiKey)
+`, secret, apiKey, adminKey)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

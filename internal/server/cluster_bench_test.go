@@ -117,6 +117,7 @@ func benchFanOut(b *testing.B, pubNode, subNode *servertest.Server, subs int) {
 
 func fastPublish(c *config.Config) {
 	c.PublishRate = 1e9
+	c.PublishRatePerUser = 1e9
 	c.MaxQueueBytes = 256 << 20
 }
 

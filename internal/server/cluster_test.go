@@ -36,6 +36,7 @@ func clusterOn(t testing.TB, rs *redistest.Server, n int, mutate ...func(*config
 			c.PresenceTTL = 2 * time.Second
 			c.NodeTTL = 2 * time.Second
 			c.PublishRate = 100000
+			c.PublishRatePerUser = 100000
 			c.Namespaces["chat"] = config.ChannelOptions{HistorySize: 1000, Presence: true, JoinLeave: true}
 			c.Namespaces["feed"] = config.ChannelOptions{HistorySize: 1000}
 		}}, mutate...)...)
@@ -184,7 +185,7 @@ func TestClusterRecoverOnAnotherNode(t *testing.T) {
 func TestClusterFunctionDeployedOnOneNodeRunsOnAnother(t *testing.T) {
 	_, nodes := cluster(t, 3)
 	ctx := context.Background()
-	admin := nodes[0].API()
+	admin := nodes[0].Admin()
 	if err := admin.Do(ctx, http.MethodPut, "/api/v1/functions/shout", map[string]any{
 		"runtime": "js", "source": `function handle(m){ m.data = String(m.data).toUpperCase(); return m }`,
 	}, nil); err != nil {

@@ -36,12 +36,16 @@ type conn struct {
 	lastRead atomic.Int64  // unix nanoseconds
 	handled  chan struct{} // a frame handler finished (see wsHandler.OnMessage)
 
+	ip string // peer address holding a max_connections_per_ip slot
+
 	// Owned by the read goroutine.
-	badFrames int
-	limiter   *rate.Limiter
+	badFrames   int
+	limiter     *rate.Limiter
+	userLimiter *rate.Limiter // shared by the user's connections (limits.go)
 
 	mu        sync.Mutex
 	identity  *auth.Identity
+	user      string // holds a max_connections_per_user slot while set
 	subs      map[string]*subscription
 	authTimer *time.Timer
 	expiry    *time.Timer
@@ -131,6 +135,8 @@ func closeCodeLabel(code uint16) string {
 		return "4008"
 	case protocol.CloseSlowConsumer:
 		return "4009"
+	case protocol.CloseTooManyConnections:
+		return "4010"
 	}
 	return "other"
 }
@@ -147,6 +153,7 @@ func (c *conn) cleanup() {
 	c.mu.Unlock()
 	c.out.Close()
 	c.releaseSubscriptions()
+	c.releaseLimits()
 	c.s.conns.remove(c)
 	c.s.metrics.connections.Dec()
 }
@@ -204,7 +211,7 @@ func (c *conn) handleFrame(ctx context.Context, b []byte) {
 	case protocol.TypePublish:
 		c.handlePublish(ctx, f, id)
 	case protocol.TypeRefresh:
-		c.handleRefresh(f)
+		c.handleRefresh(ctx, f)
 	case protocol.TypePing:
 		c.send(protocol.Pong(f.ID))
 	case protocol.TypePresence:
@@ -248,6 +255,12 @@ func (c *conn) handleAuth(f *protocol.ClientFrame, decodeErr error) {
 		c.mu.Unlock()
 		return
 	}
+	if !c.admitUserLocked(ident.User) {
+		c.mu.Unlock()
+		c.sendError(0, c.s.userLimitError(ident.User))
+		c.closeWith(protocol.CloseTooManyConnections, "too many connections", true)
+		return
+	}
 	c.authTimer.Stop()
 	c.authTimer = nil
 	c.identity = ident
@@ -271,7 +284,7 @@ func (c *conn) armExpiry(exp time.Time) {
 	})
 }
 
-func (c *conn) handleRefresh(f *protocol.ClientFrame) {
+func (c *conn) handleRefresh(ctx context.Context, f *protocol.ClientFrame) {
 	ident, err := c.s.app.Verifier.Verify(f.Token)
 	if err != nil {
 		c.sendError(f.ID, protocol.Errorf(protocol.CodeUnauthorized, "refresh: %v", err))
@@ -286,6 +299,7 @@ func (c *conn) handleRefresh(f *protocol.ClientFrame) {
 	c.identity = ident
 	c.armExpiry(ident.Expires)
 	c.mu.Unlock()
+	c.dropForbidden(ctx, ident)
 	var exp int64
 	if !ident.Expires.IsZero() {
 		exp = ident.Expires.Unix()
@@ -307,6 +321,10 @@ func (c *conn) handlePublish(ctx context.Context, f *protocol.ClientFrame, id *a
 	}
 	if !c.limiter.Allow() {
 		c.sendError(f.ID, protocol.Errorf(protocol.CodeRateLimited, "publish rate over %g messages per second", c.s.cfg.PublishRate))
+		return
+	}
+	if !c.allowUserPublish() {
+		c.sendError(f.ID, protocol.Errorf(protocol.CodeRateLimited, "publish rate of user %q over publish_rate_per_user (%g messages per second, all its connections together)", id.User, c.s.cfg.PublishRatePerUser))
 		return
 	}
 	msgID, err := c.s.publish(ctx, publishRequest{

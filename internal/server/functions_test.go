@@ -18,7 +18,7 @@ import (
 
 func deploy(t *testing.T, s *servertest.Server, name string, fn map[string]any) {
 	t.Helper()
-	if err := s.API().Do(context.Background(), http.MethodPut, "/api/v1/functions/"+name, fn, nil); err != nil {
+	if err := s.Admin().Do(context.Background(), http.MethodPut, "/api/v1/functions/"+name, fn, nil); err != nil {
 		t.Fatalf("deploy %s: %v", name, err)
 	}
 }
@@ -29,7 +29,7 @@ func associate(t *testing.T, s *servertest.Server, pattern string, onError strin
 	if onError != "" {
 		a["on_error"] = onError
 	}
-	if err := s.API().Do(context.Background(), http.MethodPut, "/api/v1/associations", a, nil); err != nil {
+	if err := s.Admin().Do(context.Background(), http.MethodPut, "/api/v1/associations", a, nil); err != nil {
 		t.Fatalf("associate %s: %v", pattern, err)
 	}
 }
@@ -177,7 +177,7 @@ func TestFunctionsSurviveRestartAndInvokeDryRun(t *testing.T) {
 	deploy(t, s1, "tag", js(`function handle(m){ m.data = {tagged: m.data}; return m }`))
 	associate(t, s1, "t:*", "", "tag")
 	var bad api.ErrorBody
-	err := s1.API().Do(context.Background(), http.MethodPut, "/api/v1/functions/tag", js("function handle(m) {\n  return m +\n}"), &bad)
+	err := s1.Admin().Do(context.Background(), http.MethodPut, "/api/v1/functions/tag", js("function handle(m) {\n  return m +\n}"), &bad)
 	if !isStatus(err, 400) {
 		t.Fatalf("deploying a syntax error: %v", err)
 	}
@@ -189,7 +189,7 @@ func TestFunctionsSurviveRestartAndInvokeDryRun(t *testing.T) {
 		Action  string         `json:"action"`
 		Message map[string]any `json:"message"`
 	}
-	if err := s2.API().Do(context.Background(), http.MethodPost, "/api/v1/functions/tag/invoke", map[string]any{"channel": "t:1", "event": "e", "data": 5}, &res); err != nil {
+	if err := s2.Admin().Do(context.Background(), http.MethodPost, "/api/v1/functions/tag/invoke", map[string]any{"channel": "t:1", "event": "e", "data": 5}, &res); err != nil {
 		t.Fatal(err)
 	}
 	if res.Action != "pass" || res.Message["data"].(map[string]any)["tagged"] != float64(5) {

@@ -60,7 +60,8 @@ type Options struct {
 	Presence broker.PresenceStore // nil: the broker, if it keeps presence
 	// Functions, when set, sees every publish.
 	Functions Middleware
-	// AdminHandler, when set, serves the admin API (functions) behind the admin key.
+	// AdminHandler, when set, serves the admin API (functions) behind the
+	// admin key; with no admin_key it answers admin_disabled (admin.go).
 	AdminHandler http.Handler
 	// NodeID names this node (default: random); cluster brokers share theirs.
 	NodeID string
@@ -93,6 +94,7 @@ type Server struct {
 	writers  *outbox.Pool
 	handlers *handlerPool
 	draining atomic.Bool
+	limits   *connLimits // limits.go
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -148,11 +150,11 @@ func New(opts Options) (*Server, error) {
 	if s.nodeID == "" {
 		s.nodeID = newNodeID()
 	}
-	if s.app.AdminKey == "" {
-		s.app.AdminKey = cfg.APIKey
+	if s.app.AdminKey != "" && s.app.AdminKey == cfg.APIKey {
+		log.Warn("admin_key equals api_key: every backend that can publish can also deploy functions; give the admin API its own key")
 	}
 	if s.broker == nil {
-		s.broker = memory.New()
+		s.broker = memory.NewWithOptions(memory.Options{MaxHistoryBytes: cfg.MaxHistoryBytes})
 	}
 	s.presence = opts.Presence
 	if s.presence == nil {
@@ -166,6 +168,8 @@ func New(opts Options) (*Server, error) {
 	s.hub = hub.New(s.broker)
 	s.presenceOut = newPresenceFanout(presenceWindow)
 	s.metrics = newMetrics(s)
+	s.limits = s.newConnLimits()
+	s.registerHistoryMetrics()
 	s.upgrader = gws.NewUpgrader(&wsHandler{s: s}, &gws.ServerOption{
 		// The hard cap gws enforces; frames between max_message_bytes and
 		// this get a too_large error and the connection stays up.
@@ -252,7 +256,7 @@ func (s *Server) mountAPI(mux *http.ServeMux) {
 	mux.Handle("/api/v1/presence", onlyMethod(http.MethodGet, s.apiAuth(s.app.APIKeys, s.handlePresence)))
 	mux.Handle("/api/v1/info", onlyMethod(http.MethodGet, s.apiAuth(s.app.APIKeys, s.handleInfo)))
 	if s.opts.AdminHandler != nil {
-		admin := s.apiAuth([]string{s.app.AdminKey}, s.opts.AdminHandler.ServeHTTP)
+		admin := s.adminRoute(s.opts.AdminHandler)
 		mux.Handle("/api/v1/functions", admin)
 		mux.Handle("/api/v1/functions/", admin)
 		mux.Handle("/api/v1/associations", admin)
@@ -260,7 +264,9 @@ func (s *Server) mountAPI(mux *http.ServeMux) {
 	mux.Handle("/api/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, http.StatusNotFound, protocol.CodeNotFound, fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path))
 	}))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+	// Metrics name functions, channels' costs and the process: they are
+	// for the operator, so they take the API key like the rest of the API.
+	mux.Handle("GET /metrics", s.apiAuth(s.app.APIKeys, promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}).ServeHTTP))
 	if s.cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -288,7 +294,16 @@ func (s *Server) listen(addr string, h http.Handler) error {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
 	ln = s.wrapTLS(ln)
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	srv := &http.Server{
+		Handler: h,
+		// Idle keep-alive connections and slow requests are closed, so
+		// they cannot pile up; a WebSocket clears these deadlines once
+		// upgraded (ws.go) and is then watched by pings instead.
+		ReadHeaderTimeout: min(10*time.Second, s.cfg.HTTPReadTimeout),
+		ReadTimeout:       s.cfg.HTTPReadTimeout,
+		IdleTimeout:       s.cfg.HTTPIdleTimeout,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
 	s.mu.Lock()
 	s.listeners = append(s.listeners, ln)
 	s.servers = append(s.servers, srv)

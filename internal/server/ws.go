@@ -32,16 +32,26 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "origin not allowed: "+r.Header.Get("Origin"), http.StatusForbidden)
 		return
 	}
+	ip, ok := s.admit(w, r)
+	if !ok {
+		return
+	}
 	hj, ok := w.(http.Hijacker)
 	if !ok {
+		s.limits.release(ip)
 		http.Error(w, "websocket upgrade not supported here", http.StatusInternalServerError)
 		return
 	}
 	netConn, brw, err := hj.Hijack()
 	if err != nil {
+		s.limits.release(ip)
 		s.log.Debug("websocket hijack failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
+	// The HTTP server's read timeout is still armed on the hijacked
+	// connection (gws clears it after its handshake too; we do not rely on
+	// that): a WebSocket lives as long as it answers pings.
+	_ = netConn.SetDeadline(time.Time{})
 	// Our own small read buffer: gws would take one of its 4 KiB default,
 	// held by every idle connection, while client frames are a few hundred
 	// bytes (a longer frame just takes more reads). A client that sent
@@ -53,10 +63,12 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	socket, err := s.upgrader.UpgradeFromConn(netConn, br, r)
 	if err != nil {
+		s.limits.release(ip)
 		s.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
 	c := s.newConn(socket)
+	c.ip = ip // before the read loop starts: cleanup gives the slot back
 	socket.Session().Store("", c)
 	// Reading in a fresh goroutine lets the HTTP handler's stack go.
 	go socket.ReadLoop()

@@ -27,10 +27,11 @@ import (
 	"github.com/eddyrt/eddy/internal/server"
 )
 
-// Secret and APIKey are the credentials of every test server.
+// Secret, APIKey and AdminKey are the credentials of every test server.
 const (
-	Secret = "test-secret-test-secret-test-secret-0123"
-	APIKey = "test-api-key"
+	Secret   = "test-secret-test-secret-test-secret-0123"
+	APIKey   = "test-api-key"
+	AdminKey = "test-admin-key"
 )
 
 // Server is a running test server.
@@ -51,6 +52,7 @@ func Config() config.Config {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Secret = Secret
 	cfg.APIKey = APIKey
+	cfg.AdminKey = AdminKey
 	cfg.ShutdownTimeout = 5 * time.Second
 	return cfg
 }
@@ -108,6 +110,13 @@ func StartWith(t testing.TB, opts server.Options) *Server {
 // API returns an API client for the server.
 func (s *Server) API() *api.Client {
 	c := api.NewClient(s.APIBase(), APIKey)
+	c.HTTP = s.http
+	return c
+}
+
+// Admin returns an API client holding the admin key (functions, associations).
+func (s *Server) Admin() *api.Client {
+	c := api.NewClient(s.APIBase(), AdminKey)
 	c.HTTP = s.http
 	return c
 }

@@ -183,8 +183,8 @@ func TestHistoryTTL(t *testing.T) {
 		t.Fatalf("after everything expired: %v %v %v", offsets(msgs), pos, err)
 	}
 	s := b.shard("c")
-	if st := s.streams["c"]; st.ring != nil || st.n != 0 {
-		t.Fatalf("an expired stream still holds its ring (%d slots)", len(st.ring))
+	if st := s.streams["c"]; st.h != nil {
+		t.Fatalf("an expired stream still holds its history (%d slots)", len(st.h.ring))
 	}
 	// Numbering goes on where it was.
 	publishN(t, b, "c", 1, opts)
@@ -196,8 +196,8 @@ func TestHistoryTTL(t *testing.T) {
 func TestRingGrowsWithTheMessages(t *testing.T) {
 	b := New()
 	publishN(t, b, "c", 3, broker.ChannelOptions{HistorySize: 100000})
-	if st := b.shard("c").streams["c"]; len(st.ring) > 8 {
-		t.Fatalf("three messages hold a ring of %d slots", len(st.ring))
+	if st := b.shard("c").streams["c"]; len(st.h.ring) > 8 {
+		t.Fatalf("three messages hold a ring of %d slots", len(st.h.ring))
 	}
 }
 

@@ -1,0 +1,41 @@
+package server
+
+import (
+	"crypto/subtle"
+	"net/http"
+
+	"github.com/eddyrt/eddy/internal/protocol"
+)
+
+// codeAdminDisabled answers the admin API when no admin_key is set.
+const codeAdminDisabled = "admin_disabled"
+
+// adminDisabledMessage says how to turn the admin API on; fixed, so clients can show it.
+const adminDisabledMessage = "admin API is off: set admin_key (in eddy.yaml, EDDY_ADMIN_KEY or --admin-key) and restart to deploy functions and associations"
+
+// adminRoute guards the admin API (functions, associations). Deploying a
+// function runs code inside the server, so it takes its own key: the API
+// key that backends use to publish never does. Without an admin_key the
+// admin API is off rather than falling back to the API key.
+func (s *Server) adminRoute(h http.Handler) http.Handler {
+	if s.app.AdminKey == "" {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			s.metrics.errors.WithLabelValues(codeAdminDisabled).Inc()
+			writeAPIError(w, http.StatusForbidden, codeAdminDisabled, adminDisabledMessage)
+		})
+	}
+	want := []byte("Bearer " + s.app.AdminKey)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			msg := "missing admin key: send Authorization: Bearer <admin key>"
+			if len(got) > 0 {
+				msg = "wrong admin key (the API key does not open the admin API)"
+			}
+			s.metrics.errors.WithLabelValues(protocol.CodeUnauthorized).Inc()
+			writeAPIError(w, http.StatusUnauthorized, protocol.CodeUnauthorized, msg)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
