@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -34,14 +36,14 @@ and API key, then serves.`,
 	return cmd
 }
 
-func newLogger(format, level string) *slog.Logger {
+func newLogger(w io.Writer, format, level string) *slog.Logger {
 	var lv slog.Level
 	_ = lv.UnmarshalText([]byte(level))
 	opts := &slog.HandlerOptions{Level: lv}
 	if format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+		return slog.New(slog.NewJSONHandler(w, opts))
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 func runServe(cmd *cobra.Command, g *globals) error {
@@ -56,7 +58,7 @@ func runServe(cmd *cobra.Command, g *globals) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.LogFormat, cfg.LogLevel)
+	log := newLogger(cmd.ErrOrStderr(), cfg.LogFormat, cfg.LogLevel)
 	opts, cleanup, err := buildServerOptions(cfg, log)
 	if err != nil {
 		return err
@@ -66,7 +68,7 @@ func runServe(cmd *cobra.Command, g *globals) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := srv.Start(ctx); err != nil {
 		return err
@@ -74,10 +76,25 @@ func runServe(cmd *cobra.Command, g *globals) error {
 	if created {
 		log.Info("created config with a fresh secret and API key", "file", g.configPath)
 	}
-	addr := srv.Addr().String()
-	log.Info("eddy listening", "websocket", "ws://"+addr+"/ws", "api", "http://"+srv.APIAddr().String()+"/api/v1", "broker", brokerName(cfg), "node", srv.NodeID())
-	// The key goes to the terminal, never into the structured log.
-	fmt.Fprintf(cmd.ErrOrStderr(), "\nAPI key: %s\nMint a client token:\n  eddy token --config %s --sub alice --ttl 1h --channel 'chat:*' --publish 'chat:*'\n\n", cfg.APIKey, g.configPath)
+	wsURL := "ws://" + clickableAddr(srv.Addr()) + "/ws"
+	apiBase := "http://" + clickableAddr(srv.APIAddr())
+	attrs := []any{"websocket", wsURL, "api", apiBase + "/api/v1", "broker", brokerName(cfg), "node", srv.NodeID()}
+	if cfg.Demo {
+		attrs = append(attrs, "demo", "http://"+clickableAddr(srv.Addr())+"/demo/")
+	}
+	log.Info("eddy listening", attrs...)
+	// Keys are printed only when this start generated them, and only to a
+	// terminal-style log: never into a JSON log stream, where they would
+	// land in container logs and break the stream's format.
+	if cfg.LogFormat != "json" {
+		if created {
+			fmt.Fprintf(cmd.ErrOrStderr(), "\nAPI key: %s (saved in %s)\nMint a client token:\n  eddy token --config %s --sub alice --ttl 1h --channel 'chat:*' --publish 'chat:*'\n", cfg.APIKey, g.configPath, g.configPath)
+		}
+		if cfg.Demo {
+			fmt.Fprintf(cmd.ErrOrStderr(), "\nDemo: open http://%s/demo/ in two browser windows\n", clickableAddr(srv.Addr()))
+		}
+		fmt.Fprintln(cmd.ErrOrStderr())
+	}
 	<-ctx.Done()
 	stop()
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
@@ -88,6 +105,19 @@ func runServe(cmd *cobra.Command, g *globals) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// clickableAddr turns a listener address into one a browser can open: a
+// wildcard host ([::], 0.0.0.0) becomes localhost.
+func clickableAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
 }
 
 func brokerName(cfg config.Config) string {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // Frame types a client sends.
@@ -150,7 +151,8 @@ func ValidateChannel(name string) error {
 	}
 	for i := 0; i < len(name); i++ {
 		if !channelChar(name[i]) {
-			return Errorf(CodeBadRequest, "channel name %q has invalid character %q at %d; allowed are letters, digits and _-:.@=", name, name[i], i)
+			r, _ := utf8.DecodeRuneInString(name[i:])
+			return Errorf(CodeBadRequest, "channel name %q has invalid character %q at byte %d; allowed are ASCII letters, digits and _-:.@=", name, r, i)
 		}
 	}
 	return nil

@@ -243,6 +243,13 @@ func (c *conn) handleAuth(f *protocol.ClientFrame, decodeErr error) {
 		fail(err.Error())
 		return
 	}
+	// The verifier allows a few seconds of clock skew on exp; a token already
+	// past it would only get ready and then close 4003 at once, so refuse it
+	// here as protocol.md says: unauthorized, then close 4001.
+	if !ident.Expires.IsZero() && !ident.Expires.After(time.Now()) {
+		fail("token expired at " + ident.Expires.UTC().Format(time.RFC3339))
+		return
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
