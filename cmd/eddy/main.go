@@ -23,7 +23,7 @@ type globals struct {
 	// configNamed is true when the user named the config file (--config or
 	// EDDY_CONFIG): then a missing file is an error, never silently created.
 	configNamed bool
-	server     string // base URL of a running server, for client commands
+	server      string // base URL of a running server, for client commands
 }
 
 func newRootCmd() *cobra.Command {
