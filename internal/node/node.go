@@ -54,7 +54,7 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 		store = fs
 	}
 	engine, err := functions.New(store, functions.Options{
-		Logger:       log.With("component", "functions"),
+		Logger:       log, // the engine names its own component
 		Registerer:   reg,
 		ValidChannel: protocol.ValidateChannel,
 	})
@@ -94,7 +94,7 @@ func (n *Node) Close() {
 func startRedis(cfg config.Config, log *slog.Logger) (*redisbroker.Broker, error) {
 	rb, err := redisbroker.New(redisbroker.Options{
 		Addrs:       cfg.Redis,
-		Logger:      log.With("component", "redis"),
+		Logger:      log, // the broker names its own component
 		PresenceTTL: cfg.PresenceTTL,
 		NodeTTL:     cfg.NodeTTL,
 	})
