@@ -202,3 +202,28 @@ func TestClientCommandRoughEdges(t *testing.T) {
 		t.Fatalf("history of a kept channel: %v %q", err, out)
 	}
 }
+
+func TestFunctionsApplyKeepsWhatDirDoesNotNameUnlessPrune(t *testing.T) {
+	s := servertest.StartNode(t)
+	run := cliEnv(t, s)
+	extra := filepath.Join(t.TempDir(), "extra.js")
+	if err := os.WriteFile(extra, []byte(`function handle(m){ return m }`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run("functions", "deploy", "extra", extra); err != nil {
+		t.Fatalf("deploy: %v %s", err, out)
+	}
+	out, err := run("functions", "apply", "../../examples/functions")
+	if err != nil || !strings.Contains(out, "function extra is not in ../../examples/functions: kept") {
+		t.Fatalf("apply without --prune: %v\n%s", err, out)
+	}
+	if out, err := run("functions", "list"); err != nil || !strings.Contains(out, "extra") || !strings.Contains(out, "100 (default)") {
+		t.Fatalf("list after apply without --prune: %v\n%s", err, out)
+	}
+	if out, err := run("functions", "apply", "--prune", "../../examples/functions"); err != nil || !strings.Contains(out, "function extra removed") {
+		t.Fatalf("apply --prune: %v\n%s", err, out)
+	}
+	if out, err := run("functions", "list"); err != nil || strings.Contains(out, "extra") {
+		t.Fatalf("list after --prune: %v\n%s", err, out)
+	}
+}
