@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -225,5 +227,28 @@ func TestFunctionsApplyKeepsWhatDirDoesNotNameUnlessPrune(t *testing.T) {
 	}
 	if out, err := run("functions", "list"); err != nil || strings.Contains(out, "extra") {
 		t.Fatalf("list after --prune: %v\n%s", err, out)
+	}
+}
+
+func TestHomePage(t *testing.T) {
+	cfg := servertest.Config()
+	cfg.Demo = true
+	opts, cleanup, err := buildServerOptions(cfg, servertest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cleanup)
+	s := servertest.StartWith(t, opts)
+	resp, err := http.Get(s.Base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "eddy dev") || !strings.Contains(string(body), `href="/demo/"`) {
+		t.Fatalf("GET / = %d:\n%s", resp.StatusCode, body)
+	}
+	if resp, err := http.Get(s.Base + "/nothing-here"); err != nil || resp.StatusCode != 404 {
+		t.Fatalf("GET /nothing-here: %v %v, want 404", resp, err)
 	}
 }
