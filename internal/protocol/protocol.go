@@ -98,6 +98,16 @@ func AsError(err error) *Error {
 	return &Error{Code: CodeInternal, Message: err.Error()}
 }
 
+// PeekID returns the request id of a frame that is refused before it is
+// decoded in full (too large): 0 when it has none or is not JSON.
+func PeekID(b []byte) uint64 {
+	var f struct {
+		ID uint64 `json:"id"`
+	}
+	_ = json.Unmarshal(b, &f)
+	return f.ID
+}
+
 // DecodeClientFrame parses one client frame and checks that it carries the
 // fields its type needs, so handlers can trust what they get.
 func DecodeClientFrame(b []byte) (*ClientFrame, error) {

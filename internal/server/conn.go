@@ -172,7 +172,9 @@ func (c *conn) releaseSubscriptions() {
 
 func (c *conn) handleFrame(ctx context.Context, b []byte) {
 	if len(b) > c.s.cfg.MaxMessageBytes {
-		c.badFrame(0, protocol.Errorf(protocol.CodeTooLarge, "frame is %d bytes; max_message_bytes is %d", len(b), c.s.cfg.MaxMessageBytes))
+		// The error answers the request, so it carries the request's id:
+		// without it a client's pending publish would wait for its timeout.
+		c.badFrame(protocol.PeekID(b), protocol.Errorf(protocol.CodeTooLarge, "frame is %d bytes; max_message_bytes is %d", len(b), c.s.cfg.MaxMessageBytes))
 		return
 	}
 	f, err := protocol.DecodeClientFrame(b)

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,5 +51,18 @@ func TestHistorySaysWhetherHistoryIsKept(t *testing.T) {
 	}
 	if on.HistorySize != 10 || on.HistoryTTLMS != 60000 {
 		t.Fatalf("history_size %d ttl %d ms, want 10 and 60000", on.HistorySize, on.HistoryTTLMS)
+	}
+}
+
+// A frame refused for its size answers the request: the error carries the
+// request's id, so the client's pending call fails at once, not at its timeout.
+func TestTooLargeErrorCarriesTheRequestID(t *testing.T) {
+	s := servertest.Start(t)
+	ws := servertest.Connect(t, s.WSURL, servertest.Token(t, "big", nil, []string{"*"}))
+	big := strings.Repeat("x", s.Config.MaxMessageBytes+10)
+	ws.Send(`{"type":"publish","id":77,"channel":"chat:a","event":"e","data":"` + big + `"}`)
+	f := ws.ExpectError("too_large")
+	if f.Num("id") != 77 {
+		t.Fatalf("too_large error %v lacks the request id 77", f)
 	}
 }
