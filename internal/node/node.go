@@ -67,9 +67,11 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 	n.Options.AdminHandler = adminapi.NewHandler(engine)
 	if n.Redis != nil {
 		// A change made through any node is in force on every node for the
-		// next message: the store notifies, every node reloads.
+		// next message: the store notifies, every node reloads. A node that
+		// was cut off missed the notices (or Redis lost its data), so it also
+		// reloads whenever its pub/sub reconnects.
 		n.Redis.OnNotify(func(topic string, _ []byte) {
-			if topic != redisstore.Topic {
+			if topic != redisstore.Topic && topic != redisbroker.TopicReconnected {
 				return
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"strings"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -147,6 +148,7 @@ func (s *shard) session(ctx context.Context) (wasReady bool, err error) {
 	}
 	s.ready.Store(true)
 	s.b.connects.Add(1)
+	s.b.notes.receive(strconv.Itoa(len(TopicReconnected)) + ":" + TopicReconnected)
 	s.b.log.Info("redis shard ready", "shard", s.name)
 	s.b.presence.kick() // members may be gone with a restarted Redis
 	for {
