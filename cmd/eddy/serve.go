@@ -25,8 +25,13 @@ func newServeCmd(g *globals) *cobra.Command {
 key in the config file (flag > env > file > default): key auth_timeout is flag
 --auth-timeout and variable EDDY_AUTH_TIMEOUT.
 
-With no config file, serve writes one (mode 0600) holding a fresh random secret
-and API key, then serves.`,
+Channel options (history, presence, join/leave) are set per namespace in the
+config file under channel_defaults and namespaces; docs/configuration.md lists
+every setting and option with its default.
+
+With no config file at the default path, serve writes one (mode 0600) holding
+a fresh random secret and API key, then serves. A config file named with
+--config or EDDY_CONFIG must exist.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runServe(cmd, g)
