@@ -34,7 +34,7 @@ await build({
   logLevel: "warning",
 });
 
-for (const name of ["index", "server"]) {
+for (const name of ["index", "server", "react"]) {
   await build({
     absWorkingDir: root,
     entryPoints: [join(root, "src", `${name}.ts`)],
@@ -43,7 +43,7 @@ for (const name of ["index", "server"]) {
     platform: "neutral",
     target: "es2020",
     bundle: true,
-    external: ["node:*"],
+    external: ["node:*", "react"],
     logLevel: "warning",
   });
 }
