@@ -252,3 +252,13 @@ func TestHomePage(t *testing.T) {
 		t.Fatalf("GET /nothing-here: %v %v, want 404", resp, err)
 	}
 }
+
+func TestHealthcheckCommand(t *testing.T) {
+	s := servertest.Start(t)
+	if out, err := runRoot("healthcheck", "--url", s.Base+"/readyz"); err != nil || !strings.Contains(out, "ready") {
+		t.Fatalf("healthcheck of a ready server: %v %q", err, out)
+	}
+	if _, err := runRoot("healthcheck", "--url", s.Base+"/nothing"); err == nil {
+		t.Fatal("healthcheck of a 404 succeeded")
+	}
+}
