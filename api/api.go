@@ -46,6 +46,10 @@ type HistoryResponse struct {
 	Epoch    string    `json:"epoch"`
 	Offset   uint64    `json:"offset"`
 	Messages []Message `json:"messages"`
+	// HistorySize and HistoryTTLMS are the channel's namespace settings:
+	// a size of 0 means the channel keeps no history at all.
+	HistorySize  int   `json:"history_size"`
+	HistoryTTLMS int64 `json:"history_ttl_ms"`
 }
 
 // Member is one connection in a presence channel.
@@ -94,7 +98,7 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	return fmt.Sprintf("eddy api: %d %s: %s", e.Status, e.Code, e.Message)
+	return fmt.Sprintf("%s (HTTP %d): %s", e.Code, e.Status, e.Message)
 }
 
 // Client calls one Eddy server's HTTP API.

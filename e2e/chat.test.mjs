@@ -35,8 +35,8 @@ describe("chat demo", { timeout: 120_000 }, () => {
   });
 
   // Opens the demo in a fresh browser context (own storage) and joins room as name.
-  async function joinAs(name, room, base = eddy.url) {
-    const ctx = await browser.newContext({ viewport: { width: 1000, height: 640 } });
+  async function joinAs(name, room, base = eddy.url, viewport = { width: 1000, height: 640 }) {
+    const ctx = await browser.newContext({ viewport });
     contexts.push(ctx);
     const page = await ctx.newPage();
     page.errors = watchErrors(page);
@@ -86,6 +86,28 @@ describe("chat demo", { timeout: 120_000 }, () => {
     const shot = await screenshot(alice, "chat-demo");
     console.log(`screenshot: ${shot}`);
     assert.deepEqual([...alice.errors, ...carol.errors], []);
+  });
+
+  test("the demo fits a phone: no sideways scrolling, members and the send box visible", async () => {
+    const room = newRoom();
+    const phone = { width: 390, height: 844 };
+    const dana = await joinAs("dana", room, eddy.url, phone);
+    const eve = await joinAs("eve", room);
+    await expect(dana, "#members", (el) => el.textContent.includes("eve"), "dana sees eve on a phone");
+    await send(eve, "hello from a laptop");
+    await waitText(dana, "hello from a laptop", "the phone receives the message");
+    const widths = await dana.evaluate(() => ({
+      page: document.documentElement.scrollWidth,
+      view: window.innerWidth,
+    }));
+    assert.ok(widths.page <= widths.view, `page is ${widths.page} px wide on a ${widths.view} px screen`);
+    for (const sel of ["#members", "#text", "#send button", "#leave"]) {
+      const box = await dana.locator(sel).boundingBox();
+      assert.ok(box && box.x >= 0 && box.x + box.width <= phone.width && box.y + box.height <= phone.height, `${sel} is on screen: ${JSON.stringify(box)}`);
+    }
+    const shot = await screenshot(dana, "chat-demo-phone");
+    console.log(`screenshot: ${shot}`);
+    assert.deepEqual(dana.errors, []);
   });
 
   test("a rejected token shows an error banner, not a silent hang", async () => {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/eddyrt/eddy/client"
 	"github.com/eddyrt/eddy/internal/auth"
 	"github.com/eddyrt/eddy/internal/config"
+	"github.com/eddyrt/eddy/internal/protocol"
 )
 
 // target is what a client command needs to reach a server.
@@ -46,6 +48,13 @@ func resolveTarget(g *globals) (target, error) {
 		t.base = "http://" + addr
 	}
 	t.base = strings.TrimRight(t.base, "/")
+	if !strings.Contains(t.base, "://") {
+		// --server 127.0.0.1:8080 means the plain HTTP server there.
+		t.base = "http://" + t.base
+	}
+	if _, err := url.Parse(t.base); err != nil {
+		return target{}, fmt.Errorf("--server %q: not a URL or host:port: %w", g.server, err)
+	}
 	return t, nil
 }
 
@@ -114,11 +123,17 @@ func newPublishCmd(g *globals) *cobra.Command {
 
 func newSubscribeCmd(g *globals) *cobra.Command {
 	var token string
+	var presence bool
 	cmd := &cobra.Command{
 		Use:   "subscribe CHANNEL [CHANNEL...]",
 		Short: "Print every message of the channels as one JSON line each, until interrupted",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, ch := range args {
+				if err := protocol.ValidateChannel(ch); err != nil {
+					return err
+				}
+			}
 			t, err := resolveTarget(g)
 			if err != nil {
 				return err
@@ -148,14 +163,18 @@ func newSubscribeCmd(g *globals) *cobra.Command {
 			}
 			defer c.Close()
 			for _, ch := range args {
-				_, err := c.Subscribe(ctx, ch,
+				opts := []client.SubscribeOption{
 					client.WithHandler(func(m *client.Message) { lines <- m }),
-					client.WithPresenceHandler(func(ev client.PresenceEvent) { lines <- ev }),
 					client.WithRecoverHandler(func(ok bool) {
 						if !ok {
 							fmt.Fprintf(cmd.ErrOrStderr(), "eddy: reconnected to %s; some messages could not be recovered\n", ch)
 						}
-					}))
+					}),
+				}
+				if presence {
+					opts = append(opts, client.WithPresenceHandler(func(ev client.PresenceEvent) { lines <- ev }))
+				}
+				_, err := c.Subscribe(ctx, ch, opts...)
 				if err != nil {
 					return err
 				}
@@ -174,6 +193,7 @@ func newSubscribeCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&token, "token", os.Getenv("EDDY_TOKEN"), "client token (default: minted from the local config's secret)")
+	cmd.Flags().BoolVar(&presence, "presence", false, "also print presence join and leave events (including this command's own join)")
 	return cmd
 }
 
@@ -201,6 +221,10 @@ func newHistoryCmd(g *globals) *cobra.Command {
 				if err := out.Encode(m); err != nil {
 					return err
 				}
+			}
+			if h.HistorySize == 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "history is off for %s (its namespace's history_size is 0); channel at epoch %s offset %d\n", args[0], h.Epoch, h.Offset)
+				return nil
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "%d messages; channel at epoch %s offset %d\n", len(h.Messages), h.Epoch, h.Offset)
 			return nil

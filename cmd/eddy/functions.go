@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -129,11 +130,24 @@ func newFunctionsListCmd(g *globals) *cobra.Command {
 				if f.Runtime == functions.RuntimeJS {
 					target = fmt.Sprintf("%d bytes of JS", len(f.Source))
 				}
-				fmt.Fprintf(w, "%s\t%s\t%d\t%s\n", f.Name, f.Runtime, f.TimeoutMS, target)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", f.Name, f.Runtime, effectiveTimeout(f), target)
 			}
 			return w.Flush()
 		},
 	}
+}
+
+// effectiveTimeout is the time limit a function runs with: its own, or the
+// runtime's default when it set none (shown as such).
+func effectiveTimeout(f functions.Function) string {
+	if f.TimeoutMS > 0 {
+		return strconv.Itoa(f.TimeoutMS)
+	}
+	d := functions.DefaultTimeout
+	if f.Runtime == functions.RuntimeHTTP {
+		d = functions.DefaultHTTPTimeout
+	}
+	return fmt.Sprintf("%d (default)", d.Milliseconds())
 }
 
 func newFunctionsDeleteCmd(g *globals) *cobra.Command {
@@ -187,14 +201,14 @@ func newFunctionsInvokeCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// newFunctionsApplyCmd makes the server match a directory: associations.json
-// plus the function files it names. Functions and associations the
-// directory does not name are removed, so the directory is the truth.
+// newFunctionsApplyCmd deploys a directory: associations.json plus the
+// function files it names. Functions and associations the directory does not
+// name are only listed; removing them is destructive, so it takes --prune.
 func newFunctionsApplyCmd(g *globals) *cobra.Command {
 	var prune bool
 	cmd := &cobra.Command{
 		Use:   "apply DIR",
-		Short: "Make the server's functions and associations match DIR/associations.json",
+		Short: "Deploy the functions and associations of DIR/associations.json (--prune also removes the ones DIR does not name)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			fns, assocs, err := functions.LoadDir(args[0])
@@ -219,9 +233,6 @@ func newFunctionsApplyCmd(g *globals) *cobra.Command {
 				}
 				fmt.Fprintf(out, "association %s -> %s\n", a.Pattern, strings.Join(a.Functions, ", "))
 			}
-			if !prune {
-				return nil
-			}
 			wantA := map[string]bool{}
 			for _, a := range assocs {
 				wantA[a.Pattern] = true
@@ -232,6 +243,10 @@ func newFunctionsApplyCmd(g *globals) *cobra.Command {
 			}
 			for _, a := range current {
 				if !wantA[a.Pattern] {
+					if !prune {
+						fmt.Fprintf(out, "association %s is not in %s: kept (--prune removes it)\n", a.Pattern, args[0])
+						continue
+					}
 					if err := c.Do(ctx, http.MethodDelete, "/api/v1/associations?"+url.Values{"pattern": {a.Pattern}}.Encode(), nil, nil); err != nil {
 						return err
 					}
@@ -248,6 +263,10 @@ func newFunctionsApplyCmd(g *globals) *cobra.Command {
 			}
 			for _, f := range deployed {
 				if !wantF[f.Name] {
+					if !prune {
+						fmt.Fprintf(out, "function %s is not in %s: kept (--prune removes it)\n", f.Name, args[0])
+						continue
+					}
 					if err := c.Do(ctx, http.MethodDelete, "/api/v1/functions/"+url.PathEscape(f.Name), nil, nil); err != nil {
 						return err
 					}
@@ -257,7 +276,7 @@ func newFunctionsApplyCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&prune, "prune", true, "remove functions and associations that DIR does not name")
+	cmd.Flags().BoolVar(&prune, "prune", false, "also remove the deployed functions and associations that DIR does not name")
 	return cmd
 }
 

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -19,7 +20,10 @@ func main() {
 // globals are the flags every command shares.
 type globals struct {
 	configPath string
-	server     string // base URL of a running server, for client commands
+	// configNamed is true when the user named the config file (--config or
+	// EDDY_CONFIG): then a missing file is an error, never silently created.
+	configNamed bool
+	server      string // base URL of a running server, for client commands
 }
 
 func newRootCmd() *cobra.Command {
@@ -39,8 +43,19 @@ Start here:
   eddy publish chat:lobby hi '{"text":"hello"}'`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version,
 	}
+	root.SetVersionTemplate(versionInfo() + "\n")
 	root.PersistentFlags().StringVar(&g.configPath, "config", envOr("EDDY_CONFIG", "eddy.yaml"), "config file (EDDY_CONFIG)")
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		g.configNamed = cmd.Flags().Changed("config") || os.Getenv("EDDY_CONFIG") != ""
+		if g.configNamed && cmd.Name() != "init" {
+			if _, err := os.Stat(g.configPath); errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("config file %s does not exist; create it with 'eddy init --config %s'", g.configPath, g.configPath)
+			}
+		}
+		return nil
+	}
 	root.PersistentFlags().StringVar(&g.server, "server", os.Getenv("EDDY_SERVER"), "base URL of the server for client commands (default from the config's listen address; EDDY_SERVER)")
 	root.AddCommand(
 		newServeCmd(g),

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -23,8 +25,13 @@ func newServeCmd(g *globals) *cobra.Command {
 key in the config file (flag > env > file > default): key auth_timeout is flag
 --auth-timeout and variable EDDY_AUTH_TIMEOUT.
 
-With no config file, serve writes one (mode 0600) holding a fresh random secret,
-API key and admin key, then serves. Without an admin_key the admin API
+Channel options (history, presence, join/leave) are set per namespace in the
+config file under channel_defaults and namespaces; docs/configuration.md lists
+every setting and option with its default.
+
+With no config file at the default path, serve writes one (mode 0600) holding
+a fresh random secret, API key and admin key, then serves. A config file named
+with --config or EDDY_CONFIG must exist. Without an admin_key the admin API
 (functions, associations) is off.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -35,14 +42,14 @@ API key and admin key, then serves. Without an admin_key the admin API
 	return cmd
 }
 
-func newLogger(format, level string) *slog.Logger {
+func newLogger(w io.Writer, format, level string) *slog.Logger {
 	var lv slog.Level
 	_ = lv.UnmarshalText([]byte(level))
 	opts := &slog.HandlerOptions{Level: lv}
 	if format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+		return slog.New(slog.NewJSONHandler(w, opts))
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 func runServe(cmd *cobra.Command, g *globals) error {
@@ -57,7 +64,7 @@ func runServe(cmd *cobra.Command, g *globals) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.LogFormat, cfg.LogLevel)
+	log := newLogger(cmd.ErrOrStderr(), cfg.LogFormat, cfg.LogLevel)
 	opts, cleanup, err := buildServerOptions(cfg, log)
 	if err != nil {
 		return err
@@ -67,7 +74,7 @@ func runServe(cmd *cobra.Command, g *globals) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := srv.Start(ctx); err != nil {
 		return err
@@ -78,18 +85,29 @@ func runServe(cmd *cobra.Command, g *globals) error {
 	if cfg.AdminKey == "" {
 		log.Warn("admin API is off: set admin_key (eddy.yaml, EDDY_ADMIN_KEY or --admin-key) to deploy functions and associations")
 	}
-	addr := srv.Addr().String()
 	ws, web := "ws://", "http://"
 	if cfg.TLSEnabled() {
 		ws, web = "wss://", "https://"
 	}
-	log.Info("eddy listening", "websocket", ws+addr+"/ws", "api", web+srv.APIAddr().String()+"/api/v1", "broker", brokerName(cfg), "node", srv.NodeID())
-	// The keys go to the terminal, never into the structured log.
-	admin := "off (set admin_key to deploy functions)"
-	if cfg.AdminKey != "" {
-		admin = cfg.AdminKey + " (deploys functions: keep it apart from the API key)"
+	wsURL := ws + clickableAddr(srv.Addr()) + "/ws"
+	apiBase := web + clickableAddr(srv.APIAddr())
+	attrs := []any{"websocket", wsURL, "api", apiBase + "/api/v1", "broker", brokerName(cfg), "node", srv.NodeID()}
+	if cfg.Demo {
+		attrs = append(attrs, "demo", web+clickableAddr(srv.Addr())+"/demo/")
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "\nAPI key: %s\nAdmin key: %s\nMint a client token:\n  eddy token --config %s --sub alice --ttl 1h --channel 'chat:*' --publish 'chat:*'\n\n", cfg.APIKey, admin, g.configPath)
+	log.Info("eddy listening", attrs...)
+	// Keys are printed only when this start generated them, and only to a
+	// terminal-style log: never into a JSON log stream, where they would
+	// land in container logs and break the stream's format.
+	if cfg.LogFormat != "json" {
+		if created {
+			fmt.Fprintf(cmd.ErrOrStderr(), "\nAPI key: %s\nAdmin key: %s (deploys functions: keep it apart from the API key)\nBoth are saved in %s.\nMint a client token:\n  eddy token --config %s --sub alice --ttl 1h --channel 'chat:*' --publish 'chat:*'\n", cfg.APIKey, cfg.AdminKey, g.configPath, g.configPath)
+		}
+		if cfg.Demo {
+			fmt.Fprintf(cmd.ErrOrStderr(), "\nDemo: open %s/demo/ in two browser windows\n", web+clickableAddr(srv.Addr()))
+		}
+		fmt.Fprintln(cmd.ErrOrStderr())
+	}
 	<-ctx.Done()
 	stop()
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
@@ -100,6 +118,19 @@ func runServe(cmd *cobra.Command, g *globals) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// clickableAddr turns a listener address into one a browser can open: a
+// wildcard host ([::], 0.0.0.0) becomes localhost.
+func clickableAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
 }
 
 func brokerName(cfg config.Config) string {

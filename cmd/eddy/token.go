@@ -56,6 +56,9 @@ func newTokenCmd(g *globals) *cobra.Command {
 			if secret == "" {
 				return fmt.Errorf("no secret: run 'eddy init' or pass --secret")
 			}
+			if ttl < 0 {
+				return fmt.Errorf("--ttl %s is negative: the token would be expired already (0 means it never expires)", ttl)
+			}
 			spec := auth.TokenSpec{Subject: sub, TTL: ttl, Channels: channels, Publish: publish, KeyID: kid}
 			if info != "" {
 				if !json.Valid([]byte(info)) {

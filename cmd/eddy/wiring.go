@@ -6,6 +6,7 @@ import (
 	jsclient "github.com/eddyrt/eddy/clients/js"
 	"github.com/eddyrt/eddy/internal/config"
 	"github.com/eddyrt/eddy/internal/demo"
+	"github.com/eddyrt/eddy/internal/home"
 	"github.com/eddyrt/eddy/internal/node"
 	"github.com/eddyrt/eddy/internal/server"
 )
@@ -19,6 +20,7 @@ func buildServerOptions(cfg config.Config, log *slog.Logger) (server.Options, fu
 	}
 	opts := n.Options
 	opts.ExtraHandlers["GET /eddy.js"] = jsclient.Handler()
+	opts.ExtraHandlers["GET /{$}"] = home.Handler(home.Page{Version: versionInfo(), Demo: cfg.Demo})
 	if cfg.Demo {
 		for pattern, h := range demo.Handlers(cfg, log, n.Engine) {
 			opts.ExtraHandlers[pattern] = h

@@ -1,6 +1,9 @@
 package auth
 
-import "fmt"
+import (
+	"fmt"
+	"unicode/utf8"
+)
 
 // Match reports whether name matches the glob pattern: '*' matches any run of
 // characters (including ':'), '?' exactly one. Channel names cannot contain
@@ -53,7 +56,8 @@ func ValidatePattern(p string) error {
 			(c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') {
 			continue
 		}
-		return fmt.Errorf("channel pattern %q has invalid character %q", p, c)
+		r, _ := utf8.DecodeRuneInString(p[i:])
+		return fmt.Errorf("channel pattern %q has invalid character %q at byte %d", p, r, i)
 	}
 	return nil
 }

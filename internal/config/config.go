@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -225,6 +226,9 @@ func mergeFile(k *koanf.Koanf, data []byte) error {
 	if err := checkKeys(fk); err != nil {
 		return err
 	}
+	if err := checkDurations(fk); err != nil {
+		return err
+	}
 	return k.Merge(fk)
 }
 
@@ -243,7 +247,7 @@ func load(k *koanf.Koanf, fs *pflag.FlagSet) (Config, error) {
 	for _, s := range settings {
 		known[s.key] = true
 	}
-	var jsonErr error
+	var jsonErr, envErr error
 	err := k.Load(env.Provider(".", env.Opt{
 		Prefix: "EDDY_",
 		TransformFunc: func(name, value string) (string, any) {
@@ -260,6 +264,9 @@ func load(k *koanf.Koanf, fs *pflag.FlagSet) (Config, error) {
 			if isJSONList(key) {
 				return key, parseJSONList(name, value, &jsonErr)
 			}
+			if err := checkDuration(key, value); err != nil && envErr == nil {
+				envErr = fmt.Errorf("environment variable %s: %w", name, err)
+			}
 			return key, value
 		},
 	}), nil)
@@ -268,6 +275,9 @@ func load(k *koanf.Koanf, fs *pflag.FlagSet) (Config, error) {
 	}
 	if err != nil {
 		return c, fmt.Errorf("environment: %w", err)
+	}
+	if envErr != nil {
+		return c, envErr
 	}
 	if fs != nil {
 		err := k.Load(posflag.ProviderWithFlag(fs, ".", nil, func(f *pflag.Flag) (string, any) {
@@ -408,6 +418,46 @@ func checkKeys(k *koanf.Koanf) error {
 	return nil
 }
 
+// isDuration reports whether key's setting is a duration.
+func isDuration(key string) bool {
+	for _, s := range settings {
+		if s.key == key {
+			_, ok := s.def.(time.Duration)
+			return ok
+		}
+	}
+	return key == "history_ttl"
+}
+
+// checkDuration explains a duration that will not parse, naming the key and
+// the value, instead of the decoder's bare "time: unknown unit".
+func checkDuration(key string, v any) error {
+	s, ok := v.(string)
+	if !ok || !isDuration(key) {
+		return nil
+	}
+	if _, err := time.ParseDuration(s); err != nil {
+		return fmt.Errorf("%s: %q is not a duration; write it like 15s, 500ms, 2m or 1h30m", key, s)
+	}
+	return nil
+}
+
+// checkDurations checks every duration of a file layer, channel options included.
+func checkDurations(k *koanf.Koanf) error {
+	keys := k.Keys()
+	sort.Strings(keys)
+	for _, key := range keys {
+		parts := strings.Split(key, ".")
+		if err := checkDuration(parts[len(parts)-1], k.Get(key)); err != nil {
+			if len(parts) > 1 {
+				return fmt.Errorf("%s: %w", strings.Join(parts[:len(parts)-1], "."), err)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
 // Validate checks values that parsed but make no sense.
 func (c *Config) Validate() error {
 	switch {
@@ -445,6 +495,13 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("http_read_timeout: must be positive, got %s", c.HTTPReadTimeout)
 	case c.LogFormat != "text" && c.LogFormat != "json":
 		return fmt.Errorf("log_format: must be text or json, got %q", c.LogFormat)
+	case !oneOf(c.LogLevel, "debug", "info", "warn", "error"):
+		return fmt.Errorf("log_level: must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	for i, u := range c.Redis {
+		if err := checkRedisURL(u); err != nil {
+			return fmt.Errorf("redis: address %d (%q): %w", i, u, err)
+		}
 	}
 	for name, o := range c.Namespaces {
 		if err := o.validate(); err != nil {
@@ -455,6 +512,37 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("channel_defaults: %w", err)
 	}
 	return c.validateKeysAndTLS()
+}
+
+func oneOf(v string, allowed ...string) bool {
+	for _, a := range allowed {
+		if v == a {
+			return true
+		}
+	}
+	return false
+}
+
+// checkRedisURL accepts what the Redis broker can dial: redis://, rediss://
+// and unix:// URLs with a host or path.
+func checkRedisURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("not a URL: %w", err)
+	}
+	switch u.Scheme {
+	case "redis", "rediss":
+		if u.Host == "" {
+			return fmt.Errorf("has no host; write it like redis://127.0.0.1:6379/0")
+		}
+	case "unix":
+		if u.Path == "" {
+			return fmt.Errorf("has no socket path; write it like unix:///run/redis.sock")
+		}
+	default:
+		return fmt.Errorf("must start with redis://, rediss:// or unix://, like redis://127.0.0.1:6379/0")
+	}
+	return nil
 }
 
 func (o ChannelOptions) validate() error {

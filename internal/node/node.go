@@ -54,7 +54,7 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 		store = fs
 	}
 	engine, err := functions.New(store, functions.Options{
-		Logger:       log.With("component", "functions"),
+		Logger:       log, // the engine names its own component
 		Registerer:   reg,
 		ValidChannel: protocol.ValidateChannel,
 	})
@@ -67,9 +67,11 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 	n.Options.AdminHandler = adminapi.NewHandler(engine)
 	if n.Redis != nil {
 		// A change made through any node is in force on every node for the
-		// next message: the store notifies, every node reloads.
+		// next message: the store notifies, every node reloads. A node that
+		// was cut off missed the notices (or Redis lost its data), so it also
+		// reloads whenever its pub/sub reconnects.
 		n.Redis.OnNotify(func(topic string, _ []byte) {
-			if topic != redisstore.Topic {
+			if topic != redisstore.Topic && topic != redisbroker.TopicReconnected {
 				return
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -94,7 +96,7 @@ func (n *Node) Close() {
 func startRedis(cfg config.Config, log *slog.Logger) (*redisbroker.Broker, error) {
 	rb, err := redisbroker.New(redisbroker.Options{
 		Addrs:       cfg.Redis,
-		Logger:      log.With("component", "redis"),
+		Logger:      log, // the broker names its own component
 		PresenceTTL: cfg.PresenceTTL,
 		NodeTTL:     cfg.NodeTTL,
 	})

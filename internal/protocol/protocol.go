@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // Frame types a client sends.
@@ -97,6 +98,16 @@ func AsError(err error) *Error {
 	return &Error{Code: CodeInternal, Message: err.Error()}
 }
 
+// PeekID returns the request id of a frame that is refused before it is
+// decoded in full (too large): 0 when it has none or is not JSON.
+func PeekID(b []byte) uint64 {
+	var f struct {
+		ID uint64 `json:"id"`
+	}
+	_ = json.Unmarshal(b, &f)
+	return f.ID
+}
+
 // DecodeClientFrame parses one client frame and checks that it carries the
 // fields its type needs, so handlers can trust what they get.
 func DecodeClientFrame(b []byte) (*ClientFrame, error) {
@@ -150,7 +161,8 @@ func ValidateChannel(name string) error {
 	}
 	for i := 0; i < len(name); i++ {
 		if !channelChar(name[i]) {
-			return Errorf(CodeBadRequest, "channel name %q has invalid character %q at %d; allowed are letters, digits and _-:.@=", name, name[i], i)
+			r, _ := utf8.DecodeRuneInString(name[i:])
+			return Errorf(CodeBadRequest, "channel name %q has invalid character %q at byte %d; allowed are ASCII letters, digits and _-:.@=", name, r, i)
 		}
 	}
 	return nil

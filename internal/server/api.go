@@ -173,7 +173,9 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, unavailable(err))
 		return
 	}
-	out := api.HistoryResponse{Channel: channel, Epoch: pos.Epoch, Offset: pos.Offset, Messages: make([]api.Message, 0, len(msgs))}
+	chOpts := s.cfg.ChannelOptionsFor(channel)
+	out := api.HistoryResponse{Channel: channel, Epoch: pos.Epoch, Offset: pos.Offset, Messages: make([]api.Message, 0, len(msgs)),
+		HistorySize: chOpts.HistorySize, HistoryTTLMS: chOpts.HistoryTTL.Milliseconds()}
 	for _, m := range msgs {
 		out.Messages = append(out.Messages, *m)
 	}

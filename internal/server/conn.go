@@ -179,7 +179,9 @@ func (c *conn) releaseSubscriptions() {
 
 func (c *conn) handleFrame(ctx context.Context, b []byte) {
 	if len(b) > c.s.cfg.MaxMessageBytes {
-		c.badFrame(0, protocol.Errorf(protocol.CodeTooLarge, "frame is %d bytes; max_message_bytes is %d", len(b), c.s.cfg.MaxMessageBytes))
+		// The error answers the request, so it carries the request's id:
+		// without it a client's pending publish would wait for its timeout.
+		c.badFrame(protocol.PeekID(b), protocol.Errorf(protocol.CodeTooLarge, "frame is %d bytes; max_message_bytes is %d", len(b), c.s.cfg.MaxMessageBytes))
 		return
 	}
 	f, err := protocol.DecodeClientFrame(b)
@@ -248,6 +250,13 @@ func (c *conn) handleAuth(f *protocol.ClientFrame, decodeErr error) {
 	ident, err := c.s.app.Verifier.Verify(f.Token)
 	if err != nil {
 		fail(err.Error())
+		return
+	}
+	// The verifier allows a few seconds of clock skew on exp; a token already
+	// past it would only get ready and then close 4003 at once, so refuse it
+	// here as protocol.md says: unauthorized, then close 4001.
+	if !ident.Expires.IsZero() && !ident.Expires.After(time.Now()) {
+		fail("token expired at " + ident.Expires.UTC().Format(time.RFC3339))
 		return
 	}
 	c.mu.Lock()

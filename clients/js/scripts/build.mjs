@@ -1,5 +1,8 @@
 // Deterministic build: same sources + same pinned esbuild/typescript => same bytes.
+// dist/ is committed, so `npm install ./clients/js` from a clone works without
+// a build; test/package.test.mjs checks the committed files match a fresh build.
 // - dist/*.js       ESM, one file per module (index.js, server.js, ...)
+// - dist/index.cjs, dist/server.cjs  CommonJS bundles for require()
 // - dist/eddy.min.js minified IIFE defining the global `Eddy` (embedded by the Go server)
 // - dist/*.d.ts     declarations from tsc
 import { build } from "esbuild";
@@ -10,7 +13,8 @@ import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
-const dist = join(root, "dist");
+// EDDY_DIST builds elsewhere (the freshness test); default: the package's dist/.
+const dist = process.env.EDDY_DIST || join(root, "dist");
 rmSync(dist, { recursive: true, force: true });
 
 const modules = readdirSync(join(root, "src"))
@@ -30,6 +34,20 @@ await build({
   logLevel: "warning",
 });
 
+for (const name of ["index", "server", "react"]) {
+  await build({
+    absWorkingDir: root,
+    entryPoints: [join(root, "src", `${name}.ts`)],
+    outfile: join(dist, `${name}.cjs`),
+    format: "cjs",
+    platform: "neutral",
+    target: "es2020",
+    bundle: true,
+    external: ["node:*", "react"],
+    logLevel: "warning",
+  });
+}
+
 await build({
   absWorkingDir: root,
   entryPoints: [join(root, "src", "browser.ts")],
@@ -46,7 +64,7 @@ await build({
   logLevel: "warning",
 });
 
-execFileSync(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", join(root, "tsconfig.json")], {
+execFileSync(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", join(root, "tsconfig.json"), "--outDir", dist], {
   stdio: "inherit",
 });
 rmSync(join(dist, "browser.d.ts"), { force: true });

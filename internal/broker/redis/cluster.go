@@ -83,6 +83,13 @@ func (b *Broker) Notify(ctx context.Context, topic string, payload []byte) error
 	return nil
 }
 
+// TopicReconnected is delivered to the OnNotify function of this node only,
+// each time one of its shards' pub/sub connections becomes ready (the first
+// time included). Notifications sent while the node was cut off were missed
+// and Redis may have restarted without its data, so whoever keeps state from
+// Redis (functions, associations) reloads it on this topic.
+const TopicReconnected = "$reconnected"
+
 // OnNotify sets the function that receives notifications, replacing any
 // earlier one. It is called from one goroutine of its own, in arrival
 // order, so a slow reload does not hold up message delivery.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -147,6 +148,7 @@ func (s *shard) session(ctx context.Context) (wasReady bool, err error) {
 	}
 	s.ready.Store(true)
 	s.b.connects.Add(1)
+	s.b.notes.receive(strconv.Itoa(len(TopicReconnected)) + ":" + TopicReconnected)
 	s.b.log.Info("redis shard ready", "shard", s.name)
 	s.b.presence.kick() // members may be gone with a restarted Redis
 	for {
