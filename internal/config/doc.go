@@ -76,6 +76,8 @@ func defaultText(def any) string {
 			return "(none)"
 		}
 		return "`" + strings.Join(d, ",") + "`"
+	case jsonList:
+		return "(none)"
 	case time.Duration:
 		return "`" + d.String() + "`"
 	case float64:
