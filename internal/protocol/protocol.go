@@ -178,30 +178,25 @@ func Namespace(channel string) string {
 	return ""
 }
 
-// CompactData validates data as JSON and removes insignificant white space.
-// Frames are packed several to a WebSocket message separated by newlines, so
-// a newline inside data would split a frame in two.
+// CompactData checks data (see CheckData) and removes insignificant white
+// space. Frames are packed several to a WebSocket message separated by
+// newlines, so a newline inside data would split a frame in two.
 func CompactData(data json.RawMessage) (json.RawMessage, error) {
 	if len(data) == 0 {
 		return json.RawMessage("null"), nil
 	}
-	needs := false
-	for _, c := range data {
-		if c == '\n' || c == '\r' || c == ' ' || c == '\t' {
-			needs = true
-			break
-		}
+	ws, err := checkJSON(data, "data", false)
+	if err != nil {
+		return nil, err
 	}
-	if !needs {
-		if !json.Valid(data) {
-			return nil, Errorf(CodeBadRequest, "data is not valid JSON")
-		}
+	if !ws {
 		return data, nil
 	}
 	var out bytes.Buffer
 	out.Grow(len(data))
 	if err := json.Compact(&out, data); err != nil {
-		return nil, Errorf(CodeBadRequest, "data is not valid JSON: %v", err)
+		// checkJSON accepted it, so this is a bug, not bad input.
+		return nil, fmt.Errorf("compact checked data: %w", err)
 	}
 	return json.RawMessage(out.Bytes()), nil
 }
