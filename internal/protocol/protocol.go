@@ -102,6 +102,9 @@ func AsError(err error) *Error {
 func DecodeClientFrame(b []byte) (*ClientFrame, error) {
 	var f ClientFrame
 	if err := json.Unmarshal(b, &f); err != nil {
+		if derr := DiagnoseEnvelope("frame", b); derr != nil {
+			return nil, derr
+		}
 		return nil, Errorf(CodeBadRequest, "malformed JSON frame: %v", err)
 	}
 	switch f.Type {

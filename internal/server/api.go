@@ -88,6 +88,10 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 	}
 	var req api.PublishRequest
 	if err := json.Unmarshal(body, &req); err != nil {
+		if derr := protocol.DiagnoseEnvelope("body", body); derr != nil {
+			s.writeError(w, derr)
+			return
+		}
 		s.writeError(w, protocol.Errorf(protocol.CodeBadRequest, "malformed JSON body: %v", err))
 		return
 	}

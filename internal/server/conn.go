@@ -239,8 +239,11 @@ func (c *conn) handleAuth(f *protocol.ClientFrame, decodeErr error) {
 		return
 	}
 	ident, err := c.s.app.Verifier.Verify(f.Token)
+	if err == nil {
+		err = checkIdentity(ident)
+	}
 	if err != nil {
-		fail(err.Error())
+		fail(protocol.AsError(err).Message)
 		return
 	}
 	c.mu.Lock()
@@ -273,8 +276,11 @@ func (c *conn) armExpiry(exp time.Time) {
 
 func (c *conn) handleRefresh(f *protocol.ClientFrame) {
 	ident, err := c.s.app.Verifier.Verify(f.Token)
+	if err == nil {
+		err = checkIdentity(ident)
+	}
 	if err != nil {
-		c.sendError(f.ID, protocol.Errorf(protocol.CodeUnauthorized, "refresh: %v", err))
+		c.sendError(f.ID, protocol.Errorf(protocol.CodeUnauthorized, "refresh: %s", protocol.AsError(err).Message))
 		return
 	}
 	c.mu.Lock()

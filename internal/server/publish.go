@@ -31,6 +31,7 @@ func (s *Server) publish(ctx context.Context, req publishRequest) (string, error
 	if len(req.channels) == 0 {
 		return "", protocol.Errorf(protocol.CodeBadRequest, "no channel given")
 	}
+	req.channels = dedupe(req.channels)
 	for _, ch := range req.channels {
 		if err := protocol.ValidateChannel(ch); err != nil {
 			return "", err

@@ -1,0 +1,65 @@
+package server
+
+import (
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/eddyrt/eddy/internal/auth"
+	"github.com/eddyrt/eddy/internal/protocol"
+)
+
+// maxSubLen is the longest user name (a token's sub claim) accepted, in
+// characters. The
+// name is copied into every message the user publishes and into presence,
+// so it is held to what a name needs.
+const maxSubLen = 255
+
+// checkIdentity refuses a verified token whose claims would end up in
+// other clients' frames (sub as a message's user and a presence member,
+// info as a member's info) in a form no frame may carry: a sub that is too
+// long or not printable, an info that is not valid UTF-8, nests too deep
+// or holds a non-finite number.
+func checkIdentity(id *auth.Identity) error {
+	n := 0
+	for i, r := range id.User {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			return protocol.Errorf(protocol.CodeUnauthorized, "token claim sub: non-printable character %U at byte %d; sub must be at most %d printable characters", r, i, maxSubLen)
+		}
+		n++
+	}
+	if n > maxSubLen {
+		return protocol.Errorf(protocol.CodeUnauthorized, "token claim sub is %d characters long; the limit is %d", n, maxSubLen)
+	}
+	if len(id.Info) > 0 {
+		if err := protocol.CheckField("info", id.Info); err != nil {
+			return protocol.Errorf(protocol.CodeUnauthorized, "token claim %s", protocol.AsError(err).Message)
+		}
+	}
+	return nil
+}
+
+// dedupe returns channels without repeats, in first-seen order: a publish
+// naming a channel twice is one message on it, not two with one id. It
+// allocates only when there is a repeat.
+func dedupe(channels []string) []string {
+	for i := 1; i < len(channels); i++ {
+		for j := 0; j < i; j++ {
+			if channels[i] == channels[j] {
+				return dedupeSlow(channels)
+			}
+		}
+	}
+	return channels
+}
+
+func dedupeSlow(channels []string) []string {
+	seen := make(map[string]struct{}, len(channels))
+	out := make([]string, 0, len(channels))
+	for _, ch := range channels {
+		if _, ok := seen[ch]; !ok {
+			seen[ch] = struct{}{}
+			out = append(out, ch)
+		}
+	}
+	return out
+}
