@@ -50,6 +50,7 @@ const (
 // WebSocket close codes the server uses.
 const (
 	CloseGoingAway      = 1001
+	CloseInvalidText    = 1007 // a text frame that is not valid UTF-8 (RFC 6455 8.1)
 	CloseServiceRestart = 1012
 	CloseUnauthorized   = 4001
 	CloseTooManyErrors  = 4002

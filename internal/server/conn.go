@@ -54,7 +54,8 @@ func (s *Server) newConn(socket *gws.Conn) *conn {
 	c := &conn{s: s, socket: socket, seq: seq, handled: make(chan struct{}, 1)}
 	c.id = s.nextID("c-")
 	c.lastRead.Store(time.Now().UnixNano())
-	c.out = outbox.New(&socketWriter{socket: socket}, outbox.Options{
+	w := &socketWriter{socket: socket, onInvalid: func(frame []byte) { s.frameDropped(c.id, frame) }}
+	c.out = outbox.New(w, outbox.Options{
 		MaxQueueBytes: s.cfg.MaxQueueBytes,
 		FlushDelay:    s.cfg.WriteDelay,
 		Writers:       s.writers,
@@ -119,6 +120,8 @@ func (c *conn) closeWith(code uint16, reason string, drain bool) {
 
 func closeCodeLabel(code uint16) string {
 	switch code {
+	case protocol.CloseInvalidText:
+		return "1007"
 	case protocol.CloseServiceRestart:
 		return "1012"
 	case protocol.CloseUnauthorized:

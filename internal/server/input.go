@@ -1,6 +1,7 @@
 package server
 
 import (
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -62,4 +63,18 @@ func dedupeSlow(channels []string) []string {
 		}
 	}
 	return out
+}
+
+// frameDropped counts a frame the writers dropped because it was not valid
+// UTF-8, and logs it at most once a second: one bad frame fanned out to
+// every subscriber of a channel would otherwise log once per connection.
+func (s *Server) frameDropped(conn string, frame []byte) {
+	s.metrics.framesDropped.WithLabelValues("invalid_utf8").Inc()
+	now := time.Now().UnixNano()
+	last := s.dropLogged.Load()
+	if now-last < int64(time.Second) || !s.dropLogged.CompareAndSwap(last, now) {
+		return
+	}
+	s.log.Error("frame dropped at write: not valid UTF-8 (see eddy_frames_dropped_total)",
+		"conn", conn, "bytes", len(frame), "start", string(frame[:min(len(frame), 120)]))
 }
