@@ -39,32 +39,6 @@ func checkIdentity(id *auth.Identity) error {
 	return nil
 }
 
-// dedupe returns channels without repeats, in first-seen order: a publish
-// naming a channel twice is one message on it, not two with one id. It
-// allocates only when there is a repeat.
-func dedupe(channels []string) []string {
-	for i := 1; i < len(channels); i++ {
-		for j := 0; j < i; j++ {
-			if channels[i] == channels[j] {
-				return dedupeSlow(channels)
-			}
-		}
-	}
-	return channels
-}
-
-func dedupeSlow(channels []string) []string {
-	seen := make(map[string]struct{}, len(channels))
-	out := make([]string, 0, len(channels))
-	for _, ch := range channels {
-		if _, ok := seen[ch]; !ok {
-			seen[ch] = struct{}{}
-			out = append(out, ch)
-		}
-	}
-	return out
-}
-
 // frameDropped counts a frame the writers dropped because it was not valid
 // UTF-8, and logs it at most once a second: one bad frame fanned out to
 // every subscriber of a channel would otherwise log once per connection.
