@@ -51,6 +51,10 @@ const maxStack = MaxDataDepth + 1
 // (the value needs compacting). With envelope set, the value is a frame or
 // body whose top-level "data" member is judged as data: its errors are
 // reported relative to its start and its depth counted from it.
+//
+// It is one loop over b with the state in local variables (no closures on
+// the way: they would keep the index out of registers); helpers report a
+// reason, and only a failure builds an error.
 func checkJSON(b []byte, what string, envelope bool) (ws bool, err error) {
 	var (
 		stack     [maxStack + 1]bool // true: object
@@ -59,32 +63,17 @@ func checkJSON(b []byte, what string, envelope bool) (ws bool, err error) {
 		dataStart = -1 // offset of the envelope's data value, while inside it
 		nextData  bool // the envelope key just read is "data"
 		limit     = MaxDataDepth
+		reason    string
 	)
 	if envelope {
 		limit = MaxDataDepth + 1
 	}
-	fail := func(pos int, reason string) error {
-		if dataStart >= 0 {
-			return Errorf(CodeBadRequest, "data: %s at byte %d", reason, pos-dataStart)
-		}
-		return Errorf(CodeBadRequest, "%s: %s at byte %d", what, reason, pos)
-	}
-	skip := func() {
-		for i < len(b) {
-			switch b[i] {
-			case ' ', '\t', '\n', '\r':
-				ws = true
-				i++
-				continue
-			}
-			return
-		}
-	}
 
 value:
-	skip()
+	i, ws = skipSpace(b, i, ws)
 	if i >= len(b) {
-		return ws, fail(i, "unexpected end of JSON")
+		reason = "unexpected end of JSON"
+		goto fail
 	}
 	if nextData {
 		nextData = false
@@ -93,15 +82,17 @@ value:
 	switch c := b[i]; {
 	case c == '{' || c == '[':
 		if depth >= limit {
-			if dataStart >= 0 || !envelope {
-				return ws, fail(i, "nested deeper than "+strconv.Itoa(MaxDataDepth)+" levels (the limit)")
+			n := MaxDataDepth
+			if dataStart < 0 && envelope {
+				n = limit
 			}
-			return ws, fail(i, "nested deeper than "+strconv.Itoa(limit)+" levels (the limit)")
+			reason = "nested deeper than " + strconv.Itoa(n) + " levels (the limit)"
+			goto fail
 		}
 		depth++
 		stack[depth] = c == '{'
 		i++
-		skip()
+		i, ws = skipSpace(b, i, ws)
 		if i < len(b) && (b[i] == '}' && c == '{' || b[i] == ']' && c == '[') {
 			i++
 			depth--
@@ -112,27 +103,28 @@ value:
 		}
 		goto value
 	case c == '"':
-		if i, err = scanString(b, i, fail); err != nil {
-			return ws, err
+		if i, reason = scanString(b, i); reason != "" {
+			goto fail
 		}
 	case c == '-' || c >= '0' && c <= '9':
-		if i, err = scanNumber(b, i, fail); err != nil {
-			return ws, err
+		if i, reason = scanNumber(b, i); reason != "" {
+			goto fail
 		}
 	case c == 't':
-		if i, err = scanLiteral(b, i, "true", fail); err != nil {
-			return ws, err
+		if i, reason = scanLiteral(b, i, "true"); reason != "" {
+			goto fail
 		}
 	case c == 'f':
-		if i, err = scanLiteral(b, i, "false", fail); err != nil {
-			return ws, err
+		if i, reason = scanLiteral(b, i, "false"); reason != "" {
+			goto fail
 		}
 	case c == 'n':
-		if i, err = scanLiteral(b, i, "null", fail); err != nil {
-			return ws, err
+		if i, reason = scanLiteral(b, i, "null"); reason != "" {
+			goto fail
 		}
 	default:
-		return ws, fail(i, "unexpected "+describeByte(b, i))
+		reason = "unexpected " + describeByte(b, i)
+		goto fail
 	}
 
 after:
@@ -140,21 +132,23 @@ after:
 	if dataStart >= 0 && depth == 1 {
 		dataStart = -1
 	}
-	skip()
+	i, ws = skipSpace(b, i, ws)
 	if depth == 0 {
 		if i != len(b) {
-			return ws, fail(i, "unexpected "+describeByte(b, i)+" after the JSON value")
+			reason = "unexpected " + describeByte(b, i) + " after the JSON value"
+			goto fail
 		}
 		return ws, nil
 	}
 	if i >= len(b) {
-		return ws, fail(i, "unexpected end of JSON")
+		reason = "unexpected end of JSON"
+		goto fail
 	}
 	switch c := b[i]; {
 	case c == ',':
 		i++
 		if stack[depth] {
-			skip()
+			i, ws = skipSpace(b, i, ws)
 			goto key
 		}
 		goto value
@@ -163,50 +157,75 @@ after:
 		depth--
 		goto after
 	default:
-		want := "',' or ']'"
+		reason = "unexpected " + describeByte(b, i) + ", want ',' or ']'"
 		if stack[depth] {
-			want = "',' or '}'"
+			reason = "unexpected " + describeByte(b, i) + ", want ',' or '}'"
 		}
-		return ws, fail(i, "unexpected "+describeByte(b, i)+", want "+want)
+		goto fail
 	}
 
 key:
-	if i >= len(b) || b[i] != '"' {
-		if i >= len(b) {
-			return ws, fail(i, "unexpected end of JSON")
-		}
-		return ws, fail(i, "unexpected "+describeByte(b, i)+", want a string key")
+	if i >= len(b) {
+		reason = "unexpected end of JSON"
+		goto fail
 	}
-	start := i
-	if i, err = scanString(b, i, fail); err != nil {
-		return ws, err
+	if b[i] != '"' {
+		reason = "unexpected " + describeByte(b, i) + ", want a string key"
+		goto fail
 	}
-	if envelope && depth == 1 && string(b[start:i]) == `"data"` {
+	if envelope && depth == 1 && len(b)-i >= 6 && string(b[i:i+6]) == `"data"` {
 		nextData = true
 	}
-	skip()
-	if i >= len(b) || b[i] != ':' {
-		if i >= len(b) {
-			return ws, fail(i, "unexpected end of JSON")
-		}
-		return ws, fail(i, "unexpected "+describeByte(b, i)+", want ':'")
+	if i, reason = scanString(b, i); reason != "" {
+		goto fail
+	}
+	i, ws = skipSpace(b, i, ws)
+	if i >= len(b) {
+		reason = "unexpected end of JSON"
+		goto fail
+	}
+	if b[i] != ':' {
+		reason = "unexpected " + describeByte(b, i) + ", want ':'"
+		goto fail
 	}
 	i++
 	goto value
+
+fail:
+	if dataStart >= 0 {
+		return ws, Errorf(CodeBadRequest, "data: %s at byte %d", reason, i-dataStart)
+	}
+	return ws, Errorf(CodeBadRequest, "%s: %s at byte %d", what, reason, i)
+}
+
+// skipSpace skips JSON white space from b[i], noting in ws that there was some.
+func skipSpace(b []byte, i int, ws bool) (int, bool) {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+		ws = true
+	}
+	return i, ws
 }
 
 // scanString scans the string starting at the quote at b[i] and returns
-// the offset after its closing quote.
-func scanString(b []byte, i int, fail func(int, string) error) (int, error) {
+// the offset after its closing quote, or where and why it is bad.
+func scanString(b []byte, i int) (int, string) {
 	i++
 	for i < len(b) {
+		// Most of a message is plain ASCII text: skip it in a tight loop.
+		for i < len(b) && plainASCII[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			break
+		}
 		c := b[i]
 		switch {
 		case c == '"':
-			return i + 1, nil
+			return i + 1, ""
 		case c == '\\':
 			if i+1 >= len(b) {
-				return i, fail(i, "unexpected end of JSON")
+				return i + 1, "unexpected end of JSON"
 			}
 			switch b[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
@@ -214,30 +233,39 @@ func scanString(b []byte, i int, fail func(int, string) error) (int, error) {
 			case 'u':
 				for k := i + 2; k < i+6; k++ {
 					if k >= len(b) {
-						return k, fail(k, "unexpected end of JSON")
+						return k, "unexpected end of JSON"
 					}
 					if !isHex(b[k]) {
-						return k, fail(k, "invalid \\u escape")
+						return k, "invalid \\u escape"
 					}
 				}
 				i += 6
 			default:
-				return i, fail(i, "invalid escape")
+				return i, "invalid escape"
 			}
 		case c < 0x20:
-			return i, fail(i, "control character in string")
+			return i, "control character in string"
 		case c < utf8.RuneSelf:
 			i++
 		default:
 			r, size := utf8.DecodeRune(b[i:])
 			if r == utf8.RuneError && size == 1 {
-				return i, fail(i, "invalid UTF-8")
+				return i, "invalid UTF-8"
 			}
 			i += size
 		}
 	}
-	return i, fail(i, "unexpected end of JSON")
+	return i, "unexpected end of JSON"
 }
+
+// plainASCII marks the bytes a JSON string holds as they are: printable
+// ASCII but the quote and the backslash.
+var plainASCII = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
@@ -246,27 +274,24 @@ func isHex(c byte) bool {
 // scanNumber scans the number at b[i] by JSON's grammar and refuses one
 // too large for a float64. Only numbers with an exponent or hundreds of
 // digits can be, so only those are parsed.
-func scanNumber(b []byte, i int, fail func(int, string) error) (int, error) {
+func scanNumber(b []byte, i int) (int, string) {
 	start := i
-	digits := func() bool {
-		k := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		return i > k
-	}
 	if b[i] == '-' {
 		i++
 	}
-	if i < len(b) && b[i] == '0' {
+	switch {
+	case i < len(b) && b[i] == '0':
 		i++
-	} else if !digits() {
-		return i, fail(i, "invalid number")
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		i = skipDigits(b, i)
+	default:
+		return i, "invalid number"
 	}
 	if i < len(b) && b[i] == '.' {
 		i++
-		if !digits() {
-			return i, fail(i, "invalid number")
+		k := i
+		if i = skipDigits(b, i); i == k {
+			return i, "invalid number"
 		}
 	}
 	exp := false
@@ -276,25 +301,33 @@ func scanNumber(b []byte, i int, fail func(int, string) error) (int, error) {
 		if i < len(b) && (b[i] == '+' || b[i] == '-') {
 			i++
 		}
-		if !digits() {
-			return i, fail(i, "invalid number")
+		k := i
+		if i = skipDigits(b, i); i == k {
+			return i, "invalid number"
 		}
 	}
 	if exp || i-start > 300 {
 		// string() allocates, but only for numbers written with an exponent.
 		f, _ := strconv.ParseFloat(string(b[start:i]), 64)
 		if math.IsInf(f, 0) {
-			return start, fail(start, "number "+abbreviate(b[start:i])+" is out of range (not finite)")
+			return start, "number " + abbreviate(b[start:i]) + " is out of range (not finite)"
 		}
 	}
-	return i, nil
+	return i, ""
 }
 
-func scanLiteral(b []byte, i int, lit string, fail func(int, string) error) (int, error) {
-	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
-		return i, fail(i, "unexpected "+describeByte(b, i))
+func skipDigits(b []byte, i int) int {
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
 	}
-	return i + len(lit), nil
+	return i
+}
+
+func scanLiteral(b []byte, i int, lit string) (int, string) {
+	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
+		return i, "unexpected " + describeByte(b, i)
+	}
+	return i + len(lit), ""
 }
 
 // describeByte names b[i] for an error message, readably and as valid text.
