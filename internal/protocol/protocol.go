@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // Frame types a client sends.
@@ -107,6 +108,14 @@ func DecodeClientFrame(b []byte) (*ClientFrame, error) {
 			return nil, derr
 		}
 		return nil, Errorf(CodeBadRequest, "malformed JSON frame: %v", err)
+	}
+	if !utf8.Valid(b) {
+		// encoding/json quietly turns invalid UTF-8 in a string into U+FFFD
+		// (RawMessage data keeps it as is): refuse it instead, saying where.
+		// Only binary messages get here: a text message must be UTF-8.
+		if err := DiagnoseEnvelope("frame", b); err != nil {
+			return &f, err
+		}
 	}
 	switch f.Type {
 	case TypeAuth:

@@ -25,6 +25,13 @@ func DecodePublishBody(body []byte) (channels []string, event string, data json.
 		}
 		return nil, "", nil, Errorf(CodeBadRequest, "malformed JSON body: %v", err)
 	}
+	if !utf8.Valid(body) {
+		// encoding/json quietly turns invalid UTF-8 in a string into U+FFFD
+		// (RawMessage data keeps it as is): refuse it instead, saying where.
+		if err := DiagnoseEnvelope("body", body); err != nil {
+			return nil, "", nil, err
+		}
+	}
 	channels = req.Channels
 	if req.Channel != "" {
 		if len(channels) > 0 {

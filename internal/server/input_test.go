@@ -63,6 +63,7 @@ func TestPoisonPublishOverHTTPAPI(t *testing.T) {
 	url := s.Base + "/api/v1/publish"
 	for _, c := range []struct{ name, body, msg string }{
 		{"invalid UTF-8 in data", "{\"channel\":\"poison\",\"event\":\"e\",\"data\":\"\xc3\x28\"}", "data: invalid UTF-8 at byte 1"},
+		{"invalid UTF-8 in the event", "{\"channel\":\"poison\",\"event\":\"e\xff\",\"data\":1}", "body: invalid UTF-8 at byte 30"},
 		{"invalid UTF-8 deep in data", "{\"channel\":\"poison\",\"event\":\"e\",\"data\":{\"text\":\"ok\",\"more\":[\"\xff\xfe\"]}}", "data: invalid UTF-8 at byte 22"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -89,6 +90,12 @@ func TestPoisonPublishOverWebSocket(t *testing.T) {
 	f := pub.ExpectError("bad_request")
 	if f.Num("id") != 5 || !strings.Contains(f.Str("message"), "data: invalid UTF-8 at byte 1") {
 		t.Fatalf("binary publish of invalid UTF-8: %v", f)
+	}
+	if err := pub.Conn.WriteMessage(gws.OpcodeBinary, []byte("{\"type\":\"publish\",\"id\":7,\"channel\":\"poison\",\"event\":\"\xc3\x28\",\"data\":1}")); err != nil {
+		t.Fatal(err)
+	}
+	if f := pub.ExpectError("bad_request"); f.Num("id") != 7 || !strings.Contains(f.Str("message"), "frame: invalid UTF-8 at byte 53") {
+		t.Fatalf("binary publish with an invalid event: %v", f)
 	}
 	expectUnharmed(t, s, sub, "poison")
 	expectOffset(t, s, "poison", 1)
