@@ -232,12 +232,14 @@ func (w *socketWriter) WriteFrames(frames [][]byte) error {
 	return err
 }
 
-// onlyText returns frames without those that are not valid UTF-8. gws
-// would refuse to write such a text message and close the connection (1001)
-// for it: one bad frame in a fan-out would disconnect every subscriber of
-// its channel, and again each time they recovered it from history. Entry
-// checks keep such frames out; this keeps a miss from costing more than the
-// frame. It allocates only when it drops one.
+// onlyText returns frames without those that are not valid UTF-8. Such a
+// text message fails the connection that receives it (a browser closes with
+// 1007; gws, checking on write, closed it itself with 1001): one bad frame
+// in a fan-out would disconnect every subscriber of its channel, and again
+// each time they recovered it from history. Entry checks keep such frames
+// out; this keeps a miss from costing more than the frame. It allocates
+// only when it drops one. Other write errors are the socket's own and still
+// close it (OnWriteError).
 func (w *socketWriter) onlyText(frames [][]byte) [][]byte {
 	for i, f := range frames {
 		if utf8.Valid(f) {
