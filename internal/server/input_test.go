@@ -205,6 +205,7 @@ func TestTokenClaimsThatWouldBreakFrames(t *testing.T) {
 		{"control character in sub", "a\x01b", "", "sub: non-printable character U+0001 at byte 1"},
 		{"newline in sub", "a\nb", "", "sub: non-printable character U+000A at byte 1"},
 		{"sub of 10 KB", strings.Repeat("x", 10000), "", "sub is 10000 characters long; the limit is 255"},
+		{"sub of 256 characters", strings.Repeat("é", 256), "", "sub is 256 characters long; the limit is 255"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ws := servertest.Dial(t, s.WSURL)
@@ -223,7 +224,8 @@ func TestTokenClaimsThatWouldBreakFrames(t *testing.T) {
 			}
 		})
 	}
-	ok := servertest.Connect(t, s.WSURL, mint(strings.Repeat("é", 127)+"-user ☃", `{"name":"Zoë","tags":[1,2]}`))
+	// 255 characters (510 bytes) is the limit, not 255 bytes.
+	ok := servertest.Connect(t, s.WSURL, mint(strings.Repeat("é", 248)+" user ☃", `{"name":"Zoë","tags":[1,2]}`))
 	if f := ok.Request(map[string]any{"type": "ping", "id": 1}); f.Type() != "pong" {
 		t.Fatal(f)
 	}
