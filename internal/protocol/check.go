@@ -30,14 +30,15 @@ func CheckField(field string, value []byte) error {
 	return err
 }
 
-// DiagnoseEnvelope explains why a frame or request body (what: "frame" or
-// "body") that encoding/json refused is bad, when the reason is one the
-// data checks know: invalid UTF-8, nesting, a non-finite number. An error
-// inside the top-level "data" member names data and the offset within it,
-// as CheckData would; elsewhere it names what and the offset in b. It
-// returns nil when it finds nothing to add (then the decoder's own error
-// says it best). encoding/json stops at 10,000 levels with a message that
-// does not name Eddy's limit; this one does.
+// DiagnoseEnvelope says what is wrong with a frame or request body (what:
+// "frame" or "body") as JSON: syntax, invalid UTF-8, nesting, a non-finite
+// number, with the byte position. An error inside the top-level "data"
+// member names data and the offset within it, as CheckData would; one
+// elsewhere names what and the offset in b. It returns nil for sound JSON
+// (a decoder's complaint about it is about types, and says that best).
+// Decoders call it when encoding/json refused b, which stops at 10,000
+// levels with a message that does not name Eddy's limit, and when b is not
+// valid UTF-8, which encoding/json quietly turns into U+FFFD.
 func DiagnoseEnvelope(what string, b []byte) error {
 	_, err := checkJSON(b, what, true)
 	return err
