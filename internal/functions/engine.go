@@ -205,6 +205,9 @@ func (e *Engine) compile(fn Function) (*compiled, error) {
 func (e *Engine) run(ctx context.Context, c *compiled, msg Message) (fnrt.Result, error) {
 	start := time.Now()
 	res, err := c.inst.Run(ctx, msg)
+	if err == nil {
+		err = checkOutput(msg, res)
+	}
 	c.m.latency.Observe(time.Since(start).Seconds())
 	c.m.invocations.Inc()
 	switch {

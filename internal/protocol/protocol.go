@@ -51,6 +51,7 @@ const (
 // WebSocket close codes the server uses.
 const (
 	CloseGoingAway      = 1001
+	CloseInvalidText    = 1007 // a text frame that is not valid UTF-8 (RFC 6455 8.1)
 	CloseServiceRestart = 1012
 	CloseUnauthorized   = 4001
 	CloseTooManyErrors  = 4002
@@ -113,7 +114,18 @@ func PeekID(b []byte) uint64 {
 func DecodeClientFrame(b []byte) (*ClientFrame, error) {
 	var f ClientFrame
 	if err := json.Unmarshal(b, &f); err != nil {
+		if derr := DiagnoseEnvelope("frame", b); derr != nil {
+			return nil, derr
+		}
 		return nil, Errorf(CodeBadRequest, "malformed JSON frame: %v", err)
+	}
+	if !utf8.Valid(b) {
+		// encoding/json quietly turns invalid UTF-8 in a string into U+FFFD
+		// (RawMessage data keeps it as is): refuse it instead, saying where.
+		// Only binary messages get here: a text message must be UTF-8.
+		if err := DiagnoseEnvelope("frame", b); err != nil {
+			return &f, err
+		}
 	}
 	switch f.Type {
 	case TypeAuth:
@@ -190,30 +202,25 @@ func Namespace(channel string) string {
 	return ""
 }
 
-// CompactData validates data as JSON and removes insignificant white space.
-// Frames are packed several to a WebSocket message separated by newlines, so
-// a newline inside data would split a frame in two.
+// CompactData checks data (see CheckData) and removes insignificant white
+// space. Frames are packed several to a WebSocket message separated by
+// newlines, so a newline inside data would split a frame in two.
 func CompactData(data json.RawMessage) (json.RawMessage, error) {
 	if len(data) == 0 {
 		return json.RawMessage("null"), nil
 	}
-	needs := false
-	for _, c := range data {
-		if c == '\n' || c == '\r' || c == ' ' || c == '\t' {
-			needs = true
-			break
-		}
+	ws, err := checkJSON(data, "data", false)
+	if err != nil {
+		return nil, err
 	}
-	if !needs {
-		if !json.Valid(data) {
-			return nil, Errorf(CodeBadRequest, "data is not valid JSON")
-		}
+	if !ws {
 		return data, nil
 	}
 	var out bytes.Buffer
 	out.Grow(len(data))
 	if err := json.Compact(&out, data); err != nil {
-		return nil, Errorf(CodeBadRequest, "data is not valid JSON: %v", err)
+		// checkJSON accepted it, so this is a bug, not bad input.
+		return nil, fmt.Errorf("compact checked data: %w", err)
 	}
 	return json.RawMessage(out.Bytes()), nil
 }

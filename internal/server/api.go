@@ -96,28 +96,16 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, protocol.Errorf(protocol.CodeTooLarge, "body over max_message_bytes (%d)", s.cfg.MaxMessageBytes))
 		return
 	}
-	var req api.PublishRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		s.writeError(w, protocol.Errorf(protocol.CodeBadRequest, "malformed JSON body: %v", err))
-		return
-	}
-	channels := req.Channels
-	if req.Channel != "" {
-		if len(channels) > 0 {
-			s.writeError(w, protocol.Errorf(protocol.CodeBadRequest, "give channel or channels, not both"))
-			return
-		}
-		channels = []string{req.Channel}
-	}
-	if len(channels) > 100 {
-		s.writeError(w, protocol.Errorf(protocol.CodeBadRequest, "at most 100 channels per publish, got %d", len(channels)))
+	channels, event, data, err := protocol.DecodePublishBody(body)
+	if err != nil {
+		s.writeError(w, err)
 		return
 	}
 	if s.draining.Load() {
 		s.writeError(w, &protocol.Error{Code: protocol.CodeUnavailable, Message: "server is shutting down"})
 		return
 	}
-	id, err := s.publish(r.Context(), publishRequest{channels: channels, event: req.Event, data: req.Data, source: "api"})
+	id, err := s.publish(r.Context(), publishRequest{channels: channels, event: event, data: data, source: "api"})
 	if err != nil {
 		s.writeError(w, err)
 		return

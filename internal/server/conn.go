@@ -58,7 +58,8 @@ func (s *Server) newConn(socket *gws.Conn) *conn {
 	c := &conn{s: s, socket: socket, seq: seq, handled: make(chan struct{}, 1)}
 	c.id = s.nextID("c-")
 	c.lastRead.Store(time.Now().UnixNano())
-	c.out = outbox.New(&socketWriter{socket: socket}, outbox.Options{
+	w := &socketWriter{socket: socket, onInvalid: func(frame []byte) { s.frameDropped(c.id, frame) }}
+	c.out = outbox.New(w, outbox.Options{
 		MaxQueueBytes: s.cfg.MaxQueueBytes,
 		FlushDelay:    s.cfg.WriteDelay,
 		Writers:       s.writers,
@@ -123,6 +124,8 @@ func (c *conn) closeWith(code uint16, reason string, drain bool) {
 
 func closeCodeLabel(code uint16) string {
 	switch code {
+	case protocol.CloseInvalidText:
+		return "1007"
 	case protocol.CloseServiceRestart:
 		return "1012"
 	case protocol.CloseUnauthorized:
@@ -248,8 +251,11 @@ func (c *conn) handleAuth(f *protocol.ClientFrame, decodeErr error) {
 		return
 	}
 	ident, err := c.s.app.Verifier.Verify(f.Token)
+	if err == nil {
+		err = checkIdentity(ident)
+	}
 	if err != nil {
-		fail(err.Error())
+		fail(protocol.AsError(err).Message)
 		return
 	}
 	// The verifier allows a few seconds of clock skew on exp; a token already
@@ -295,8 +301,11 @@ func (c *conn) armExpiry(exp time.Time) {
 
 func (c *conn) handleRefresh(ctx context.Context, f *protocol.ClientFrame) {
 	ident, err := c.s.app.Verifier.Verify(f.Token)
+	if err == nil {
+		err = checkIdentity(ident)
+	}
 	if err != nil {
-		c.sendError(f.ID, protocol.Errorf(protocol.CodeUnauthorized, "refresh: %v", err))
+		c.sendError(f.ID, protocol.Errorf(protocol.CodeUnauthorized, "refresh: %s", protocol.AsError(err).Message))
 		return
 	}
 	c.mu.Lock()

@@ -15,6 +15,7 @@ type metrics struct {
 	publishLatency prometheus.Histogram
 	errors         *prometheus.CounterVec
 	disconnects    *prometheus.CounterVec
+	framesDropped  *prometheus.CounterVec
 }
 
 func newMetrics(s *Server) *metrics {
@@ -44,8 +45,11 @@ func newMetrics(s *Server) *metrics {
 		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eddy_disconnects_total", Help: "Connections closed by the server, by close code.",
 		}, []string{"code"}),
+		framesDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eddy_frames_dropped_total", Help: "Frames dropped at write time instead of closing the connection, by reason (invalid_utf8: no entry check should let one through).",
+		}, []string{"reason"}),
 	}
-	r.MustRegister(m.connections, m.connects, m.messagesIn, m.publishLatency, m.errors, m.disconnects,
+	r.MustRegister(m.connections, m.connects, m.messagesIn, m.publishLatency, m.errors, m.disconnects, m.framesDropped,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "eddy_subscriptions", Help: "Active subscriptions on this node.",
 		}, func() float64 { return float64(s.hub.Stats().Subscriptions) }),

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"time"
-	"unicode/utf8"
 
 	"github.com/eddyrt/eddy/internal/protocol"
 )
@@ -19,30 +18,15 @@ type publishRequest struct {
 	source   string // "api" or "client", for metrics
 }
 
-const maxEventLen = 255
-
 // publish runs one publish end to end: validate, functions, broker. It
 // returns the message id once every channel's broker accepted the message.
 func (s *Server) publish(ctx context.Context, req publishRequest) (string, error) {
 	start := time.Now()
-	if req.event == "" || len(req.event) > maxEventLen || !utf8.ValidString(req.event) {
-		return "", protocol.Errorf(protocol.CodeBadRequest, "event must be 1-%d characters of UTF-8", maxEventLen)
-	}
-	if len(req.channels) == 0 {
-		return "", protocol.Errorf(protocol.CodeBadRequest, "no channel given")
-	}
-	for _, ch := range req.channels {
-		if err := protocol.ValidateChannel(ch); err != nil {
-			return "", err
-		}
-	}
-	if len(req.data) > s.cfg.MaxMessageBytes {
-		return "", protocol.Errorf(protocol.CodeTooLarge, "data is %d bytes; max_message_bytes is %d", len(req.data), s.cfg.MaxMessageBytes)
-	}
-	data, err := protocol.CompactData(req.data)
+	channels, data, err := protocol.CheckPublish(req.channels, req.event, req.data, s.cfg.MaxMessageBytes)
 	if err != nil {
 		return "", err
 	}
+	req.channels = channels
 	id := s.nextID("m-")
 	ts := start.UnixMilli()
 	for _, ch := range req.channels {

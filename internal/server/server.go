@@ -95,6 +95,8 @@ type Server struct {
 	handlers *handlerPool
 	draining atomic.Bool
 	limits   *connLimits // limits.go
+	// dropLogged is when a dropped frame was last logged (unix nanoseconds).
+	dropLogged atomic.Int64
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -175,8 +177,11 @@ func New(opts Options) (*Server, error) {
 		// this get a too_large error and the connection stays up.
 		ReadMaxPayloadSize:  cfg.MaxMessageBytes*2 + 4096,
 		WriteMaxPayloadSize: 64 << 20,
-		CheckUtf8Enabled:    true,
-		NewSession:          func() gws.SessionStorage { return &connSlot{} },
+		// Off: the writers check outgoing frames themselves and drop a bad
+		// one (gws would close the connection for it), and OnMessage checks
+		// incoming text frames; gws checking too would double the cost.
+		CheckUtf8Enabled: false,
+		NewSession:       func() gws.SessionStorage { return &connSlot{} },
 	})
 	return s, nil
 }
