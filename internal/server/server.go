@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"strconv"
 	"sync"
@@ -22,7 +21,6 @@ import (
 
 	"github.com/lxzan/gws"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/eddyrt/eddy/internal/auth"
 	"github.com/eddyrt/eddy/internal/broker"
@@ -90,11 +88,12 @@ type Server struct {
 	started time.Time
 	ids     atomic.Uint64 // message and connection ids
 
-	conns    connSet
-	writers  *outbox.Pool
-	handlers *handlerPool
-	draining atomic.Bool
-	limits   *connLimits // limits.go
+	conns     connSet
+	writers   *outbox.Pool
+	handlers  *handlerPool
+	draining  atomic.Bool
+	limits    *connLimits // limits.go
+	apiRoutes []string    // "METHOD /path" of the HTTP API, set by mountAPI
 	// dropLogged is when a dropped frame was last logged (unix nanoseconds).
 	dropLogged atomic.Int64
 
@@ -253,31 +252,6 @@ func (s *Server) Start(ctx context.Context) error {
 		go s.announceLoop(reg)
 	}
 	return nil
-}
-
-func (s *Server) mountAPI(mux *http.ServeMux) {
-	mux.Handle("/api/v1/publish", onlyMethod(http.MethodPost, s.apiAuth(s.app.APIKeys, s.handlePublish)))
-	mux.Handle("/api/v1/history", onlyMethod(http.MethodGet, s.apiAuth(s.app.APIKeys, s.handleHistory)))
-	mux.Handle("/api/v1/presence", onlyMethod(http.MethodGet, s.apiAuth(s.app.APIKeys, s.handlePresence)))
-	mux.Handle("/api/v1/info", onlyMethod(http.MethodGet, s.apiAuth(s.app.APIKeys, s.handleInfo)))
-	if s.opts.AdminHandler != nil {
-		admin := s.adminRoute(s.opts.AdminHandler)
-		mux.Handle("/api/v1/functions", admin)
-		mux.Handle("/api/v1/functions/", admin)
-		mux.Handle("/api/v1/associations", admin)
-	}
-	mux.Handle("/api/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeAPIError(w, http.StatusNotFound, protocol.CodeNotFound, fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path))
-	}))
-	// Metrics name functions, channels' costs and the process: they are
-	// for the operator, so they take the API key like the rest of the API.
-	mux.Handle("GET /metrics", s.apiAuth(s.app.APIKeys, promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}).ServeHTTP))
-	if s.cfg.Pprof {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	}
 }
 
 // onlyMethod answers other methods with a JSON 405, which a method pattern

@@ -35,20 +35,39 @@ type handler struct {
 	e *functions.Engine
 }
 
-// NewHandler returns the admin API for e, serving the full /api/v1/... paths.
-func NewHandler(e *functions.Engine) http.Handler {
-	h := &handler{e: e}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/v1/functions", h.listFunctions)
-	mux.HandleFunc("GET /api/v1/functions/{name}", h.getFunction)
-	mux.HandleFunc("PUT /api/v1/functions/{name}", h.putFunction)
-	mux.HandleFunc("DELETE /api/v1/functions/{name}", h.deleteFunction)
-	mux.HandleFunc("POST /api/v1/functions/{name}/invoke", h.invoke)
-	mux.HandleFunc("GET /api/v1/associations", h.listAssociations)
-	mux.HandleFunc("PUT /api/v1/associations", h.putAssociation)
-	mux.HandleFunc("DELETE /api/v1/associations", h.deleteAssociation)
-	return mux
+// Handler is the admin API; Routes lists what it serves.
+type Handler struct {
+	mux    *http.ServeMux
+	routes []string
 }
+
+// NewHandler returns the admin API for e, serving the full /api/v1/... paths.
+func NewHandler(e *functions.Engine) *Handler {
+	h := &handler{e: e}
+	a := &Handler{mux: http.NewServeMux()}
+	for _, r := range []struct {
+		pattern string
+		fn      http.HandlerFunc
+	}{
+		{"GET /api/v1/functions", h.listFunctions},
+		{"GET /api/v1/functions/{name}", h.getFunction},
+		{"PUT /api/v1/functions/{name}", h.putFunction},
+		{"DELETE /api/v1/functions/{name}", h.deleteFunction},
+		{"POST /api/v1/functions/{name}/invoke", h.invoke},
+		{"GET /api/v1/associations", h.listAssociations},
+		{"PUT /api/v1/associations", h.putAssociation},
+		{"DELETE /api/v1/associations", h.deleteAssociation},
+	} {
+		a.mux.HandleFunc(r.pattern, r.fn)
+		a.routes = append(a.routes, r.pattern)
+	}
+	return a
+}
+
+func (a *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+// Routes lists the routes as "METHOD /path".
+func (a *Handler) Routes() []string { return append([]string(nil), a.routes...) }
 
 func mask(fn functions.Function) functions.Function {
 	if fn.Secret != "" {
