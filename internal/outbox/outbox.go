@@ -4,7 +4,9 @@
 // is something to write); an idle connection has no goroutine waiting. A
 // busy connection writes at most once per FlushDelay, so that under load
 // many frames share one write system call (the cost of fan-out), while the
-// first frame after a quiet spell leaves at once.
+// first frame after a quiet spell leaves at once. A reply to the client's
+// own request (PushReply) never waits for that window: it leaves at once,
+// with whatever was queued before it.
 package outbox
 
 import (
@@ -62,6 +64,8 @@ type Outbox struct {
 	bytes    int
 	pingDue  bool
 	flushing bool // a flush goroutine runs or its timer is armed
+	armed    bool // the timer is armed and no writer has the outbox
+	urgent   bool // a reply is queued: the next flush does not wait for the window
 	closed   bool
 	drained  chan<- struct{}
 
@@ -77,9 +81,20 @@ func New(w Writer, opts Options) *Outbox {
 	return &Outbox{w: w, opts: opts}
 }
 
-// Enqueue queues frame, which must not be modified afterwards (fan-out shares
-// one frame among all subscribers). It never blocks on the network.
-func (o *Outbox) Enqueue(frame []byte) error {
+// Enqueue queues a pushed frame, which must not be modified afterwards
+// (fan-out shares one frame among all subscribers). It never blocks on the
+// network; on a busy connection it waits for the coalescing window.
+func (o *Outbox) Enqueue(frame []byte) error { return o.enqueue(frame, false) }
+
+// PushReply queues a reply to the client's own request (ready, subscribed,
+// ack, pong, error...). Unlike Enqueue it does not wait for the coalescing
+// window: the reply leaves with the next write, at once, together with and
+// after whatever was queued before it, so a client's request round trip
+// never pays the window. A write already in progress is not interrupted;
+// the reply follows it right away.
+func (o *Outbox) PushReply(frame []byte) error { return o.enqueue(frame, true) }
+
+func (o *Outbox) enqueue(frame []byte, urgent bool) error {
 	o.mu.Lock()
 	if o.closed {
 		o.mu.Unlock()
@@ -96,12 +111,34 @@ func (o *Outbox) Enqueue(frame []byte) error {
 	}
 	o.queue = append(o.queue, frame)
 	o.bytes += len(frame)
-	if !o.flushing {
+	switch {
+	case !o.flushing:
 		o.flushing = true
-		o.startLocked()
+		if urgent {
+			o.dispatch()
+		} else {
+			o.startLocked()
+		}
+	case urgent:
+		o.urgent = true
+		if o.armed && o.timer.Stop() {
+			// The window's timer will not run: flush now instead.
+			o.armed = false
+			o.dispatch()
+		}
+		// Otherwise a writer has the outbox (it checks urgent before
+		// waiting for the window) or the timer is already firing.
 	}
 	o.mu.Unlock()
 	return nil
+}
+
+// fire ends a coalescing wait: the timer's function.
+func (o *Outbox) fire() {
+	o.mu.Lock()
+	o.armed = false
+	o.mu.Unlock()
+	o.dispatch()
 }
 
 // startLocked starts a flush now, or when the coalescing window of the
@@ -136,10 +173,11 @@ func (o *Outbox) deferLocked() bool {
 		return false
 	}
 	if o.timer == nil {
-		o.timer = time.AfterFunc(wait, o.dispatch)
+		o.timer = time.AfterFunc(wait, o.fire)
 	} else {
 		o.timer.Reset(wait)
 	}
+	o.armed = true
 	return true
 }
 
@@ -212,6 +250,7 @@ func (o *Outbox) step() bool {
 	o.bytes = 0
 	ping := o.pingDue
 	o.pingDue = false
+	o.urgent = false
 	o.mu.Unlock()
 
 	err := o.write(batch, ping)
@@ -226,8 +265,9 @@ func (o *Outbox) step() bool {
 		o.queue = nil
 		o.bytes = 0
 	}
-	if err == nil && (len(o.queue) > 0 || o.pingDue) && o.drained == nil && o.deferLocked() {
-		// More arrived during the write: let it gather until the window ends.
+	if err == nil && (len(o.queue) > 0 || o.pingDue) && o.drained == nil && !o.urgent && o.deferLocked() {
+		// More arrived during the write: let it gather until the window ends
+		// (unless a reply is among it).
 		o.mu.Unlock()
 		return false
 	}

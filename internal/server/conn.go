@@ -79,8 +79,9 @@ func (s *Server) newConn(socket *gws.Conn) *conn {
 
 func (c *conn) touch() { c.lastRead.Store(time.Now().UnixNano()) }
 
-// send queues a reply frame.
-func (c *conn) send(frame []byte) { _ = c.out.Enqueue(frame) }
+// send queues a reply to the client's own request: it leaves at once, not
+// after the coalescing window (pushed messages use Enqueue).
+func (c *conn) send(frame []byte) { _ = c.out.PushReply(frame) }
 
 func (c *conn) sendError(id uint64, err *protocol.Error) {
 	c.s.metrics.errors.WithLabelValues(err.Code).Inc()
