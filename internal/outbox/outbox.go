@@ -25,6 +25,20 @@ type Writer interface {
 	WritePing() error
 }
 
+// Backlogger is implemented by a Writer whose writes never block on a full
+// socket (see Socket): what the socket could not take stays in the writer,
+// which writes it on its own. The outbox then writes nothing more until
+// that backlog is gone, so no shared writer waits on one socket, and
+// counts the backlog against MaxQueueBytes.
+type Backlogger interface {
+	// Backlog is how many bytes were accepted and are not on the socket yet.
+	Backlog() int
+	// WhenWritten arranges for f to run once the backlog is written (or the
+	// socket failed) and reports true; false, with f never run, when there
+	// is no backlog.
+	WhenWritten(f func()) bool
+}
+
 // Options tune an outbox.
 type Options struct {
 	// MaxQueueBytes is how many bytes may wait; past it the outbox closes
@@ -56,7 +70,10 @@ var ErrOverflow = errors.New("outbox queue over its limit")
 // Outbox queues frames for one connection.
 type Outbox struct {
 	w    Writer
+	bl   Backlogger // w, when its writes never block
 	opts Options
+	// fullBatch is how many queued bytes end the coalescing wait early.
+	fullBatch int
 
 	mu       sync.Mutex
 	queue    [][]byte
@@ -78,7 +95,12 @@ func New(w Writer, opts Options) *Outbox {
 	if opts.MaxBatchBytes <= 0 {
 		opts.MaxBatchBytes = 256 << 10
 	}
-	return &Outbox{w: w, opts: opts}
+	bl, _ := w.(Backlogger)
+	full := opts.MaxBatchBytes
+	if opts.MaxQueueBytes > 0 {
+		full = min(full, opts.MaxQueueBytes/4)
+	}
+	return &Outbox{w: w, bl: bl, opts: opts, fullBatch: full}
 }
 
 // Enqueue queues a pushed frame, which must not be modified afterwards
@@ -100,7 +122,7 @@ func (o *Outbox) enqueue(frame []byte, urgent bool) error {
 		o.mu.Unlock()
 		return ErrClosed
 	}
-	if o.opts.MaxQueueBytes > 0 && o.bytes+len(frame) > o.opts.MaxQueueBytes {
+	if o.opts.MaxQueueBytes > 0 && o.bytes+len(frame)+o.backlog() > o.opts.MaxQueueBytes {
 		o.closed = true
 		o.queue = nil
 		o.mu.Unlock()
@@ -119,7 +141,10 @@ func (o *Outbox) enqueue(frame []byte, urgent bool) error {
 		} else {
 			o.startLocked()
 		}
-	case urgent:
+	case urgent || o.bytes >= o.fullBatch:
+		// A reply, or a batch as big as waiting can make it: no reason
+		// to wait for the window (and a fast stream must not fill the
+		// queue within one window).
 		o.urgent = true
 		if o.armed && o.timer.Stop() {
 			// The window's timer will not run: flush now instead.
@@ -127,10 +152,19 @@ func (o *Outbox) enqueue(frame []byte, urgent bool) error {
 			o.dispatch()
 		}
 		// Otherwise a writer has the outbox (it checks urgent before
-		// waiting for the window) or the timer is already firing.
+		// waiting for the window), the timer is already firing, or the
+		// socket holds a backlog (it dispatches when written).
 	}
 	o.mu.Unlock()
 	return nil
+}
+
+// backlog is what the writer holds that is not on the socket yet.
+func (o *Outbox) backlog() int {
+	if o.bl == nil {
+		return 0
+	}
+	return o.bl.Backlog()
 }
 
 // fire ends a coalescing wait: the timer's function.
@@ -244,6 +278,14 @@ func (o *Outbox) step() bool {
 		o.mu.Unlock()
 		return false
 	}
+	if o.bl != nil && o.bl.WhenWritten(o.dispatch) {
+		// The socket still holds bytes its peer has not read: write nothing
+		// more, and let the writer go; the socket dispatches the outbox
+		// again once they are written. Meanwhile the queue grows, up to
+		// MaxQueueBytes.
+		o.mu.Unlock()
+		return false
+	}
 	batch := o.queue
 	o.queue = o.spare[:0]
 	o.spare = nil
@@ -265,7 +307,7 @@ func (o *Outbox) step() bool {
 		o.queue = nil
 		o.bytes = 0
 	}
-	if err == nil && (len(o.queue) > 0 || o.pingDue) && o.drained == nil && !o.urgent && o.deferLocked() {
+	if err == nil && (len(o.queue) > 0 || o.pingDue) && o.drained == nil && !o.urgent && o.bytes < o.fullBatch && o.deferLocked() {
 		// More arrived during the write: let it gather until the window ends
 		// (unless a reply is among it).
 		o.mu.Unlock()

@@ -49,12 +49,18 @@ type conn struct {
 	cleanedUp bool
 }
 
-func (s *Server) newConn(socket *gws.Conn) *conn {
+// newConn starts a connection on socket; sock is the non-blocking socket
+// under it, or nil when writes block (then bounded by writeTimeout).
+func (s *Server) newConn(socket *gws.Conn, sock *outbox.Socket) *conn {
 	seq := s.ids.Add(1)
 	c := &conn{s: s, socket: socket, seq: seq, handled: make(chan struct{}, 1)}
 	c.id = s.nextID("c-")
 	c.lastRead.Store(time.Now().UnixNano())
-	c.out = outbox.New(&socketWriter{socket: socket}, outbox.Options{
+	var w outbox.Writer = &socketWriter{socket: socket}
+	if sock != nil {
+		w = &nonBlockingWriter{socketWriter: socketWriter{socket: socket}, sock: sock}
+	}
+	c.out = outbox.New(w, outbox.Options{
 		MaxQueueBytes: s.cfg.MaxQueueBytes,
 		FlushDelay:    s.cfg.WriteDelay,
 		Writers:       s.writers,
