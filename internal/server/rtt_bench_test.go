@@ -2,10 +2,12 @@ package server_test
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/eddyrt/eddy/internal/config"
 	"github.com/eddyrt/eddy/internal/servertest"
 )
 
@@ -14,10 +16,15 @@ import (
 // connection that authenticates, then in sequence subscribes (right after
 // ready, when the coalescing window of the ready write is open), publishes
 // with an ack and pings. It reports p50/p99 of each in microseconds.
+// EDDY_BENCH_NODELAY=1 runs it with write_delay 0, for comparison.
 //
 //	go test -run '^$' -bench RequestRTT -benchtime 300x ./internal/server/
 func BenchmarkRequestRTT(b *testing.B) {
-	s := servertest.Start(b)
+	s := servertest.Start(b, func(c *config.Config) {
+		if os.Getenv("EDDY_BENCH_NODELAY") != "" {
+			c.WriteDelay = 0
+		}
+	})
 	tok := servertest.Token(b, "rtt", nil, []string{"rtt-*"})
 	var sub, pub, ping []time.Duration
 	b.ResetTimer()

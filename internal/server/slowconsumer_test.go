@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lxzan/gws"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/eddyrt/eddy/internal/config"
 	"github.com/eddyrt/eddy/internal/servertest"
@@ -150,4 +151,31 @@ func TestNonReadersDoNotHoldBackAHealthySubscriber(t *testing.T) {
 		t.Fatalf("healthy subscriber closed with %d", healthy.closeCode.Load())
 	default:
 	}
+	// Each non-reader's own queue overflowed: they, and only they, were
+	// closed as slow consumers.
+	servertest.Eventually(t, "every non-reader closed with 4009", func() bool {
+		return disconnects(t, s, "4009") == nonReaders
+	})
+}
+
+// disconnects reads eddy_disconnects_total for one close code.
+func disconnects(t testing.TB, s *servertest.Server, code string) int {
+	t.Helper()
+	mfs, err := s.Registry().(prometheus.Gatherer).Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "eddy_disconnects_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "code" && l.GetValue() == code {
+					return int(m.GetCounter().GetValue())
+				}
+			}
+		}
+	}
+	return 0
 }
