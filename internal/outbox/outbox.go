@@ -295,10 +295,25 @@ func (o *Outbox) step() bool {
 	o.urgent = false
 	o.mu.Unlock()
 
-	err := o.write(batch, ping)
+	rest, err := o.write(batch, ping)
+	var requeue [][]byte
+	requeueBytes := 0
+	if len(rest) > 0 && err == nil {
+		requeue = append(make([][]byte, 0, len(rest)), rest...)
+		for _, f := range rest {
+			requeueBytes += len(f)
+		}
+	}
 	clear(batch)
 	o.mu.Lock()
 	o.spare = batch[:0]
+	if requeue != nil && !o.closed {
+		// The socket stopped taking bytes: what was not written goes back
+		// to the head of the queue, shared frames and all, instead of
+		// being copied into the socket's remainder.
+		o.queue = append(requeue, o.queue...)
+		o.bytes += requeueBytes
+	}
 	if o.opts.FlushDelay > 0 {
 		o.lastWrite = time.Now().UnixNano()
 	}
@@ -321,10 +336,12 @@ func (o *Outbox) step() bool {
 	return true
 }
 
-func (o *Outbox) write(batch [][]byte, ping bool) error {
+// write writes batch (in several WebSocket messages when it is long) and
+// returns what it did not write because the socket holds a backlog.
+func (o *Outbox) write(batch [][]byte, ping bool) (rest [][]byte, err error) {
 	if ping {
 		if err := o.w.WritePing(); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	for len(batch) > 0 {
@@ -335,9 +352,12 @@ func (o *Outbox) write(batch [][]byte, ping bool) error {
 			n++
 		}
 		if err := o.w.WriteFrames(batch[:n]); err != nil {
-			return err
+			return nil, err
 		}
 		batch = batch[n:]
+		if len(batch) > 0 && o.bl != nil && o.bl.Backlog() > 0 {
+			return batch, nil
+		}
 	}
-	return nil
+	return nil, nil
 }

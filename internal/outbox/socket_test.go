@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -190,4 +191,54 @@ func expectWrite(t *testing.T, w *signalWriter, want string) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the shared writer is held by a socket whose peer does not read")
 	}
+}
+
+// TestBacklogStopsALongWrite: once the socket holds a backlog, the rest of
+// a long queue stays in the outbox (where frames are shared, not copied)
+// instead of being copied into the socket's remainder, and still arrives
+// complete and in order once the peer reads.
+func TestBacklogStopsALongWrite(t *testing.T) {
+	sock, client := tcpPair(t, time.Minute)
+	gate := make(chan struct{})
+	o := New(&gatedWriter{rawWriter{sock}, gate}, Options{MaxQueueBytes: 64 << 20, MaxBatchBytes: 64 << 10})
+	frame := bytes.Repeat([]byte("y"), 16<<10)
+	const n = 512 // 8 MiB
+	var want bytes.Buffer
+	for i := range n {
+		f := append([]byte(strconv.Itoa(i)+":"), frame...)
+		want.Write(f)
+		want.WriteByte('\n')
+		if err := o.Enqueue(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(gate) // the first frame's write was held: the rest is one long batch
+	deadline := time.Now().Add(10 * time.Second)
+	for sock.Backlog() == 0 || o.Queued() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("backlog %d, queued %d", sock.Backlog(), o.Queued())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if b := sock.Backlog(); b > 2*(64<<10) {
+		t.Fatalf("the socket holds %d bytes: more than a batch was copied into it", b)
+	}
+	got := make([]byte, want.Len())
+	if _, err := io.ReadFull(client, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want.Bytes()) {
+		t.Fatal("frames arrived out of order or changed")
+	}
+}
+
+// gatedWriter holds its first write until gate is closed.
+type gatedWriter struct {
+	rawWriter
+	gate chan struct{}
+}
+
+func (w *gatedWriter) WriteFrames(f [][]byte) error {
+	<-w.gate
+	return w.rawWriter.WriteFrames(f)
 }
