@@ -199,11 +199,3 @@ func (s *Socket) Close() error {
 	s.mu.Unlock()
 	return s.Conn.Close()
 }
-
-// Abort closes the connection at once, dropping any remainder.
-func (s *Socket) Abort() error {
-	s.mu.Lock()
-	s.closeAfter = true
-	s.mu.Unlock()
-	return s.Conn.Close()
-}
