@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -87,5 +88,32 @@ func TestReplyDuringAWriteFollowsIt(t *testing.T) {
 	}
 	if b := nextBatch(t, w); !slices.Equal(b, []string{"m2", "reply", "m3"}) {
 		t.Fatalf("second write %v, want [m2 reply m3]", b)
+	}
+}
+
+// TestFullBatchEndsTheWindow: pushed frames wait for the window only until
+// a quarter of MaxQueueBytes is queued; a fast stream then leaves without
+// waiting, so it never fills the queue within one window.
+func TestFullBatchEndsTheWindow(t *testing.T) {
+	w := &batchWriter{batches: make(chan []string, 10)}
+	o := New(w, Options{MaxQueueBytes: 400, FlushDelay: time.Hour})
+	_ = o.Enqueue([]byte("m0")) // quiet connection: leaves at once
+	if b := nextBatch(t, w); !slices.Equal(b, []string{"m0"}) {
+		t.Fatalf("first write %v", b)
+	}
+	frame := []byte(strings.Repeat("x", 30))
+	for range 3 { // 90 bytes: waits
+		if err := o.Enqueue(frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case b := <-w.batches:
+		t.Fatalf("%d frames did not wait for the window", len(b))
+	default:
+	}
+	_ = o.Enqueue(frame) // 120 bytes, past 400/4
+	if b := nextBatch(t, w); len(b) != 4 {
+		t.Fatalf("wrote %d frames, want the 4 queued", len(b))
 	}
 }
