@@ -289,10 +289,14 @@ func (c *conn) handleSubscribe(ctx context.Context, f *protocol.ClientFrame, id 
 		c.sendError(f.ID, protocol.AsError(err))
 		return
 	}
+	// The join is announced before the reply leaves, so a client that has
+	// its subscribed knows everyone will learn of it, and of its joins in
+	// the order the replies came (the joiner's own join is held until
+	// finishCatchUp, after the reply).
+	c.s.announce(ctx, sub, protocol.ActionJoin)
 	reply.ID = f.ID
 	c.send(reply.encode())
 	sub.finishCatchUp(protocol.Position{Epoch: reply.Epoch, Offset: reply.Offset}, replay)
-	c.s.announce(ctx, sub, protocol.ActionJoin)
 
 	sub.mu.Lock()
 	left := sub.state == subJoiningLeft
