@@ -129,7 +129,7 @@ var settings = []setting{
 	{"ping_interval", "interval of WebSocket pings; a peer silent for two is dropped", 25 * time.Second},
 	// 20 ms measured best on 2 cores: 1,000 subscribers at 1.1 M msgs/s with
 	// p99 72 ms; 10 ms made more writes, more CPU and p99 180 ms at 1.3 M/s.
-	{"write_delay", "coalescing window of a busy connection's writes: more messages per write system call, at most this much added latency (0: write at once)", 20 * time.Millisecond},
+	{"write_delay", "coalescing window of a busy connection's pushed messages: more of them per write system call, at most this much added latency (0: write at once); replies to a client's requests never wait for it", 20 * time.Millisecond},
 	{"log_format", "text or json", "text"},
 	{"log_level", "debug, info, warn or error", "info"},
 	{"data_dir", "directory for functions and other state", "eddy-data"},
