@@ -226,9 +226,9 @@ func (w *nonBlockingWriter) WriteFrames(frames [][]byte) error {
 	}
 	return w.writeFrames(frames)
 }
-func (w *nonBlockingWriter) WritePing() error                  { return w.socket.WritePing(nil) }
-func (w *nonBlockingWriter) Backlog() int                      { return w.sock.Backlog() }
-func (w *nonBlockingWriter) WhenWritten(f func()) bool         { return w.sock.WhenWritten(f) }
+func (w *nonBlockingWriter) WritePing() error          { return w.socket.WritePing(nil) }
+func (w *nonBlockingWriter) Backlog() int              { return w.sock.Backlog() }
+func (w *nonBlockingWriter) WhenWritten(f func()) bool { return w.sock.WhenWritten(f) }
 
 var newline = []byte{'\n'}
 
