@@ -42,6 +42,7 @@ type Config struct {
 	MaxMessageBytes  int                       `koanf:"max_message_bytes"`
 	MaxQueueBytes    int                       `koanf:"max_queue_bytes"`
 	MaxSubscriptions int                       `koanf:"max_subscriptions"`
+	MaxBatch         int                       `koanf:"max_batch"`
 	PublishRate      float64                   `koanf:"publish_rate"`
 	ShutdownTimeout  time.Duration             `koanf:"shutdown_timeout"`
 	PingInterval     time.Duration             `koanf:"ping_interval"`
@@ -79,6 +80,7 @@ var settings = []setting{
 	{"max_message_bytes", "largest frame or published message accepted", 64 << 10},
 	{"max_queue_bytes", "outgoing bytes a connection may have queued before it is dropped as a slow consumer", 4 << 20},
 	{"max_subscriptions", "subscriptions per connection", 1000},
+	{"max_batch", "messages one POST /api/v1/batch may carry", 1000},
 	{"publish_rate", "publishes per second one connection may make (token bucket)", 100.0},
 	{"shutdown_timeout", "time to drain on SIGTERM before exiting", 10 * time.Second},
 	{"ping_interval", "interval of WebSocket pings; a peer silent for two is dropped", 25 * time.Second},
@@ -267,6 +269,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("max_queue_bytes: must be at least max_message_bytes (%d), got %d", c.MaxMessageBytes, c.MaxQueueBytes)
 	case c.MaxSubscriptions < 1:
 		return fmt.Errorf("max_subscriptions: must be at least 1, got %d", c.MaxSubscriptions)
+	case c.MaxBatch < 1 || c.MaxBatch > 100_000:
+		return fmt.Errorf("max_batch: must be 1-100000, got %d", c.MaxBatch)
 	case c.PublishRate <= 0:
 		return fmt.Errorf("publish_rate: must be positive, got %g", c.PublishRate)
 	case c.LogFormat != "text" && c.LogFormat != "json":

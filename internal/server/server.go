@@ -238,6 +238,7 @@ func (s *Server) Start(ctx context.Context) error {
 
 func (s *Server) mountAPI(mux *http.ServeMux) {
 	mux.Handle("/api/v1/publish", onlyMethod(http.MethodPost, s.apiAuth(s.app.APIKey, s.handlePublish)))
+	mux.Handle("/api/v1/batch", onlyMethod(http.MethodPost, s.apiAuth(s.app.APIKey, s.handleBatch)))
 	mux.Handle("/api/v1/history", onlyMethod(http.MethodGet, s.apiAuth(s.app.APIKey, s.handleHistory)))
 	mux.Handle("/api/v1/presence", onlyMethod(http.MethodGet, s.apiAuth(s.app.APIKey, s.handlePresence)))
 	mux.Handle("/api/v1/info", onlyMethod(http.MethodGet, s.apiAuth(s.app.APIKey, s.handleInfo)))
