@@ -164,6 +164,7 @@ func New(opts Options) (*Server, error) {
 		WriteMaxPayloadSize: 64 << 20,
 		CheckUtf8Enabled:    true,
 		NewSession:          func() gws.SessionStorage { return &connSlot{} },
+		PermessageDeflate:   deflateOption(cfg.Compression),
 	})
 	return s, nil
 }
