@@ -154,6 +154,8 @@ type Result struct {
 	ServerCPU       float64 `json:"server_cpu_seconds"` // during publishing and delivery
 	BenchCPU        float64 `json:"bench_cpu_seconds"`  // the load tool's own, same span
 	ServerCPUPerMsg float64 `json:"server_cpu_us_per_msg,omitempty"`
+	// connections: server CPU while the connections were opened, per connection
+	ServerCPUPerConn float64 `json:"server_cpu_us_per_conn,omitempty"`
 
 	PresenceEvents   uint64   `json:"presence_events,omitempty"`
 	PresenceExpected uint64   `json:"presence_expected,omitempty"`
@@ -380,7 +382,10 @@ func WriteTable(w io.Writer, res *Result) {
 	if res.RSSPerConn > 0 {
 		row("server RSS/conn", fmt.Sprintf("%.2f KiB", res.RSSPerConn/1024))
 	}
-	if res.ServerCPU > 0 {
+	switch {
+	case res.ServerCPUPerConn > 0:
+		row("CPU server/bench", fmt.Sprintf("%.2fs / %.2fs while connecting (server %.1f µs per connection)", res.ServerCPU, res.BenchCPU, res.ServerCPUPerConn))
+	case res.ServerCPU > 0:
 		row("CPU server/bench", fmt.Sprintf("%.2fs / %.2fs (server %.2f µs per delivered msg)", res.ServerCPU, res.BenchCPU, res.ServerCPUPerMsg))
 	}
 	for _, win := range res.Windows {

@@ -43,9 +43,19 @@ func (r *runner) connections(ctx context.Context) error {
 	defer close(stop)
 
 	start := time.Now()
+	_, cpu0 := r.serverStats(ctx)
+	self0 := selfCPU()
 	rate, ch := r.openSubs(ctx, n, r.o.Rate, func(i int) (string, *channel) {
 		return r.o.WS[i%len(r.o.WS)], chans[i%nch]
 	}, nil)
+	// Server CPU while connecting: the cost of a connection that does not
+	// depend on how fast the load tool can dial on shared cores.
+	_, cpu1 := r.serverStats(ctx)
+	r.res.BenchCPU = selfCPU() - self0
+	if _, _, opened := r.totals(); cpu1 > cpu0 && opened > 0 {
+		r.res.ServerCPU = cpu1 - cpu0
+		r.res.ServerCPUPerConn = r.res.ServerCPU / float64(opened) * 1e6
+	}
 	r.res.ConnectRate = rate
 	r.res.ConnectP99ms = ms(ch.quantile(0.99))
 	_, _, open := r.totals()

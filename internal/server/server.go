@@ -215,11 +215,11 @@ func (s *Server) Start(ctx context.Context) error {
 	clientMux.HandleFunc("GET /readyz", s.handleReady)
 	s.mountAPI(apiMux)
 
-	if err := s.listen(s.cfg.Listen, clientMux); err != nil {
+	if err := s.listen(s.cfg.Listen, clientMux, true); err != nil {
 		return err
 	}
 	if s.cfg.APIListen != "" {
-		if err := s.listen(s.cfg.APIListen, apiMux); err != nil {
+		if err := s.listen(s.cfg.APIListen, apiMux, false); err != nil {
 			s.closeListeners()
 			return err
 		}
@@ -274,10 +274,15 @@ func onlyMethod(method string, h http.Handler) http.Handler {
 	})
 }
 
-func (s *Server) listen(addr string, h http.Handler) error {
+// listen serves h on addr; ws: WebSocket handshakes are accepted before
+// net/http (wsaccept.go).
+func (s *Server) listen(addr string, h http.Handler, ws bool) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	if ws {
+		ln = s.acceptWebSockets(ln)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	s.mu.Lock()
