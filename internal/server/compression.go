@@ -29,9 +29,10 @@ func deflateOption(on bool) gws.PermessageDeflate {
 		Threshold:             compressThreshold,
 		ServerContextTakeover: false,
 		ClientContextTakeover: false,
-		// gws allocates the whole pool up front (about 0.55 MiB each). The
-		// writers that compress are 4 per core (newWriterPool): as many
-		// compressors keep them from waiting on one another.
+		// gws allocates the whole pool up front, and a compressor is large
+		// (BenchmarkDeflateMemory). The writers that compress are 4 per
+		// core (newWriterPool): as many compressors keep them from waiting
+		// on one another.
 		PoolSize: min(4*runtime.GOMAXPROCS(0), 64),
 	}
 }
