@@ -153,8 +153,9 @@ func (l *wsListener) handOver(c net.Conn) {
 // served here, anything else goes to net/http.
 func (l *wsListener) sniff(c net.Conn) {
 	defer l.untrack(c)
+	hr := &handshakeReader{Conn: c, left: http.DefaultMaxHeaderBytes + 4096}
 	br := handshakeReaders.Get().(*bufio.Reader)
-	br.Reset(c)
+	br.Reset(hr)
 	_ = c.SetReadDeadline(time.Now().Add(handshakeTimeout))
 	head, err := br.Peek(len("GET /ws?"))
 	if err != nil && len(head) == 0 {
@@ -166,16 +167,22 @@ func (l *wsListener) sniff(c net.Conn) {
 		// Not ours: net/http reads what was buffered, then the socket. It
 		// keeps the borrowed buffer; the pool makes another when needed.
 		_ = c.SetReadDeadline(time.Time{})
+		hr.left = -1 // net/http applies its own MaxHeaderBytes
 		l.handOver(&bufferedConn{Conn: c, r: br})
 		return
 	}
 	r, err := http.ReadRequest(br)
 	if err != nil {
-		writeStatus(c, http.StatusBadRequest, "malformed request: "+err.Error())
+		if errors.Is(err, errHeadersTooLarge) {
+			writeStatus(c, http.StatusRequestHeaderFieldsTooLarge, "request headers too large")
+		} else {
+			writeStatus(c, http.StatusBadRequest, "malformed request: "+err.Error())
+		}
 		releaseReader(br)
 		_ = c.Close()
 		return
 	}
+	hr.left = -1
 	_ = c.SetReadDeadline(time.Time{})
 	r.RemoteAddr = c.RemoteAddr().String()
 	if status, msg := l.s.refuseWebSocket(r); status != 0 {
@@ -211,6 +218,30 @@ func writeStatus(c net.Conn, status int, msg string) {
 	_, _ = io.WriteString(c, "HTTP/1.1 "+strconv.Itoa(status)+" "+http.StatusText(status)+"\r\n"+
 		"Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n"+
 		"Content-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body)
+}
+
+var errHeadersTooLarge = errors.New("request headers too large")
+
+// handshakeReader bounds what a handshake may read, as net/http's
+// MaxHeaderBytes does: bufio would otherwise grow a header line without
+// end. left < 0 lifts the bound once the headers are read.
+type handshakeReader struct {
+	net.Conn
+	left int
+}
+
+func (r *handshakeReader) Read(p []byte) (int, error) {
+	switch {
+	case r.left < 0:
+		return r.Conn.Read(p)
+	case r.left == 0:
+		return 0, errHeadersTooLarge
+	case len(p) > r.left:
+		p = p[:r.left]
+	}
+	n, err := r.Conn.Read(p)
+	r.left -= n
+	return n, err
 }
 
 // bufferedConn is a connection whose first bytes were read into r.

@@ -115,6 +115,23 @@ func TestWebSocketAcceptPath(t *testing.T) {
 		}
 	})
 
+	t.Run("endless headers are cut off", func(t *testing.T) {
+		c := dialTCP(t, s)
+		go func() {
+			_, _ = io.WriteString(c, "GET /ws HTTP/1.1\r\nX-Long: ")
+			chunk := strings.Repeat("x", 64<<10)
+			for i := 0; i < 64; i++ { // 4 MiB, far past the limit
+				if _, err := io.WriteString(c, chunk); err != nil {
+					return
+				}
+			}
+		}()
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Fatalf("got %v %v, want 431", resp, err)
+		}
+	})
+
 	t.Run("not a WebSocket request", func(t *testing.T) {
 		c := dialTCP(t, s)
 		if _, err := io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
