@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -218,5 +219,34 @@ func TestBatchRequestErrors(t *testing.T) {
 	}
 	if m := ws.Expect("message"); m.Str("event") != "first" {
 		t.Fatalf("got %v, want the first message of the accepted batch", m)
+	}
+}
+
+// TestBatchChunkedBody: a body without Content-Length is read to its end,
+// and one over the limit is refused with too_large.
+func TestBatchChunkedBody(t *testing.T) {
+	s := servertest.Start(t, func(c *config.Config) { c.MaxMessageBytes, c.MaxBatch = 1024, 10 })
+	post := func(body string) (int, string) {
+		// A reader of unknown length makes the client send it chunked.
+		req, _ := http.NewRequest(http.MethodPost, s.APIBase()+"/api/v1/batch", io.MultiReader(strings.NewReader(body)))
+		req.Header.Set("Authorization", "Bearer "+servertest.APIKey)
+		if req.ContentLength != 0 || req.TransferEncoding != nil {
+			t.Fatalf("request would not be chunked: %d %v", req.ContentLength, req.TransferEncoding)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if status, raw := post(`{"messages":[{"channel":"a","event":"e","data":1},{"channel":"b","event":"e","data":2}]}`); status != 200 || strings.Count(raw, `"offset":1`) != 2 {
+		t.Fatalf("chunked batch: %d %s", status, raw)
+	}
+	// The limit is 16 x (max_message_bytes + 4 KiB) here: 80 KiB.
+	big := `{"messages":[{"channel":"a","event":"e","data":"` + strings.Repeat("x", 100<<10) + `"}]}`
+	if status, raw := post(big); status != http.StatusRequestEntityTooLarge || !strings.Contains(raw, "too_large") {
+		t.Fatalf("oversized chunked batch: %d %s", status, raw)
 	}
 }
