@@ -188,8 +188,9 @@ func New(opts Options) (*Server, error) {
 		// Off: the writers check outgoing frames themselves and drop a bad
 		// one (gws would close the connection for it), and OnMessage checks
 		// incoming text frames; gws checking too would double the cost.
-		CheckUtf8Enabled: false,
-		NewSession:       func() gws.SessionStorage { return &connSlot{} },
+		CheckUtf8Enabled:  false,
+		NewSession:        func() gws.SessionStorage { return &connSlot{} },
+		PermessageDeflate: deflateOption(cfg.Compression),
 	})
 	return s, nil
 }
@@ -241,11 +242,11 @@ func (s *Server) Start(ctx context.Context) error {
 	clientMux.HandleFunc("GET /readyz", s.handleReady)
 	s.mountAPI(apiMux)
 
-	if err := s.listen(s.cfg.Listen, clientMux); err != nil {
+	if err := s.listen(s.cfg.Listen, clientMux, true); err != nil {
 		return err
 	}
 	if s.cfg.APIListen != "" {
-		if err := s.listen(s.cfg.APIListen, apiMux); err != nil {
+		if err := s.listen(s.cfg.APIListen, apiMux, false); err != nil {
 			s.closeListeners()
 			return err
 		}
@@ -268,6 +269,7 @@ func (s *Server) mountAPI(mux *http.ServeMux) {
 	mux.Handle("/api/v1/history", onlyMethod(http.MethodGet, s.apiAuth(s.app.APIKeys, s.handleHistory)))
 	mux.Handle("/api/v1/presence", onlyMethod(http.MethodGet, s.apiAuth(s.app.APIKeys, s.handlePresence)))
 	mux.Handle("/api/v1/info", onlyMethod(http.MethodGet, s.apiAuth(s.app.APIKeys, s.handleInfo)))
+	mux.Handle("/api/v1/batch", onlyMethod(http.MethodPost, s.apiAuth(s.app.APIKeys, s.handleBatch)))
 	if s.opts.AdminHandler != nil {
 		admin := s.adminRoute(s.opts.AdminHandler)
 		mux.Handle("/api/v1/functions", admin)
@@ -301,12 +303,18 @@ func onlyMethod(method string, h http.Handler) http.Handler {
 	})
 }
 
-func (s *Server) listen(addr string, h http.Handler) error {
+// listen serves h on addr; ws: WebSocket handshakes are accepted before
+// net/http (wsaccept.go).
+func (s *Server) listen(addr string, h http.Handler, ws bool) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
 	ln = s.wrapTLS(ln)
+	if ws {
+		// TLS connections pass straight through to net/http (wsaccept.go).
+		ln = s.acceptWebSockets(ln)
+	}
 	srv := &http.Server{
 		Handler: h,
 		// Idle keep-alive connections and slow requests are closed, so

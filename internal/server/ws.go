@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -26,13 +27,8 @@ const writeTimeout = 10 * time.Second
 const readBufferSize = 512
 
 func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
-	if s.draining.Load() {
-		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
-		return
-	}
-	if !s.originAllowed(r.Header.Get("Origin")) {
-		s.metrics.errors.WithLabelValues(protocol.CodeForbidden).Inc()
-		http.Error(w, "origin not allowed: "+r.Header.Get("Origin"), http.StatusForbidden)
+	if status, msg := s.refuseWebSocket(r); status != 0 {
+		http.Error(w, msg, status)
 		return
 	}
 	ip, ok := s.admit(w, r)
@@ -64,6 +60,25 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	if br.Buffered() == 0 {
 		br = bufio.NewReaderSize(netConn, readBufferSize)
 	}
+	s.upgrade(netConn, br, r, ip)
+}
+
+// refuseWebSocket says why a WebSocket request is refused before the
+// upgrade (status and message), or returns 0.
+func (s *Server) refuseWebSocket(r *http.Request) (int, string) {
+	if s.draining.Load() {
+		return http.StatusServiceUnavailable, "server is shutting down"
+	}
+	if !s.originAllowed(r.Header.Get("Origin")) {
+		s.metrics.errorsFor(protocol.CodeForbidden).Inc()
+		return http.StatusForbidden, "origin not allowed: " + r.Header.Get("Origin")
+	}
+	return 0, ""
+}
+
+// upgrade completes the handshake on netConn, read through br, and starts
+// the connection, which holds the connection-limit slots of ip (admitted).
+func (s *Server) upgrade(netConn net.Conn, br *bufio.Reader, r *http.Request, ip string) {
 	// Writes go through a non-blocking socket, so that a peer that stops
 	// reading holds its own bytes, never a shared writer (outbox.Socket).
 	wire := netConn
@@ -80,7 +95,7 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	c := s.newConn(socket, sock)
 	c.ip = ip // before the read loop starts: cleanup gives the slot back
 	socket.Session().Store("", c)
-	// Reading in a fresh goroutine lets the HTTP handler's stack go.
+	// Reading in a fresh goroutine lets the handshake's stack go.
 	go socket.ReadLoop()
 }
 
