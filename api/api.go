@@ -28,6 +28,32 @@ type PublishResponse struct {
 	ID string `json:"id"`
 }
 
+// BatchMessage is one item of POST /api/v1/batch.
+type BatchMessage struct {
+	Channel string          `json:"channel"`
+	Event   string          `json:"event"`
+	Data    json.RawMessage `json:"data"`
+}
+
+// BatchRequest is the body of POST /api/v1/batch.
+type BatchRequest struct {
+	Messages []BatchMessage `json:"messages"`
+}
+
+// BatchResult is the fate of one batch item: its message id and channel
+// offset, or the error that refused it. Offset is 0 when a function
+// dropped the message or sent it to other channels.
+type BatchResult struct {
+	ID     string       `json:"id,omitempty"`
+	Offset uint64       `json:"offset,omitempty"`
+	Error  *ErrorDetail `json:"error,omitempty"`
+}
+
+// BatchResponse answers a batch: one result per item, in order.
+type BatchResponse struct {
+	Results []BatchResult `json:"results"`
+}
+
 // Message is one delivered or stored message.
 type Message struct {
 	Channel string          `json:"channel"`
@@ -138,6 +164,32 @@ func (c *Client) PublishMany(ctx context.Context, channels []string, event strin
 		return "", err
 	}
 	return out.ID, nil
+}
+
+// Batch publishes many messages in one request. Each item is published
+// as a single publish would be (functions included), in order; the error
+// is only for the request as a whole (transport, auth, more than the
+// server's max_batch). An item the server refused has its Error set in its
+// result, and the others were still published.
+func (c *Client) Batch(ctx context.Context, msgs []BatchMessage) ([]BatchResult, error) {
+	var out BatchResponse
+	if err := c.Do(ctx, http.MethodPost, "/api/v1/batch", BatchRequest{Messages: msgs}, &out); err != nil {
+		return nil, err
+	}
+	if len(out.Results) != len(msgs) {
+		return nil, fmt.Errorf("POST /api/v1/batch: %d results for %d messages", len(out.Results), len(msgs))
+	}
+	return out.Results, nil
+}
+
+// NewBatchMessage builds a batch item; data is any JSON-encodable value,
+// or json.RawMessage.
+func NewBatchMessage(channel, event string, data any) (BatchMessage, error) {
+	raw, err := encodeData(data)
+	if err != nil {
+		return BatchMessage{}, err
+	}
+	return BatchMessage{Channel: channel, Event: event, Data: raw}, nil
 }
 
 func encodeData(data any) (json.RawMessage, error) {

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"runtime"
 	"sort"
@@ -22,7 +23,7 @@ import (
 )
 
 // Scenarios lists the scenario names, in help order.
-var Scenarios = []string{"connections", "fanout", "channels", "presence", "functions", "cluster"}
+var Scenarios = []string{"connections", "fanout", "channels", "batch", "presence", "functions", "cluster"}
 
 // Options configure one run.
 type Options struct {
@@ -39,6 +40,7 @@ type Options struct {
 	Subscribers int           // fanout, functions, cluster; per channel in channels
 	Channels    int           // channels; connections: distinct channels
 	FromClient  bool          // publish over WebSockets instead of the HTTP API
+	Batch       int           // batch: messages per POST /api/v1/batch (default 100)
 	PubConns    int           // publisher connections or HTTP workers (0: derived from rate)
 	Channel     string        // presence channel
 	Concurrency int           // dials in flight
@@ -77,6 +79,9 @@ func (o *Options) defaults() {
 		if o.Scenario != "connections" && o.Scenario != "presence" {
 			o.ReadBuffer = 32 << 10
 		}
+	}
+	if o.Batch <= 0 {
+		o.Batch = 100
 	}
 	if o.DrainWait <= 0 {
 		o.DrainWait = 10 * time.Second
@@ -149,6 +154,8 @@ type Result struct {
 	ServerCPU       float64 `json:"server_cpu_seconds"` // during publishing and delivery
 	BenchCPU        float64 `json:"bench_cpu_seconds"`  // the load tool's own, same span
 	ServerCPUPerMsg float64 `json:"server_cpu_us_per_msg,omitempty"`
+	// connections: server CPU while the connections were opened, per connection
+	ServerCPUPerConn float64 `json:"server_cpu_us_per_conn,omitempty"`
 
 	PresenceEvents   uint64   `json:"presence_events,omitempty"`
 	PresenceExpected uint64   `json:"presence_expected,omitempty"`
@@ -184,6 +191,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		err = r.pubsub(ctx, 1, max(o.Subscribers, 1), "bench-fanout-"+r.runID)
 	case "channels":
 		err = r.pubsub(ctx, max(o.Channels, 1), max(o.Subscribers, 1), "bench-ch-"+r.runID)
+	case "batch":
+		if o.FromClient {
+			return nil, fmt.Errorf("batch publishes through the HTTP API: drop --from-client")
+		}
+		err = r.pubsub(ctx, max(o.Channels, 1), max(o.Subscribers, 1), "bench-batch-"+r.runID)
 	case "functions":
 		err = r.functions(ctx)
 	case "presence":
@@ -216,6 +228,8 @@ type runner struct {
 	subs    []*sub
 	pubs    []*pubConn
 	sentAPI atomic.Uint64
+
+	batchTransport *http.Transport // batch scenario's HTTP pool
 }
 
 func (r *runner) note(format string, args ...any) {
@@ -368,7 +382,10 @@ func WriteTable(w io.Writer, res *Result) {
 	if res.RSSPerConn > 0 {
 		row("server RSS/conn", fmt.Sprintf("%.2f KiB", res.RSSPerConn/1024))
 	}
-	if res.ServerCPU > 0 {
+	switch {
+	case res.ServerCPUPerConn > 0:
+		row("CPU server/bench", fmt.Sprintf("%.2fs / %.2fs while connecting (server %.1f µs per connection)", res.ServerCPU, res.BenchCPU, res.ServerCPUPerConn))
+	case res.ServerCPU > 0:
 		row("CPU server/bench", fmt.Sprintf("%.2fs / %.2fs (server %.2f µs per delivered msg)", res.ServerCPU, res.BenchCPU, res.ServerCPUPerMsg))
 	}
 	for _, win := range res.Windows {

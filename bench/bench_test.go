@@ -79,3 +79,25 @@ func TestHistQuantiles(t *testing.T) {
 		t.Fatal(h.max)
 	}
 }
+
+// TestBatchScenario: a short batch run through POST /api/v1/batch; every
+// item the server accepted reaches its channel's subscribers once.
+func TestBatchScenario(t *testing.T) {
+	srv := servertest.Start(t)
+	res, err := Run(context.Background(), Options{
+		Scenario: "batch", WS: []string{srv.WSURL}, API: []string{srv.APIBase()},
+		APIKey: servertest.APIKey, Secret: servertest.Secret,
+		Channels: 50, Subscribers: 1, Batch: 20, Rate: 2000, Duration: 500 * time.Millisecond,
+		DrainWait: 5 * time.Second, Quiet: true, Progress: io.Discard,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Sent == 0 || res.Errors != 0 {
+		t.Fatalf("sent %d, errors %d %v", res.Sent, res.Errors, res.ErrorSamples)
+	}
+	if res.Sent%20 != 0 || res.Lost != 0 || res.Duplicated != 0 || res.OffsetGaps != 0 || res.Received != res.Sent {
+		t.Fatalf("sent %d (want whole batches of 20), received %d, lost %d, duplicated %d, gaps %d",
+			res.Sent, res.Received, res.Lost, res.Duplicated, res.OffsetGaps)
+	}
+}

@@ -43,9 +43,19 @@ func (r *runner) connections(ctx context.Context) error {
 	defer close(stop)
 
 	start := time.Now()
+	_, cpu0 := r.serverStats(ctx)
+	self0 := selfCPU()
 	rate, ch := r.openSubs(ctx, n, r.o.Rate, func(i int) (string, *channel) {
 		return r.o.WS[i%len(r.o.WS)], chans[i%nch]
 	}, nil)
+	// Server CPU while connecting: the cost of a connection that does not
+	// depend on how fast the load tool can dial on shared cores.
+	_, cpu1 := r.serverStats(ctx)
+	r.res.BenchCPU = selfCPU() - self0
+	if _, _, opened := r.totals(); cpu1 > cpu0 && opened > 0 {
+		r.res.ServerCPU = cpu1 - cpu0
+		r.res.ServerCPUPerConn = r.res.ServerCPU / float64(opened) * 1e6
+	}
 	r.res.ConnectRate = rate
 	r.res.ConnectP99ms = ms(ch.quantile(0.99))
 	_, _, open := r.totals()
@@ -223,17 +233,28 @@ func (r *runner) publishFor(ctx context.Context, chans []*channel) error {
 		rate = 1000
 		r.res.Rate = rate
 	}
+	// Each call of a publish function sends k messages: one, or a batch.
+	k := 1
+	if r.o.Scenario == "batch" {
+		k = r.o.Batch
+	}
 	workers := r.o.PubConns
 	if workers <= 0 {
 		per := 5.0 // HTTP publishes a worker keeps up with when 10,000 readers share its CPU
 		if r.o.FromClient {
 			per = 90 // under the server's default publish_rate of 100/s per connection
 		}
+		if k > 1 {
+			per = 100 * float64(k) // batches of single-subscriber channels: the server is the limit
+		}
 		workers = int(math.Ceil(rate / per))
 		workers = min(max(workers, 1), 256)
 	}
-	var publish []func(*channel) error
-	if r.o.FromClient {
+	var publish []func([]*channel) error
+	if k > 1 {
+		publish = r.batchPublishers(ctx, workers)
+		defer r.closeBatchPublishers()
+	} else if r.o.FromClient {
 		for i := 0; i < workers; i++ {
 			tok, err := r.token(fmt.Sprintf("bench-pub-%d", i), true)
 			if err != nil {
@@ -247,7 +268,7 @@ func (r *runner) publishFor(ctx context.Context, chans []*channel) error {
 			r.mu.Lock()
 			r.pubs = append(r.pubs, p)
 			r.mu.Unlock()
-			publish = append(publish, p.publish)
+			publish = append(publish, func(chs []*channel) error { return p.publish(chs[0]) })
 		}
 	} else {
 		tr := &http.Transport{MaxIdleConnsPerHost: workers, MaxConnsPerHost: workers, DisableCompression: true}
@@ -256,7 +277,8 @@ func (r *runner) publishFor(ctx context.Context, chans []*channel) error {
 		for i := 0; i < workers; i++ {
 			base := strings.TrimRight(r.o.API[i%len(r.o.API)], "/")
 			var buf []byte
-			publish = append(publish, func(ch *channel) error {
+			publish = append(publish, func(chs []*channel) error {
+				ch := chs[0]
 				seq := ch.seq.Add(1)
 				buf = append(buf[:0], `{"channel":"`...)
 				buf = append(buf, ch.name...)
@@ -286,13 +308,14 @@ func (r *runner) publishFor(ctx context.Context, chans []*channel) error {
 	}
 
 	end := time.Now().Add(r.o.Duration)
-	interval := time.Duration(float64(workers) / rate * float64(time.Second))
+	interval := time.Duration(float64(workers*k) / rate * float64(time.Second))
 	var wg sync.WaitGroup
 	for w, pub := range publish {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			next := time.Now().Add(interval * time.Duration(w) / time.Duration(workers))
+			batch := make([]*channel, k)
 			for i := w; ctx.Err() == nil; i += workers {
 				now := time.Now()
 				if !now.Before(end) {
@@ -304,7 +327,10 @@ func (r *runner) publishFor(ctx context.Context, chans []*channel) error {
 					next = now // too far behind: do not burst to catch up
 				}
 				next = next.Add(interval)
-				if err := pub(chans[i%len(chans)]); err != nil {
+				for j := range batch {
+					batch[j] = chans[(i*k+j)%len(chans)]
+				}
+				if err := pub(batch); err != nil {
 					r.fail(err)
 					if r.o.FromClient {
 						return // the connection is gone

@@ -35,6 +35,9 @@ Scenarios:
   fanout       --subscribers on one channel, --rate publishes per second through
                the HTTP API (or --from-client); delivered msgs/s, latency, loss
   channels     --channels channels with --subscribers each, publishes spread
+  batch        --channels channels (default 5000) with --subscribers each
+               (default 1), published through POST /api/v1/batch with --batch
+               messages per request
   presence     --conns clients join one presence channel (--channel, default
                chat:bench-presence: its namespace needs presence and join_leave)
   functions    fanout through a one-line JS function the tool deploys and removes
@@ -44,12 +47,22 @@ Load goes only where --ws/--api point (default the local server of eddy.yaml).
 The token secret and API key come from eddy.yaml unless given.`,
 		Example: `  eddy bench connections --conns 15000 --rate 5000 --duration 30s
   eddy bench fanout --subscribers 1000 --rate 1000 --duration 20s --json fanout.json
+  eddy bench batch --channels 5000 --batch 100 --rate 150000 --duration 10s
   eddy bench presence --conns 10000 --rate 1000
   eddy bench cluster --ws ws://127.0.0.1:8080/ws --ws ws://127.0.0.1:8081/ws --api http://127.0.0.1:8080 --api http://127.0.0.1:8081`,
 		Args:      cobra.ExactArgs(1),
 		ValidArgs: bench.Scenarios,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Scenario = args[0]
+			if o.Scenario == "batch" {
+				// Many single-subscriber channels unless told otherwise.
+				if !cmd.Flags().Changed("subscribers") {
+					o.Subscribers = 1
+				}
+				if !cmd.Flags().Changed("channels") {
+					o.Channels = 5000
+				}
+			}
 			t, err := resolveTarget(g)
 			if err != nil && (o.Secret == "" || o.APIKey == "") {
 				return err
@@ -111,6 +124,7 @@ The token secret and API key come from eddy.yaml unless given.`,
 	f.Float64Var(&o.Rate, "rate", 0, "connect rate per second (connections, presence; 0: as fast as possible) or publish rate in msgs/s (default 1000)")
 	f.IntVar(&o.Subscribers, "subscribers", 1000, "subscribers (per channel for channels)")
 	f.IntVar(&o.Channels, "channels", 0, "channels (channels scenario; connections: distinct channels, default one per connection)")
+	f.IntVar(&o.Batch, "batch", 100, "messages per POST /api/v1/batch (batch)")
 	f.BoolVar(&o.FromClient, "from-client", false, "publish over WebSocket connections instead of the HTTP API")
 	f.IntVar(&o.PubConns, "publishers", 0, "publisher connections or HTTP workers (default from --rate)")
 	f.StringVar(&o.Channel, "channel", "chat:bench-presence", "presence channel")

@@ -91,16 +91,27 @@ func printJSON(w io.Writer, v any) error {
 }
 
 func newPublishCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "publish CHANNEL EVENT DATA",
+	var batchFile string
+	var batchSize int
+	cmd := &cobra.Command{
+		Use:   "publish CHANNEL EVENT DATA | publish --batch FILE.jsonl",
 		Short: "Publish an event through the HTTP API (DATA is JSON, or - to read it from stdin)",
 		Example: `  eddy publish chat:lobby new-post '{"text":"hi"}'
-  echo '{"text":"hi"}' | eddy publish chat:lobby new-post -`,
-		Args: cobra.ExactArgs(3),
+  echo '{"text":"hi"}' | eddy publish chat:lobby new-post -
+  eddy publish --batch updates.jsonl     # one {"channel":..,"event":..,"data":..} per line`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if batchFile != "" {
+				return cobra.NoArgs(cmd, args)
+			}
+			return cobra.ExactArgs(3)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := apiFor(g)
 			if err != nil {
 				return err
+			}
+			if batchFile != "" {
+				return publishBatchFile(cmd, c, batchFile, batchSize)
 			}
 			data := []byte(args[2])
 			if args[2] == "-" {
@@ -119,6 +130,9 @@ func newPublishCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&batchFile, "batch", "", "publish every line of this JSON Lines file (- for stdin) through POST /api/v1/batch; prints one result per line")
+	cmd.Flags().IntVar(&batchSize, "batch-size", 1000, "messages per request with --batch (at most the server's max_batch)")
+	return cmd
 }
 
 func newSubscribeCmd(g *globals) *cobra.Command {

@@ -43,10 +43,12 @@ type Config struct {
 	MaxMessageBytes  int                       `koanf:"max_message_bytes"`
 	MaxQueueBytes    int                       `koanf:"max_queue_bytes"`
 	MaxSubscriptions int                       `koanf:"max_subscriptions"`
+	MaxBatch         int                       `koanf:"max_batch"`
 	PublishRate      float64                   `koanf:"publish_rate"`
 	ShutdownTimeout  time.Duration             `koanf:"shutdown_timeout"`
 	PingInterval     time.Duration             `koanf:"ping_interval"`
 	WriteDelay       time.Duration             `koanf:"write_delay"`
+	Compression      bool                      `koanf:"compression"`
 	LogFormat        string                    `koanf:"log_format"`
 	LogLevel         string                    `koanf:"log_level"`
 	DataDir          string                    `koanf:"data_dir"`
@@ -124,12 +126,14 @@ var settings = []setting{
 	{"max_message_bytes", "largest frame or published message accepted", 64 << 10},
 	{"max_queue_bytes", "outgoing bytes a connection may have queued before it is dropped as a slow consumer", 4 << 20},
 	{"max_subscriptions", "subscriptions per connection", 1000},
+	{"max_batch", "messages one POST /api/v1/batch may carry", 1000},
 	{"publish_rate", "publishes per second one connection may make (token bucket)", 100.0},
 	{"shutdown_timeout", "time to drain on SIGTERM before exiting", 10 * time.Second},
 	{"ping_interval", "interval of WebSocket pings; a peer silent for two is dropped", 25 * time.Second},
 	// 20 ms measured best on 2 cores: 1,000 subscribers at 1.1 M msgs/s with
 	// p99 72 ms; 10 ms made more writes, more CPU and p99 180 ms at 1.3 M/s.
-	{"write_delay", "coalescing window of a busy connection's writes: more messages per write system call, at most this much added latency (0: write at once)", 20 * time.Millisecond},
+	{"write_delay", "coalescing window of a busy connection's pushed messages: more of them per write system call, at most this much added latency (0: write at once); replies to a client's requests never wait for it", 20 * time.Millisecond},
+	{"compression", "negotiate permessage-deflate with clients that offer it: less bandwidth for large JSON, more CPU per message (see docs/protocol.md)", false},
 	{"log_format", "text or json", "text"},
 	{"log_level", "debug, info, warn or error", "info"},
 	{"data_dir", "directory for functions and other state", "eddy-data"},
@@ -477,6 +481,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("max_queue_bytes: must be at least max_message_bytes (%d), got %d", c.MaxMessageBytes, c.MaxQueueBytes)
 	case c.MaxSubscriptions < 1:
 		return fmt.Errorf("max_subscriptions: must be at least 1, got %d", c.MaxSubscriptions)
+	case c.MaxBatch < 1 || c.MaxBatch > 100_000:
+		return fmt.Errorf("max_batch: must be 1-100000, got %d", c.MaxBatch)
 	case c.PublishRate <= 0:
 		return fmt.Errorf("publish_rate: must be positive, got %g", c.PublishRate)
 	case c.MaxConnections < 0:

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/pflag"
 )
 
 func writeConfig(t *testing.T, body string) string {
@@ -75,5 +77,33 @@ func TestChannelOptionValidation(t *testing.T) {
 				t.Fatalf("err = %v, want it to contain %q", err, c.want)
 			}
 		})
+	}
+}
+
+// TestMaxBatchAndCompressionSettings: the batch limit and compression come
+// from file, environment and flags like every setting, and a batch limit
+// out of range is refused by name.
+func TestMaxBatchAndCompressionSettings(t *testing.T) {
+	c, err := Load(writeConfig(t, "max_batch: 50\ncompression: true\n"), nil)
+	if err != nil || c.MaxBatch != 50 || !c.Compression {
+		t.Fatalf("file: %+v %v", c, err)
+	}
+	if d := Default(); d.MaxBatch != 1000 || d.Compression {
+		t.Fatalf("defaults: max_batch %d, compression %v", d.MaxBatch, d.Compression)
+	}
+	for _, bad := range []string{"max_batch: 0\n", "max_batch: 100001\n"} {
+		if _, err := Load(writeConfig(t, bad), nil); err == nil || !strings.Contains(err.Error(), "max_batch: must be 1-100000") {
+			t.Fatalf("%q: %v, want an error naming max_batch", bad, err)
+		}
+	}
+	t.Setenv("EDDY_MAX_BATCH", "7")
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	RegisterFlags(fs)
+	if err := fs.Parse([]string{"--compression=false"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err = Load(writeConfig(t, "max_batch: 50\ncompression: true\n"), fs)
+	if err != nil || c.MaxBatch != 7 || c.Compression {
+		t.Fatalf("env and flag: max_batch %d, compression %v, %v", c.MaxBatch, c.Compression, err)
 	}
 }

@@ -74,11 +74,20 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 			if topic != redisstore.Topic && topic != redisbroker.TopicReconnected {
 				return
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := engine.Reload(ctx); err != nil {
-				log.Warn("reload functions after a cluster change", "err", err)
+			// Right after a reconnect the command connection may still be
+			// the broken one: retry, or the node would keep its stale set
+			// until the next change. The last attempt's error is logged.
+			var err error
+			for attempt, wait := 0, 100*time.Millisecond; attempt < 8; attempt, wait = attempt+1, min(2*wait, 2*time.Second) {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				err = engine.Reload(ctx)
+				cancel()
+				if err == nil {
+					return
+				}
+				time.Sleep(wait) // no event tells when Redis answers again; back off
 			}
+			log.Warn("reload functions after a cluster change", "topic", topic, "err", err)
 		})
 	}
 	return n, nil

@@ -4,7 +4,9 @@
 // is something to write); an idle connection has no goroutine waiting. A
 // busy connection writes at most once per FlushDelay, so that under load
 // many frames share one write system call (the cost of fan-out), while the
-// first frame after a quiet spell leaves at once.
+// first frame after a quiet spell leaves at once. A reply to the client's
+// own request (PushReply) never waits for that window: it leaves at once,
+// with whatever was queued before it.
 package outbox
 
 import (
@@ -21,6 +23,20 @@ type Writer interface {
 	WriteFrames(frames [][]byte) error
 	// WritePing writes a WebSocket ping.
 	WritePing() error
+}
+
+// Backlogger is implemented by a Writer whose writes never block on a full
+// socket (see Socket): what the socket could not take stays in the writer,
+// which writes it on its own. The outbox then writes nothing more until
+// that backlog is gone, so no shared writer waits on one socket, and
+// counts the backlog against MaxQueueBytes.
+type Backlogger interface {
+	// Backlog is how many bytes were accepted and are not on the socket yet.
+	Backlog() int
+	// WhenWritten arranges for f to run once the backlog is written (or the
+	// socket failed) and reports true; false, with f never run, when there
+	// is no backlog.
+	WhenWritten(f func()) bool
 }
 
 // Options tune an outbox.
@@ -54,7 +70,10 @@ var ErrOverflow = errors.New("outbox queue over its limit")
 // Outbox queues frames for one connection.
 type Outbox struct {
 	w    Writer
+	bl   Backlogger // w, when its writes never block
 	opts Options
+	// fullBatch is how many queued bytes end the coalescing wait early.
+	fullBatch int
 
 	mu       sync.Mutex
 	queue    [][]byte
@@ -62,6 +81,8 @@ type Outbox struct {
 	bytes    int
 	pingDue  bool
 	flushing bool // a flush goroutine runs or its timer is armed
+	armed    bool // the timer is armed and no writer has the outbox
+	urgent   bool // a reply is queued: the next flush does not wait for the window
 	closed   bool
 	drained  chan<- struct{}
 
@@ -74,18 +95,34 @@ func New(w Writer, opts Options) *Outbox {
 	if opts.MaxBatchBytes <= 0 {
 		opts.MaxBatchBytes = 256 << 10
 	}
-	return &Outbox{w: w, opts: opts}
+	bl, _ := w.(Backlogger)
+	full := opts.MaxBatchBytes
+	if opts.MaxQueueBytes > 0 {
+		full = min(full, opts.MaxQueueBytes/4)
+	}
+	return &Outbox{w: w, bl: bl, opts: opts, fullBatch: full}
 }
 
-// Enqueue queues frame, which must not be modified afterwards (fan-out shares
-// one frame among all subscribers). It never blocks on the network.
-func (o *Outbox) Enqueue(frame []byte) error {
+// Enqueue queues a pushed frame, which must not be modified afterwards
+// (fan-out shares one frame among all subscribers). It never blocks on the
+// network; on a busy connection it waits for the coalescing window.
+func (o *Outbox) Enqueue(frame []byte) error { return o.enqueue(frame, false) }
+
+// PushReply queues a reply to the client's own request (ready, subscribed,
+// ack, pong, error...). Unlike Enqueue it does not wait for the coalescing
+// window: the reply leaves with the next write, at once, together with and
+// after whatever was queued before it, so a client's request round trip
+// never pays the window. A write already in progress is not interrupted;
+// the reply follows it right away.
+func (o *Outbox) PushReply(frame []byte) error { return o.enqueue(frame, true) }
+
+func (o *Outbox) enqueue(frame []byte, urgent bool) error {
 	o.mu.Lock()
 	if o.closed {
 		o.mu.Unlock()
 		return ErrClosed
 	}
-	if o.opts.MaxQueueBytes > 0 && o.bytes+len(frame) > o.opts.MaxQueueBytes {
+	if o.opts.MaxQueueBytes > 0 && o.bytes+len(frame)+o.backlog() > o.opts.MaxQueueBytes {
 		o.closed = true
 		o.queue = nil
 		o.mu.Unlock()
@@ -96,12 +133,46 @@ func (o *Outbox) Enqueue(frame []byte) error {
 	}
 	o.queue = append(o.queue, frame)
 	o.bytes += len(frame)
-	if !o.flushing {
+	switch {
+	case !o.flushing:
 		o.flushing = true
-		o.startLocked()
+		if urgent {
+			o.dispatch()
+		} else {
+			o.startLocked()
+		}
+	case urgent || o.bytes >= o.fullBatch:
+		// A reply, or a batch as big as waiting can make it: no reason
+		// to wait for the window (and a fast stream must not fill the
+		// queue within one window).
+		o.urgent = true
+		if o.armed && o.timer.Stop() {
+			// The window's timer will not run: flush now instead.
+			o.armed = false
+			o.dispatch()
+		}
+		// Otherwise a writer has the outbox (it checks urgent before
+		// waiting for the window), the timer is already firing, or the
+		// socket holds a backlog (it dispatches when written).
 	}
 	o.mu.Unlock()
 	return nil
+}
+
+// backlog is what the writer holds that is not on the socket yet.
+func (o *Outbox) backlog() int {
+	if o.bl == nil {
+		return 0
+	}
+	return o.bl.Backlog()
+}
+
+// fire ends a coalescing wait: the timer's function.
+func (o *Outbox) fire() {
+	o.mu.Lock()
+	o.armed = false
+	o.mu.Unlock()
+	o.dispatch()
 }
 
 // startLocked starts a flush now, or when the coalescing window of the
@@ -136,10 +207,11 @@ func (o *Outbox) deferLocked() bool {
 		return false
 	}
 	if o.timer == nil {
-		o.timer = time.AfterFunc(wait, o.dispatch)
+		o.timer = time.AfterFunc(wait, o.fire)
 	} else {
 		o.timer.Reset(wait)
 	}
+	o.armed = true
 	return true
 }
 
@@ -206,18 +278,42 @@ func (o *Outbox) step() bool {
 		o.mu.Unlock()
 		return false
 	}
+	if o.bl != nil && o.bl.WhenWritten(o.dispatch) {
+		// The socket still holds bytes its peer has not read: write nothing
+		// more, and let the writer go; the socket dispatches the outbox
+		// again once they are written. Meanwhile the queue grows, up to
+		// MaxQueueBytes.
+		o.mu.Unlock()
+		return false
+	}
 	batch := o.queue
 	o.queue = o.spare[:0]
 	o.spare = nil
 	o.bytes = 0
 	ping := o.pingDue
 	o.pingDue = false
+	o.urgent = false
 	o.mu.Unlock()
 
-	err := o.write(batch, ping)
+	rest, err := o.write(batch, ping)
+	var requeue [][]byte
+	requeueBytes := 0
+	if len(rest) > 0 && err == nil {
+		requeue = append(make([][]byte, 0, len(rest)), rest...)
+		for _, f := range rest {
+			requeueBytes += len(f)
+		}
+	}
 	clear(batch)
 	o.mu.Lock()
 	o.spare = batch[:0]
+	if requeue != nil && !o.closed {
+		// The socket stopped taking bytes: what was not written goes back
+		// to the head of the queue, shared frames and all, instead of
+		// being copied into the socket's remainder.
+		o.queue = append(requeue, o.queue...)
+		o.bytes += requeueBytes
+	}
 	if o.opts.FlushDelay > 0 {
 		o.lastWrite = time.Now().UnixNano()
 	}
@@ -226,8 +322,9 @@ func (o *Outbox) step() bool {
 		o.queue = nil
 		o.bytes = 0
 	}
-	if err == nil && (len(o.queue) > 0 || o.pingDue) && o.drained == nil && o.deferLocked() {
-		// More arrived during the write: let it gather until the window ends.
+	if err == nil && (len(o.queue) > 0 || o.pingDue) && o.drained == nil && !o.urgent && o.bytes < o.fullBatch && o.deferLocked() {
+		// More arrived during the write: let it gather until the window ends
+		// (unless a reply is among it).
 		o.mu.Unlock()
 		return false
 	}
@@ -239,10 +336,12 @@ func (o *Outbox) step() bool {
 	return true
 }
 
-func (o *Outbox) write(batch [][]byte, ping bool) error {
+// write writes batch (in several WebSocket messages when it is long) and
+// returns what it did not write because the socket holds a backlog.
+func (o *Outbox) write(batch [][]byte, ping bool) (rest [][]byte, err error) {
 	if ping {
 		if err := o.w.WritePing(); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	for len(batch) > 0 {
@@ -253,9 +352,12 @@ func (o *Outbox) write(batch [][]byte, ping bool) error {
 			n++
 		}
 		if err := o.w.WriteFrames(batch[:n]); err != nil {
-			return err
+			return nil, err
 		}
 		batch = batch[n:]
+		if len(batch) > 0 && o.bl != nil && o.bl.Backlog() > 0 {
+			return batch, nil
+		}
 	}
-	return nil
+	return nil, nil
 }

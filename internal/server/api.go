@@ -5,7 +5,6 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"os"
 	"strconv"
@@ -36,12 +35,23 @@ func (s *Server) apiAuth(keys []string, h http.HandlerFunc) http.Handler {
 			if len(got) > 0 {
 				msg = "wrong API key"
 			}
-			s.metrics.errors.WithLabelValues(protocol.CodeUnauthorized).Inc()
+			s.metrics.errorsFor(protocol.CodeUnauthorized).Inc()
 			writeAPIError(w, http.StatusUnauthorized, protocol.CodeUnauthorized, msg)
 			return
 		}
 		h(w, r)
 	})
+}
+
+var jsonContentType = []string{"application/json"}
+
+// writeJSONBytes sends an already encoded JSON answer.
+func writeJSONBytes(w http.ResponseWriter, status int, body []byte) {
+	// Assigned directly: Header().Set canonicalises the key and allocates
+	// the value slice on every call.
+	w.Header()["Content-Type"] = jsonContentType
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -79,38 +89,53 @@ func statusOf(code string) int {
 
 func (s *Server) writeError(w http.ResponseWriter, err error) {
 	pe := protocol.AsError(err)
-	s.metrics.errors.WithLabelValues(pe.Code).Inc()
+	s.metrics.errorsFor(pe.Code).Inc()
 	writeAPIError(w, statusOf(pe.Code), pe.Code, pe.Message)
 }
 
 func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
-	// Read one byte past the limit to tell "too large" from "exactly at it";
-	// the envelope around data gets 4 KiB of slack.
-	limit := int64(s.cfg.MaxMessageBytes) + 4096
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	// The envelope around data gets 4 KiB of slack.
+	body, err := readBody(r, int64(s.cfg.MaxMessageBytes)+4096)
 	if err != nil {
-		s.writeError(w, protocol.Errorf(protocol.CodeBadRequest, "read body: %v", err))
+		if errors.Is(err, errBodyTooLarge) {
+			err = protocol.Errorf(protocol.CodeTooLarge, "body over max_message_bytes (%d)", s.cfg.MaxMessageBytes)
+		}
+		s.writeError(w, err)
 		return
 	}
-	if int64(len(body)) > limit {
-		s.writeError(w, protocol.Errorf(protocol.CodeTooLarge, "body over max_message_bytes (%d)", s.cfg.MaxMessageBytes))
-		return
-	}
-	channels, event, data, err := protocol.DecodePublishBody(body)
+	req, err := decodeCheckedPublishBody("body", body)
 	if err != nil {
 		s.writeError(w, err)
+		return
+	}
+	channels := req.channels
+	if req.channel != "" {
+		if len(channels) > 0 {
+			s.writeError(w, protocol.Errorf(protocol.CodeBadRequest, "give channel or channels, not both"))
+			return
+		}
+		channels = []string{req.channel}
+	}
+	if len(channels) > protocol.MaxPublishChannels {
+		s.writeError(w, protocol.Errorf(protocol.CodeBadRequest, "at most %d channels per publish, got %d", protocol.MaxPublishChannels, len(channels)))
 		return
 	}
 	if s.draining.Load() {
 		s.writeError(w, &protocol.Error{Code: protocol.CodeUnavailable, Message: "server is shutting down"})
 		return
 	}
-	id, err := s.publish(r.Context(), publishRequest{channels: channels, event: event, data: data, source: "api"})
+	id, err := s.publish(r.Context(), publishRequest{channels: channels, event: req.event, data: req.data, source: "api"})
 	if err != nil {
 		s.writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.PublishResponse{ID: id})
+	// {"id":"..."} by hand: encoding/json's encoder cost more than the rest
+	// of the answer.
+	out := make([]byte, 0, 64)
+	out = append(out, `{"id":`...)
+	out = protocol.AppendString(out, id)
+	out = append(out, "}\n"...)
+	writeJSONBytes(w, http.StatusOK, out)
 }
 
 func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/eddyrt/eddy/internal/broker/redis/redistest"
 	"github.com/eddyrt/eddy/internal/config"
@@ -130,13 +131,28 @@ func TestClusterNodeReloadsFunctionsAfterReconnect(t *testing.T) {
 	proxy.setCut(false)
 	servertest.Eventually(t, "node C ready again", func() bool { return ready(c) })
 
-	ws := servertest.Connect(t, c.WSURL, servertest.Token(t, "reader", nil, nil))
-	ws.Request(map[string]any{"type": "subscribe", "id": 1, "channel": "chat:x"})
+	// Each try uses a fresh subscriber: right after the reconnect the node
+	// may still close its clients with 1012 to make them recover.
 	servertest.Eventually(t, "node C applies the function deployed while it was cut off", func() bool {
+		ws := servertest.Connect(t, c.WSURL, servertest.Token(t, "reader", nil, nil))
+		defer ws.Conn.NetConn().Close()
+		if f := ws.Request(map[string]any{"type": "subscribe", "id": 1, "channel": "chat:x"}); f.Type() != "subscribed" {
+			return false
+		}
 		if _, err := c.API().Publish(context.Background(), "chat:x", "e", "darn"); err != nil {
 			return false
 		}
-		m := ws.Expect("message")
-		return m["data"] == "***"
+		for {
+			select {
+			case f := <-ws.Frames:
+				if f.Type() == "message" {
+					return f["data"] == "***"
+				}
+			case <-ws.Closed():
+				return false
+			case <-time.After(5 * time.Second):
+				return false
+			}
+		}
 	})
 }

@@ -53,12 +53,18 @@ type conn struct {
 	cleanedUp bool
 }
 
-func (s *Server) newConn(socket *gws.Conn) *conn {
+// newConn starts a connection on socket; sock is the non-blocking socket
+// under it, or nil when writes block (then bounded by writeTimeout).
+func (s *Server) newConn(socket *gws.Conn, sock *outbox.Socket) *conn {
 	seq := s.ids.Add(1)
 	c := &conn{s: s, socket: socket, seq: seq, handled: make(chan struct{}, 1)}
 	c.id = s.nextID("c-")
 	c.lastRead.Store(time.Now().UnixNano())
-	w := &socketWriter{socket: socket, onInvalid: func(frame []byte) { s.frameDropped(c.id, frame) }}
+	onInvalid := func(frame []byte) { s.frameDropped(c.id, frame) }
+	var w outbox.Writer = &socketWriter{socket: socket, onInvalid: onInvalid}
+	if sock != nil {
+		w = &nonBlockingWriter{socketWriter: socketWriter{socket: socket, onInvalid: onInvalid}, sock: sock}
+	}
 	c.out = outbox.New(w, outbox.Options{
 		MaxQueueBytes: s.cfg.MaxQueueBytes,
 		FlushDelay:    s.cfg.WriteDelay,
@@ -84,8 +90,9 @@ func (s *Server) newConn(socket *gws.Conn) *conn {
 
 func (c *conn) touch() { c.lastRead.Store(time.Now().UnixNano()) }
 
-// send queues a reply frame.
-func (c *conn) send(frame []byte) { _ = c.out.Enqueue(frame) }
+// send queues a reply to the client's own request: it leaves at once, not
+// after the coalescing window (pushed messages use Enqueue).
+func (c *conn) send(frame []byte) { _ = c.out.PushReply(frame) }
 
 func (c *conn) sendError(id uint64, err *protocol.Error) {
 	c.s.metrics.errors.WithLabelValues(err.Code).Inc()

@@ -140,12 +140,19 @@ func (l *connLimits) releaseUser(user string) {
 // any WebSocket exists: 503 when the node is full (another node may have
 // room), 429 when this address has too many.
 func (s *Server) refuseConnection(w http.ResponseWriter, limit string) {
+	status, msg := s.limitRefusal(limit)
+	writeAPIError(w, status, protocol.CodeLimitExceeded, msg)
+}
+
+// limitRefusal is the status and message that refuse a connection past
+// limit, counted; both accept paths (net/http's and wsaccept.go's) use it.
+func (s *Server) limitRefusal(limit string) (int, string) {
 	status, msg := http.StatusServiceUnavailable, fmt.Sprintf("this node has max_connections (%d) connections; try again later or another node", s.cfg.MaxConnections)
 	if limit == limitIP {
 		status, msg = http.StatusTooManyRequests, fmt.Sprintf("this address has max_connections_per_ip (%d) connections; close one first", s.cfg.MaxConnectionsPerIP)
 	}
-	s.metrics.errors.WithLabelValues(protocol.CodeLimitExceeded).Inc()
-	writeAPIError(w, status, protocol.CodeLimitExceeded, msg)
+	s.metrics.errorsFor(protocol.CodeLimitExceeded).Inc()
+	return status, msg
 }
 
 // userLimitError is what a connection past max_connections_per_user is

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -16,6 +18,32 @@ type metrics struct {
 	errors         *prometheus.CounterVec
 	disconnects    *prometheus.CounterVec
 	framesDropped  *prometheus.CounterVec
+
+	// Labelled children looked up once: WithLabelValues hashes the labels
+	// and takes a lock on every call, which a publish paid twice.
+	publishedAPI, publishedClient prometheus.Counter
+	errorsByCode                  sync.Map // code -> prometheus.Counter
+}
+
+// published is the publish counter of source ("api" or "client").
+func (m *metrics) published(source string) prometheus.Counter {
+	switch source {
+	case "api":
+		return m.publishedAPI
+	case "client":
+		return m.publishedClient
+	}
+	return m.messagesIn.WithLabelValues(source)
+}
+
+// errorsFor is the error counter of code.
+func (m *metrics) errorsFor(code string) prometheus.Counter {
+	if c, ok := m.errorsByCode.Load(code); ok {
+		return c.(prometheus.Counter)
+	}
+	c := m.errors.WithLabelValues(code)
+	m.errorsByCode.Store(code, c)
+	return c
 }
 
 func newMetrics(s *Server) *metrics {
@@ -49,6 +77,8 @@ func newMetrics(s *Server) *metrics {
 			Name: "eddy_frames_dropped_total", Help: "Frames dropped at write time instead of closing the connection, by reason (invalid_utf8: no entry check should let one through).",
 		}, []string{"reason"}),
 	}
+	m.publishedAPI = m.messagesIn.WithLabelValues("api")
+	m.publishedClient = m.messagesIn.WithLabelValues("client")
 	r.MustRegister(m.connections, m.connects, m.messagesIn, m.publishLatency, m.errors, m.disconnects, m.framesDropped,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "eddy_subscriptions", Help: "Active subscriptions on this node.",

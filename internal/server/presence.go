@@ -59,8 +59,8 @@ type presenceChannel struct {
 
 	mu      sync.Mutex
 	subs    map[*subscription]struct{}
-	pending [][]byte // encoded events of the open window
-	armed   bool     // a flush is scheduled
+	pending []presenceItem // events of the open window
+	armed   bool           // a flush is scheduled
 	scratch []*subscription
 }
 
@@ -110,6 +110,14 @@ func (f *presenceFanout) remove(sub *subscription) {
 	}
 }
 
+// presenceItem is one event of a window: its frame, and what a subscriber
+// needs to tell whether it already knows of it (see subscription.known).
+type presenceItem struct {
+	frame []byte
+	join  bool
+	conn  string
+}
+
 // publish adds ev to its channel's window, opening one if none is open.
 // Events of channels without local listeners are dropped.
 func (f *presenceFanout) publish(ev *protocol.PresenceEvent) {
@@ -120,9 +128,9 @@ func (f *presenceFanout) publish(ev *protocol.PresenceEvent) {
 	if ch == nil {
 		return
 	}
-	frame := ev.Encode()
+	item := presenceItem{frame: ev.Encode(), join: ev.Action == protocol.ActionJoin, conn: ev.Member.Conn}
 	ch.mu.Lock()
-	ch.pending = append(ch.pending, frame)
+	ch.pending = append(ch.pending, item)
 	schedule := !ch.armed
 	ch.armed = true
 	window := min(max(f.window, time.Duration(len(ch.subs))*windowPerMember), max(f.window, maxPresenceWindow))
@@ -147,11 +155,16 @@ func (ch *presenceChannel) flush() {
 	ch.scratch = nil
 	ch.mu.Unlock()
 
-	for len(events) > 0 {
-		var frame []byte
-		frame, events = joinFrames(events, maxPresenceFrameBytes)
+	frames := make([][]byte, len(events))
+	for i, e := range events {
+		frames[i] = e.frame
+	}
+	for len(frames) > 0 {
+		frame, rest := joinFrames(frames, maxPresenceFrameBytes)
+		part := events[:len(frames)-len(rest)]
+		events, frames = events[len(part):], rest
 		for _, s := range subs {
-			s.DeliverPresence(frame)
+			s.deliverPresenceWindow(frame, part)
 		}
 	}
 	clear(subs)

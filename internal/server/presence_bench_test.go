@@ -20,6 +20,8 @@ import (
 // BenchmarkPresenceJoins connects EDDY_BENCH_MEMBERS (default 5,000) clients
 // over real sockets, each joining one presence channel with join_leave on,
 // and reports how fast they joined and what the server wrote to them.
+// EDDY_BENCH_JOINERS (default 8) clients join at once; with 1, each waits
+// for the previous one's subscribed reply (joins one after another).
 //
 //	go test -run '^$' -bench PresenceJoins -benchtime 1x ./internal/server/
 func BenchmarkPresenceJoins(b *testing.B) {
@@ -115,7 +117,10 @@ func runPresenceJoins(b *testing.B, n int) joinRun {
 
 	b.ResetTimer()
 	start := time.Now()
-	const workers = 8
+	workers := 8
+	if v := os.Getenv("EDDY_BENCH_JOINERS"); v != "" {
+		workers, _ = strconv.Atoi(v)
+	}
 	var wg sync.WaitGroup
 	next := atomic.Int64{}
 	for w := 0; w < workers; w++ {

@@ -21,20 +21,31 @@ type publishRequest struct {
 // publish runs one publish end to end: validate, functions, broker. It
 // returns the message id once every channel's broker accepted the message.
 func (s *Server) publish(ctx context.Context, req publishRequest) (string, error) {
+	id, _, err := s.publishAt(ctx, req)
+	return id, err
+}
+
+// publishAt is publish that also returns the offset the message got in the
+// first requested channel: 0 when a function dropped it or sent it
+// elsewhere.
+func (s *Server) publishAt(ctx context.Context, req publishRequest) (string, uint64, error) {
 	start := time.Now()
+	// The one pass over data: HTTP bodies are decoded without touching it
+	// (publishbody.go), so CheckPublish is where data is checked.
 	channels, data, err := protocol.CheckPublish(req.channels, req.event, req.data, s.cfg.MaxMessageBytes)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	req.channels = channels
 	id := s.nextID("m-")
 	ts := start.UnixMilli()
-	for _, ch := range req.channels {
+	var offset uint64
+	for ci, ch := range req.channels {
 		m := &protocol.Message{Channel: ch, Event: req.event, Data: data, ID: id, TS: ts, User: req.user}
 		out := []*protocol.Message{m}
 		if s.funcs != nil {
 			if out, err = s.funcs.Apply(ctx, m, req.info); err != nil {
-				return "", err
+				return "", 0, err
 			}
 		}
 		for _, m := range out {
@@ -44,12 +55,16 @@ func (s *Server) publish(ctx context.Context, req publishRequest) (string, error
 			if m.TS == 0 {
 				m.TS = ts
 			}
-			if _, err := s.broker.Publish(ctx, m, brokerOptions(s.cfg.ChannelOptionsFor(m.Channel))); err != nil {
-				return "", unavailable(err)
+			pos, err := s.broker.Publish(ctx, m, brokerOptions(s.cfg.ChannelOptionsFor(m.Channel)))
+			if err != nil {
+				return "", 0, unavailable(err)
+			}
+			if ci == 0 && offset == 0 && m.Channel == ch {
+				offset = pos.Offset
 			}
 		}
 	}
-	s.metrics.messagesIn.WithLabelValues(req.source).Inc()
+	s.metrics.published(req.source).Inc()
 	s.metrics.publishLatency.Observe(time.Since(start).Seconds())
-	return id, nil
+	return id, offset, nil
 }

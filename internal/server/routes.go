@@ -25,6 +25,7 @@ func (s *Server) mountAPI(mux *http.ServeMux) {
 		s.apiRoutes = append(s.apiRoutes, method+" "+path)
 	}
 	keyed(http.MethodPost, "/api/v1/publish", s.handlePublish)
+	keyed(http.MethodPost, "/api/v1/batch", s.handleBatch)
 	keyed(http.MethodGet, "/api/v1/history", s.handleHistory)
 	keyed(http.MethodGet, "/api/v1/presence", s.handlePresence)
 	keyed(http.MethodGet, "/api/v1/info", s.handleInfo)

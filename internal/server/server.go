@@ -68,6 +68,11 @@ type Options struct {
 	Registry *prometheus.Registry
 	// ExtraHandlers are mounted on the client listener as given (e.g. /eddy.js, the demo).
 	ExtraHandlers map[string]http.Handler
+
+	// writeDelay, set only by tests (export_test.go), replaces write_delay
+	// beyond its limit: a window of an hour makes "a reply never waits for
+	// the window" a question of order, not of timing.
+	writeDelay time.Duration
 }
 
 // Server is one running node.
@@ -148,6 +153,9 @@ func New(opts Options) (*Server, error) {
 		app:     app,
 		tls:     tlsConf,
 	}
+	if opts.writeDelay > 0 {
+		s.cfg.WriteDelay = opts.writeDelay
+	}
 	if s.nodeID == "" {
 		s.nodeID = newNodeID()
 	}
@@ -179,8 +187,9 @@ func New(opts Options) (*Server, error) {
 		// Off: the writers check outgoing frames themselves and drop a bad
 		// one (gws would close the connection for it), and OnMessage checks
 		// incoming text frames; gws checking too would double the cost.
-		CheckUtf8Enabled: false,
-		NewSession:       func() gws.SessionStorage { return &connSlot{} },
+		CheckUtf8Enabled:  false,
+		NewSession:        func() gws.SessionStorage { return &connSlot{} },
+		PermessageDeflate: deflateOption(cfg.Compression),
 	})
 	return s, nil
 }
@@ -232,11 +241,11 @@ func (s *Server) Start(ctx context.Context) error {
 	clientMux.HandleFunc("GET /readyz", s.handleReady)
 	s.mountAPI(apiMux)
 
-	if err := s.listen(s.cfg.Listen, clientMux); err != nil {
+	if err := s.listen(s.cfg.Listen, clientMux, true); err != nil {
 		return err
 	}
 	if s.cfg.APIListen != "" {
-		if err := s.listen(s.cfg.APIListen, apiMux); err != nil {
+		if err := s.listen(s.cfg.APIListen, apiMux, false); err != nil {
 			s.closeListeners()
 			return err
 		}
@@ -267,12 +276,18 @@ func onlyMethod(method string, h http.Handler) http.Handler {
 	})
 }
 
-func (s *Server) listen(addr string, h http.Handler) error {
+// listen serves h on addr; ws: WebSocket handshakes are accepted before
+// net/http (wsaccept.go).
+func (s *Server) listen(addr string, h http.Handler, ws bool) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
 	ln = s.wrapTLS(ln)
+	if ws {
+		// TLS connections pass straight through to net/http (wsaccept.go).
+		ln = s.acceptWebSockets(ln)
+	}
 	srv := &http.Server{
 		Handler: h,
 		// Idle keep-alive connections and slow requests are closed, so

@@ -1,10 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/eddyrt/eddy/internal/auth"
@@ -35,6 +37,12 @@ type subscription struct {
 	last         uint64 // offset of the newest message queued to the client
 	gap          bool   // a hole in the offsets was seen: nothing more is queued
 	state        subState
+	// known holds the other connections listed in the subscribed reply
+	// (sorted): their join events may still be on the way, and are not
+	// delivered, so a member never learns of one join twice. An entry
+	// goes when its join or leave event arrives; the list is at most
+	// maxSubscribedMembers long.
+	known []string
 }
 
 // subState is where a subscription is in its life. A leave that comes
@@ -51,17 +59,19 @@ const (
 )
 
 // pendingFrame is a live message (m set) or a presence frame (m nil)
-// that arrived during catch-up.
+// that arrived during catch-up; events are a presence window's events
+// (frame is then their shared frame).
 type pendingFrame struct {
-	m     *protocol.Message
-	frame []byte
+	m      *protocol.Message
+	frame  []byte
+	events []presenceItem
 }
 
 // Deliver implements hub.Subscriber.
 func (sub *subscription) Deliver(m *protocol.Message, frame []byte) {
 	sub.mu.Lock()
 	if sub.catchingUp {
-		sub.holdLocked(pendingFrame{m, frame})
+		sub.holdLocked(pendingFrame{m: m, frame: frame})
 		return
 	}
 	sub.deliverLocked(m, frame)
@@ -123,6 +133,62 @@ func (sub *subscription) DeliverPresence(frame []byte) {
 	_ = sub.c.out.Enqueue(frame)
 }
 
+// deliverPresenceWindow queues a presence window: frame, shared by every
+// subscriber, holds events. A subscription that still waits for joins it
+// already knows of from its subscribed reply gets its own frame without them.
+func (sub *subscription) deliverPresenceWindow(frame []byte, events []presenceItem) {
+	sub.mu.Lock()
+	if sub.catchingUp {
+		sub.holdLocked(pendingFrame{frame: frame, events: events})
+		return
+	}
+	frame = sub.filterKnownLocked(frame, events)
+	sub.mu.Unlock()
+	if frame != nil {
+		_ = sub.c.out.Enqueue(frame)
+	}
+}
+
+// filterKnownLocked returns frame without the join events of connections
+// in sub.known (nil when nothing is left), and forgets the connections
+// whose join or leave it saw; sub.mu held.
+func (sub *subscription) filterKnownLocked(frame []byte, events []presenceItem) []byte {
+	if len(sub.known) == 0 {
+		return frame
+	}
+	var keep [][]byte
+	dropped := false
+	for i, e := range events {
+		k, found := slices.BinarySearch(sub.known, e.conn)
+		if found {
+			sub.known = slices.Delete(sub.known, k, k+1)
+		}
+		if found && e.join {
+			if !dropped {
+				dropped = true
+				keep = make([][]byte, 0, len(events))
+				for _, p := range events[:i] {
+					keep = append(keep, p.frame)
+				}
+			}
+			continue
+		}
+		if dropped {
+			keep = append(keep, e.frame)
+		}
+	}
+	if len(sub.known) == 0 {
+		sub.known = nil
+	}
+	if !dropped {
+		return frame
+	}
+	if len(keep) == 0 {
+		return nil
+	}
+	return bytes.Join(keep, []byte{'\n'})
+}
+
 // finishCatchUp queues the replayed messages, then what arrived meanwhile,
 // and switches the subscription to live delivery. pos is the channel's
 // position read after the subscription was registered: everything up to
@@ -143,13 +209,31 @@ func (sub *subscription) finishCatchUp(pos protocol.Position, replay []*protocol
 	}
 	for _, p := range sub.pending {
 		if p.m == nil {
-			_ = sub.c.out.Enqueue(p.frame)
+			if frame := sub.filterKnownLocked(p.frame, p.events); frame != nil {
+				_ = sub.c.out.Enqueue(frame)
+			}
 			continue
 		}
 		sub.deliverLocked(p.m, p.frame)
 	}
 	sub.pending, sub.pendingBytes = nil, 0
 	sub.catchingUp = false
+}
+
+// setKnown notes the members listed in the subscribed reply, whose join
+// events must not reach the subscriber too. Its own join still comes, as
+// it always has: clients may wait for it to know they are announced.
+func (sub *subscription) setKnown(members []protocol.Member) {
+	known := make([]string, 0, len(members))
+	for _, m := range members {
+		if m.Conn != sub.c.id {
+			known = append(known, m.Conn)
+		}
+	}
+	slices.Sort(known)
+	sub.mu.Lock()
+	sub.known = slices.Compact(known)
+	sub.mu.Unlock()
 }
 
 // validSince reports what is wrong with a since position, or nil.
@@ -205,10 +289,14 @@ func (c *conn) handleSubscribe(ctx context.Context, f *protocol.ClientFrame, id 
 		c.sendError(f.ID, protocol.AsError(err))
 		return
 	}
+	// The join is announced before the reply leaves, so a client that has
+	// its subscribed knows everyone will learn of it, and of its joins in
+	// the order the replies came (the joiner's own join is held until
+	// finishCatchUp, after the reply).
+	c.s.announce(ctx, sub, protocol.ActionJoin)
 	reply.ID = f.ID
 	c.send(reply.encode())
 	sub.finishCatchUp(protocol.Position{Epoch: reply.Epoch, Offset: reply.Offset}, replay)
-	c.s.announce(ctx, sub, protocol.ActionJoin)
 
 	sub.mu.Lock()
 	left := sub.state == subJoiningLeft
@@ -283,6 +371,9 @@ func (s *Server) join(ctx context.Context, sub *subscription, since *protocol.Po
 			s.log.Warn("presence members", "channel", sub.channel, "err", err)
 		}
 		reply.Members, reply.MembersTotal = members, &total
+		if joinLeave {
+			sub.setKnown(members)
+		}
 	}
 	return reply, replay, nil
 }

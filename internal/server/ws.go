@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -12,11 +13,13 @@ import (
 	"github.com/lxzan/gws"
 
 	"github.com/eddyrt/eddy/internal/auth"
+	"github.com/eddyrt/eddy/internal/outbox"
 	"github.com/eddyrt/eddy/internal/protocol"
 )
 
-// writeTimeout bounds one socket write, so a peer that stopped reading
-// cannot hold a flushing goroutine forever.
+// writeTimeout bounds how long a peer may go without reading what was
+// written to it: the non-blocking socket's remainder waits at most this
+// long (a blocking write, where the socket cannot be non-blocking, too).
 const writeTimeout = 10 * time.Second
 
 // readBufferSize is each connection's read buffer: an auth frame with its
@@ -24,13 +27,8 @@ const writeTimeout = 10 * time.Second
 const readBufferSize = 512
 
 func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
-	if s.draining.Load() {
-		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
-		return
-	}
-	if !s.originAllowed(r.Header.Get("Origin")) {
-		s.metrics.errors.WithLabelValues(protocol.CodeForbidden).Inc()
-		http.Error(w, "origin not allowed: "+r.Header.Get("Origin"), http.StatusForbidden)
+	if status, msg := s.refuseWebSocket(r); status != 0 {
+		http.Error(w, msg, status)
 		return
 	}
 	ip, ok := s.admit(w, r)
@@ -62,16 +60,42 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	if br.Buffered() == 0 {
 		br = bufio.NewReaderSize(netConn, readBufferSize)
 	}
-	socket, err := s.upgrader.UpgradeFromConn(netConn, br, r)
+	s.upgrade(netConn, br, r, ip)
+}
+
+// refuseWebSocket says why a WebSocket request is refused before the
+// upgrade (status and message), or returns 0.
+func (s *Server) refuseWebSocket(r *http.Request) (int, string) {
+	if s.draining.Load() {
+		return http.StatusServiceUnavailable, "server is shutting down"
+	}
+	if !s.originAllowed(r.Header.Get("Origin")) {
+		s.metrics.errorsFor(protocol.CodeForbidden).Inc()
+		return http.StatusForbidden, "origin not allowed: " + r.Header.Get("Origin")
+	}
+	return 0, ""
+}
+
+// upgrade completes the handshake on netConn, read through br, and starts
+// the connection, which holds the connection-limit slots of ip (admitted).
+func (s *Server) upgrade(netConn net.Conn, br *bufio.Reader, r *http.Request, ip string) {
+	// Writes go through a non-blocking socket, so that a peer that stops
+	// reading holds its own bytes, never a shared writer (outbox.Socket).
+	wire := netConn
+	sock, nonBlocking := outbox.NewSocket(netConn, writeTimeout)
+	if nonBlocking {
+		wire = sock
+	}
+	socket, err := s.upgrader.UpgradeFromConn(wire, br, r)
 	if err != nil {
 		s.limits.release(ip)
 		s.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	c := s.newConn(socket)
+	c := s.newConn(socket, sock)
 	c.ip = ip // before the read loop starts: cleanup gives the slot back
 	socket.Session().Store("", c)
-	// Reading in a fresh goroutine lets the HTTP handler's stack go.
+	// Reading in a fresh goroutine lets the handshake's stack go.
 	go socket.ReadLoop()
 }
 
@@ -204,6 +228,23 @@ type socketWriter struct {
 	onInvalid func(frame []byte)
 }
 
+// nonBlockingWriter is a socketWriter over an outbox.Socket: its writes
+// never block, and it tells the outbox what the socket still holds.
+type nonBlockingWriter struct {
+	socketWriter
+	sock *outbox.Socket
+}
+
+func (w *nonBlockingWriter) WriteFrames(frames [][]byte) error {
+	if frames = w.onlyText(frames); len(frames) == 0 {
+		return nil
+	}
+	return w.writeFrames(frames)
+}
+func (w *nonBlockingWriter) WritePing() error          { return w.socket.WritePing(nil) }
+func (w *nonBlockingWriter) Backlog() int              { return w.sock.Backlog() }
+func (w *nonBlockingWriter) WhenWritten(f func()) bool { return w.sock.WhenWritten(f) }
+
 var newline = []byte{'\n'}
 
 // armDeadline keeps the write deadline between writeTimeout-1s and
@@ -224,6 +265,10 @@ func (w *socketWriter) WriteFrames(frames [][]byte) error {
 		return nil
 	}
 	w.armDeadline()
+	return w.writeFrames(frames)
+}
+
+func (w *socketWriter) writeFrames(frames [][]byte) error {
 	if len(frames) == 1 {
 		return w.socket.WriteMessage(gws.OpcodeText, frames[0])
 	}

@@ -93,6 +93,34 @@ describe("real server", { skip: reason || false, timeout: 240_000 }, () => {
     assert.equal(msg.offset, sub.offset + 1);
   });
 
+  test("backend batch: one result per message in order, refused ones in place, channel order kept", async () => {
+    const eddy = client({ token: tok({ sub: "batcher" }) });
+    const a = chan(), b = chan();
+    const got = [];
+    for (const name of [a, b]) {
+      const room = eddy.subscribe(name);
+      room.on("*", (event, data, msg) => got.push({ channel: msg.channel, n: data.n, offset: msg.offset }));
+      await once(room, "subscribed");
+    }
+    const results = await api.batch([
+      { channel: a, event: "e", data: { n: 1 } },
+      { channel: "bad channel", event: "e", data: { n: 0 } },
+      { channel: b, event: "e", data: { n: 2 } },
+      { channel: a, event: "", data: { n: 0 } },
+      { channel: a, event: "e", data: { n: 3 } },
+    ]);
+    assert.equal(results.length, 5);
+    assert.ok(results[0].id && results[0].offset >= 1, JSON.stringify(results[0]));
+    assert.equal(results[1].error?.code, "bad_request");
+    assert.ok(results[2].id, JSON.stringify(results[2]));
+    assert.equal(results[3].error?.code, "bad_request");
+    assert.equal(results[4].offset, results[0].offset + 1, "items of one channel keep their order");
+    await until(() => got.length === 3, 5000, "3 messages");
+    assert.deepEqual(got.filter((m) => m.channel === a).map((m) => m.n), [1, 3]);
+    assert.deepEqual(got.filter((m) => m.channel === b).map((m) => m.n), [2]);
+    await assert.rejects(api.batch([]), (err) => err.code === "bad_request" && err.status === 400);
+  });
+
   test("publish ack, and forbidden when the token does not allow it", async () => {
     const eddy = client({ token: tok({ sub: "carol", publish: ["chat:*"] }) });
     const name = chan();
