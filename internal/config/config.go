@@ -55,6 +55,7 @@ type Config struct {
 	NodeTTL          time.Duration             `koanf:"node_ttl"`
 	Pprof            bool                      `koanf:"pprof"`
 	Demo             bool                      `koanf:"demo"`
+	AllowPrivateURLs bool                      `koanf:"allow_private_urls"`
 	ChannelDefaults  ChannelOptions            `koanf:"channel_defaults"`
 	Namespaces       map[string]ChannelOptions `koanf:"namespaces"`
 }
@@ -94,6 +95,7 @@ var settings = []setting{
 	{"node_ttl", "cluster mode: how long a node that stopped announcing stays in /api/v1/info", 30 * time.Second},
 	{"pprof", "serve /debug/pprof on the API listener", false},
 	{"demo", "serve the demo chat page and a development token endpoint (never in production)", false},
+	{"allow_private_urls", "let HTTP functions reach loopback, private and link-local addresses (refused by default)", false},
 }
 
 // Default returns the built-in settings.

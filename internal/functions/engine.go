@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/eddyrt/eddy/internal/functions/fnrt"
 	"github.com/eddyrt/eddy/internal/functions/httprt"
@@ -27,6 +28,11 @@ const (
 	MaxMessagesPerApply   = 64 // emitted messages one Apply may publish
 	maxCachedChannels     = 1 << 16
 	failureLogMinInterval = time.Second
+	// LogRate and LogBurst are the token bucket of ctx.log lines of one
+	// function (all its VMs together), on top of jsrt.MaxLogLines per
+	// invocation; refused lines are counted in log_dropped_total.
+	LogRate  = 20
+	LogBurst = 100
 )
 
 // ErrClosed is returned by Apply after Close.
@@ -50,6 +56,10 @@ type Options struct {
 	// ValidChannel validates channels of emitted messages; nil accepts all
 	// non-empty names.
 	ValidChannel func(string) error
+	// AllowPrivateURLs lets HTTP functions reach loopback, private and
+	// link-local addresses (config allow_private_urls); off, such targets
+	// are refused after DNS resolution.
+	AllowPrivateURLs bool
 }
 
 // Engine holds the deployed functions and associations and runs them.
@@ -153,7 +163,7 @@ func New(store Store, opts Options) (*Engine, error) {
 		metrics: newMetrics(opts.Registerer),
 		runtimes: map[string]fnrt.Runtime{
 			RuntimeJS:   jsrt.New(),
-			RuntimeHTTP: httprt.New(),
+			RuntimeHTTP: httprt.New(opts.AllowPrivateURLs),
 		},
 	}
 	e.snap.Store(newSnapshot(map[string]*compiled{}, nil))
@@ -194,11 +204,18 @@ func (e *Engine) compile(fn Function) (*compiled, error) {
 		}
 	}
 	log := e.log.With("function", fn.Name)
-	inst, err := rt.Compile(fn, fnrt.Config{Logger: log, Timeout: timeout, PoolSize: e.opts.PoolSize})
+	m := e.metrics.forFunction(fn.Name)
+	logs := rate.NewLimiter(LogRate, LogBurst)
+	inst, err := rt.Compile(fn, fnrt.Config{
+		Logger: log, Timeout: timeout, PoolSize: e.opts.PoolSize,
+		MaxMemory:    int64(fn.MaxMemoryMB) << 20,
+		OnLog:        logs.Allow,
+		OnLogDropped: m.logDropped.Inc,
+	})
 	if err != nil {
 		return nil, badRequest(fn.Name, "%v", err)
 	}
-	return &compiled{fn: fn, inst: inst, m: e.metrics.forFunction(fn.Name), log: log}, nil
+	return &compiled{fn: fn, inst: inst, m: m, log: log}, nil
 }
 
 // run invokes one function and accounts for it.
@@ -208,10 +225,16 @@ func (e *Engine) run(ctx context.Context, c *compiled, msg Message) (fnrt.Result
 	c.m.latency.Observe(time.Since(start).Seconds())
 	c.m.invocations.Inc()
 	switch {
+	case errors.Is(err, fnrt.ErrUnavailable):
+		c.m.unavailable.Inc()
+		c.logFailure(err, msg.Channel)
 	case err != nil:
 		c.m.failures.Inc()
-		if errors.Is(err, fnrt.ErrTimeout) {
+		switch {
+		case errors.Is(err, fnrt.ErrTimeout):
 			c.m.timeouts.Inc()
+		case errors.Is(err, fnrt.ErrResourceLimit):
+			c.m.limits.Inc()
 		}
 		c.logFailure(err, msg.Channel)
 	case res.Action == fnrt.Reject:

@@ -56,7 +56,8 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 	engine, err := functions.New(store, functions.Options{
 		Logger:       log.With("component", "functions"),
 		Registerer:   reg,
-		ValidChannel: protocol.ValidateChannel,
+		ValidChannel:     protocol.ValidateChannel,
+		AllowPrivateURLs: cfg.AllowPrivateURLs,
 	})
 	if err != nil {
 		n.Close()
