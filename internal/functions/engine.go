@@ -2,7 +2,9 @@ package functions
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"runtime"
 	"slices"
@@ -56,6 +58,11 @@ type Options struct {
 	// ValidChannel validates channels of emitted messages; nil accepts all
 	// non-empty names.
 	ValidChannel func(string) error
+	// ValidData checks (and may normalize) the data of every message a
+	// function outputs; an error makes the invocation a failure of the
+	// function (handled by on_error, counted in invalid_output_total), not
+	// an error of the publisher. nil accepts what the runtimes produce.
+	ValidData func(json.RawMessage) (json.RawMessage, error)
 	// AllowPrivateURLs lets HTTP functions reach loopback, private and
 	// link-local addresses (config allow_private_urls); off, such targets
 	// are refused after DNS resolution.
@@ -224,6 +231,9 @@ func (e *Engine) run(ctx context.Context, c *compiled, msg Message) (fnrt.Result
 	res, err := c.inst.Run(ctx, msg)
 	c.m.latency.Observe(time.Since(start).Seconds())
 	c.m.invocations.Inc()
+	if err == nil {
+		err = e.checkOutput(&res, msg)
+	}
 	switch {
 	case errors.Is(err, fnrt.ErrUnavailable):
 		c.m.unavailable.Inc()
@@ -235,12 +245,41 @@ func (e *Engine) run(ctx context.Context, c *compiled, msg Message) (fnrt.Result
 			c.m.timeouts.Inc()
 		case errors.Is(err, fnrt.ErrResourceLimit):
 			c.m.limits.Inc()
+		case errors.Is(err, ErrInvalidOutput):
+			c.m.invalidOutput.Inc()
 		}
 		c.logFailure(err, msg.Channel)
 	case res.Action == fnrt.Reject:
 		c.m.rejections.Inc()
 	}
 	return res, err
+}
+
+// ErrInvalidOutput is wrapped by failures of functions whose output data
+// Options.ValidData refused.
+var ErrInvalidOutput = errors.New("function_error: the function returned invalid data")
+
+// checkOutput runs Options.ValidData over the data a function produced:
+// the message it passed on (when it changed) and the messages it emitted.
+func (e *Engine) checkOutput(res *fnrt.Result, in Message) error {
+	if e.opts.ValidData == nil {
+		return nil
+	}
+	if res.Action == fnrt.Pass && string(res.Message.Data) != string(in.Data) {
+		d, err := e.opts.ValidData(res.Message.Data)
+		if err != nil {
+			return fmt.Errorf("%w: message.data: %v", ErrInvalidOutput, err)
+		}
+		res.Message.Data = d
+	}
+	for i := range res.Publish {
+		d, err := e.opts.ValidData(res.Publish[i].Data)
+		if err != nil {
+			return fmt.Errorf("%w: published message %d: %v", ErrInvalidOutput, i+1, err)
+		}
+		res.Publish[i].Data = d
+	}
+	return nil
 }
 
 // logFailure logs at most one failure per function per second so that a

@@ -17,6 +17,7 @@ type metrics struct {
 	limits      *prometheus.CounterVec
 	unavailable *prometheus.CounterVec
 	logDropped  *prometheus.CounterVec
+	invalid     *prometheus.CounterVec
 	loadErrors  prometheus.Counter
 }
 
@@ -25,6 +26,7 @@ type metrics struct {
 type fnMetrics struct {
 	invocations, failures, timeouts, rejections prometheus.Counter
 	limits, unavailable, logDropped             prometheus.Counter
+	invalidOutput                               prometheus.Counter
 	latency                                     prometheus.Observer
 }
 
@@ -67,6 +69,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "eddy", Subsystem: "functions", Name: "log_dropped_total",
 			Help: "ctx.log lines dropped by the per-invocation cap or the per-function rate limit.",
 		}, []string{"function"}),
+		invalid: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "eddy", Subsystem: "functions", Name: "invalid_output_total",
+			Help: "Function invocations whose output data was invalid (also counted in errors_total).",
+		}, []string{"function"}),
 		loadErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "eddy", Subsystem: "functions", Name: "load_errors_total",
 			Help: "Stored functions or associations skipped at load because they are unreadable or invalid.",
@@ -83,6 +89,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.unavailable = register(reg, m.unavailable)
 		m.logDropped = register(reg, m.logDropped)
 		m.loadErrors = register(reg, m.loadErrors)
+		m.invalid = register(reg, m.invalid)
 	}
 	return m
 }
@@ -103,14 +110,15 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 
 func (m *metrics) forFunction(name string) *fnMetrics {
 	return &fnMetrics{
-		invocations: m.invocations.WithLabelValues(name),
-		failures:    m.failures.WithLabelValues(name),
-		timeouts:    m.timeouts.WithLabelValues(name),
-		rejections:  m.rejections.WithLabelValues(name),
-		limits:      m.limits.WithLabelValues(name),
-		unavailable: m.unavailable.WithLabelValues(name),
-		logDropped:  m.logDropped.WithLabelValues(name),
-		latency:     m.latency.WithLabelValues(name),
+		invocations:   m.invocations.WithLabelValues(name),
+		failures:      m.failures.WithLabelValues(name),
+		timeouts:      m.timeouts.WithLabelValues(name),
+		rejections:    m.rejections.WithLabelValues(name),
+		limits:        m.limits.WithLabelValues(name),
+		unavailable:   m.unavailable.WithLabelValues(name),
+		logDropped:    m.logDropped.WithLabelValues(name),
+		invalidOutput: m.invalid.WithLabelValues(name),
+		latency:       m.latency.WithLabelValues(name),
 	}
 }
 
@@ -123,4 +131,5 @@ func (m *metrics) forget(name string) {
 	m.limits.DeleteLabelValues(name)
 	m.unavailable.DeleteLabelValues(name)
 	m.logDropped.DeleteLabelValues(name)
+	m.invalid.DeleteLabelValues(name)
 }

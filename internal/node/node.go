@@ -5,6 +5,8 @@ package node
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -57,6 +59,7 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 		Logger:       log.With("component", "functions"),
 		Registerer:   reg,
 		ValidChannel:     protocol.ValidateChannel,
+		ValidData:        validFunctionData,
 		AllowPrivateURLs: cfg.AllowPrivateURLs,
 	})
 	if err != nil {
@@ -81,6 +84,17 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 		})
 	}
 	return n, nil
+}
+
+// validFunctionData applies the publish path's data check to what functions
+// output, so that invalid output fails the function (on_error) instead of
+// refusing the publisher's valid message.
+func validFunctionData(d json.RawMessage) (json.RawMessage, error) {
+	out, err := protocol.CompactData(d)
+	if err != nil {
+		return nil, errors.New(protocol.AsError(err).Message)
+	}
+	return out, nil
 }
 
 // Close releases the engine. The broker is closed by the server's Shutdown.

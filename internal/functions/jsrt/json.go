@@ -161,7 +161,8 @@ func (w *jsonWriter) property(holder *goja.Object, key string, val goja.Value, d
 		case "String":
 			val = w.v.vm.ToValue(o.String())
 		case "Boolean":
-			val = w.v.vm.ToValue(o.ToBoolean())
+			b, _ := o.Export().(bool)
+			val = w.v.vm.ToValue(b)
 		}
 	}
 	if val == nil || goja.IsUndefined(val) {

@@ -85,6 +85,7 @@ func (v *vmState) stopForMemory(reason string) {
 		v.limitReason = reason
 	}
 	v.limitMu.Unlock()
+	v.halt.Store(true)
 	v.vm.Interrupt(errResourceLimit)
 }
 

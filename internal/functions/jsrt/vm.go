@@ -171,7 +171,18 @@ func (v *vmState) guard(timeout time.Duration, f func() error) (err error) {
 		v.limitMu.Unlock()
 		if r := recover(); r != nil {
 			v.broken = true
-			err = fmt.Errorf("internal error: %v", r)
+			// JavaScript run from Go outside a call (a getter of the
+			// returned object) panics with goja's own errors.
+			switch x := r.(type) {
+			case *goja.InterruptedError:
+				err = x
+			case *goja.Exception:
+				err = x
+			case *goja.StackOverflowError:
+				err = x
+			default:
+				err = fmt.Errorf("internal error: %v", r)
+			}
 		}
 	}()
 	return f()
@@ -221,8 +232,11 @@ func (v *vmState) run(msg fnrt.Message, timeout time.Duration) (fnrt.Result, err
 	if v.dataErr != nil {
 		return fnrt.Result{}, fmt.Errorf("message data: %w", v.dataErr)
 	}
-	if err == nil && errors.Is(outErr, errJSONStop) {
-		err = &goja.InterruptedError{} // the timer fired while serializing
+	if v.halt.Load() && (err != nil || outErr != nil) {
+		// The timer fired: whatever the call ended with (an interrupt, or
+		// an error thrown by a Go builtin that saw the halt first), it is a
+		// timeout.
+		err = &goja.InterruptedError{}
 	}
 	if err != nil {
 		var ie *goja.InterruptedError

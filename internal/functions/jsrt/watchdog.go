@@ -14,10 +14,13 @@ import (
 // per VM, so the watchdog reads the process heap (runtime/metrics, about
 // 3 µs a read) while invocations run:
 //
-//   - base is the live heap after the last GC when the invocation started;
+//   - base is the live heap after the last GC when the invocation started,
+//     lowered when a later GC finds less (the first figure may have counted
+//     garbage): what a function kept before that GC may go unnoticed, which
+//     bounds the miss by one GC cycle's growth;
 //   - after every GC, an invocation whose live heap grew past base+budget is
 //     over budget (what it keeps, not its garbage, counts);
-//   - between GCs, heap objects (live and garbage) past base+4×budget force
+//   - between GCs, heap objects (live and garbage) past base+2×budget force
 //     one GC (at most every gcEvery) so that a big heap's long GC cycle
 //     cannot hide a fast-growing function.
 //
@@ -114,11 +117,13 @@ func (w *watchdog) check() {
 	w.mu.Lock()
 	for v := range w.active {
 		switch {
-		case v.wdBase < 0:
+		case v.wdBase < 0 || live < v.wdBase:
+			// The live heap of the last GC may still count garbage that
+			// the next GC frees: the base follows it down.
 			v.wdBase = live
 		case live-v.wdBase > v.wdBudget:
 			v.stopForMemory(fmt.Sprintf("heap grew by %d MiB, the budget is %d MiB", (live-v.wdBase)>>20, v.wdBudget>>20))
-		case objects-v.wdBase > 4*v.wdBudget:
+		case objects-v.wdBase > 2*v.wdBudget:
 			forceGC = true
 		}
 	}
