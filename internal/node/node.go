@@ -56,8 +56,8 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 		store = fs
 	}
 	engine, err := functions.New(store, functions.Options{
-		Logger:       log.With("component", "functions"),
-		Registerer:   reg,
+		Logger:           log.With("component", "functions"),
+		Registerer:       reg,
 		ValidChannel:     protocol.ValidateChannel,
 		ValidData:        validFunctionData,
 		AllowPrivateURLs: cfg.AllowPrivateURLs,
