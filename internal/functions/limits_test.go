@@ -377,3 +377,31 @@ func TestConcurrentLimitsDoNotLeakInterrupts(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxMemoryMB: the budget is per function; out-of-range values and a
+// budget on an HTTP function are refused at deploy.
+func TestMaxMemoryMB(t *testing.T) {
+	e := newEngine(t, functions.Options{})
+	src := `function handle(m) { m.data = new Float64Array(2e6).length; return m }` // 16 MB
+	ctx := context.Background()
+	if err := e.PutFunction(ctx, functions.Function{Name: "small", Runtime: "js", Source: src, MaxMemoryMB: 8}); err != nil {
+		t.Fatal(err)
+	}
+	deployJS(t, e, "default", src, 0)
+	if r := invoke(t, e, "small", `{}`); !strings.Contains(r.Reason, "resource_limit") {
+		t.Fatalf("8 MiB budget: got %s %q", r.Action, r.Reason)
+	}
+	if r := invoke(t, e, "default", `{}`); r.Action != "pass" || string(r.Message.Data) != "2000000" {
+		t.Fatalf("default budget: got %s %s %q", r.Action, r.Message.Data, r.Reason)
+	}
+	for _, fn := range []functions.Function{
+		{Name: "x", Runtime: "js", Source: src, MaxMemoryMB: 2000},
+		{Name: "x", Runtime: "js", Source: src, MaxMemoryMB: -1},
+		{Name: "x", Runtime: "http", URL: "http://example.com/", MaxMemoryMB: 8},
+	} {
+		var bad *functions.BadRequestError
+		if err := e.PutFunction(ctx, fn); !errors.As(err, &bad) || !strings.Contains(err.Error(), "max_memory_mb") {
+			t.Errorf("%+v: got %v, want a bad request naming max_memory_mb", fn, err)
+		}
+	}
+}

@@ -153,7 +153,7 @@ func TestAbusiveFunctionsLeaveTheServerWorking(t *testing.T) {
 		}
 	}
 	if n := metricValue(t, s, `eddy_functions_resource_limits_total{function="hog"}`); n != abuses {
-		t.Fatalf("resource_limits_total{hog} = %v, want %d", n, abuses)
+		t.Fatalf("resource_limits_total{hog} = %v, want %d (timeouts_total{hog} = %v)", n, abuses, metricValue(t, s, `eddy_functions_timeouts_total{function="hog"}`))
 	}
 	after := rss(t)
 	t.Logf("RSS %d MiB before the abuses, %d MiB after; %d publishes on news:1 meanwhile", before>>20, after>>20, sent)

@@ -160,6 +160,9 @@ func (in *instance) get(ctx context.Context, wait time.Duration) (*vmState, erro
 // (interrupted, panicked) or the instance is closed.
 func (in *instance) put(v *vmState) {
 	if v.broken || in.closed.Load() {
+		if v.memoryStopped {
+			in.wd.collectSoon()
+		}
 		<-in.slots
 		return
 	}

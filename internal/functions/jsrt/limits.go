@@ -74,16 +74,19 @@ func (v *vmState) installLimits(l limits) error {
 // the VM stops at its next instruction and the VM is retired.
 func (v *vmState) jsLimit(call goja.FunctionCall) goja.Value {
 	v.stopForMemory(fmt.Sprintf("%s %s exceeds the limit of %s", call.Argument(0).String(),
-		call.Argument(1).String(), call.Argument(2).String()))
+		call.Argument(1).String(), call.Argument(2).String()), false)
 	panic(v.vm.NewGoError(fmt.Errorf("%w: %s", errResourceLimit, v.limitReason)))
 }
 
-// stopForMemory marks the invocation as over its budget and interrupts it.
-func (v *vmState) stopForMemory(reason string) {
+// stopForMemory marks the invocation as over its budget and interrupts it;
+// heap says the watchdog saw the heap grow (rather than an allocation
+// refused up front).
+func (v *vmState) stopForMemory(reason string, heap bool) {
 	v.limitMu.Lock()
 	if v.limitReason == "" {
 		v.limitReason = reason
 	}
+	v.heapStop = v.heapStop || heap
 	v.limitMu.Unlock()
 	v.halt.Store(true)
 	v.vm.Interrupt(errResourceLimit)

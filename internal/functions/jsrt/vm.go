@@ -42,6 +42,7 @@ type vmState struct {
 	wdBase, wdBudget     int64
 	limitMu              sync.Mutex
 	limitReason          string
+	heapStop             bool
 	maxString, maxLength int64
 	joining              []*goja.Object // arrays being joined, for cycles
 
@@ -52,8 +53,9 @@ type vmState struct {
 	timer *time.Timer
 	fired chan struct{}
 
-	// broken retires the VM instead of returning it to the pool.
-	broken bool
+	// broken retires the VM instead of returning it to the pool;
+	// memoryStopped says the watchdog stopped it for what it kept.
+	broken, memoryStopped bool
 
 	// message.data is parsed only when the handler reads it, and
 	// stringified back only when it may have changed: a function that
@@ -155,7 +157,7 @@ func (in *instance) newVM() (*vmState, error) {
 // be pending.
 func (v *vmState) guard(timeout time.Duration, f func() error) (err error) {
 	v.halt.Store(false)
-	v.limitReason = ""
+	v.limitReason, v.heapStop = "", false
 	v.in.wd.watch(v, v.in.limits.maxBytes)
 	v.timer.Reset(timeout)
 	defer func() {
@@ -166,7 +168,7 @@ func (v *vmState) guard(timeout time.Duration, f func() error) (err error) {
 		}
 		v.limitMu.Lock()
 		if v.limitReason != "" {
-			v.broken = true
+			v.broken, v.memoryStopped = true, v.heapStop
 		}
 		v.limitMu.Unlock()
 		if r := recover(); r != nil {

@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -41,6 +42,7 @@ type watchdog struct {
 
 	samples []metrics.Sample
 	lastGC  time.Time
+	gcSoon  atomic.Bool
 }
 
 func newWatchdog() *watchdog {
@@ -83,6 +85,18 @@ func (w *watchdog) unwatch(v *vmState) {
 	w.mu.Unlock()
 }
 
+// collectSoon asks for a GC at the next tick. A VM stopped for its memory
+// is garbage once retired; until a GC runs, the live-heap figure still
+// counts it, and the next invocation's base would hide up to that much of
+// its own growth.
+func (w *watchdog) collectSoon() {
+	w.gcSoon.Store(true)
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
 func (w *watchdog) read() (objects, live int64) {
 	metrics.Read(w.samples)
 	return int64(w.samples[0].Value.Uint64()), int64(w.samples[1].Value.Uint64())
@@ -112,6 +126,10 @@ func (w *watchdog) loop() {
 }
 
 func (w *watchdog) check() {
+	if w.gcSoon.Swap(false) {
+		runtime.GC()
+		w.lastGC = time.Now()
+	}
 	objects, live := w.read()
 	forceGC := false
 	w.mu.Lock()
@@ -122,7 +140,7 @@ func (w *watchdog) check() {
 			// the next GC frees: the base follows it down.
 			v.wdBase = live
 		case live-v.wdBase > v.wdBudget:
-			v.stopForMemory(fmt.Sprintf("heap grew by %d MiB, the budget is %d MiB", (live-v.wdBase)>>20, v.wdBudget>>20))
+			v.stopForMemory(fmt.Sprintf("heap grew by %d MiB, the budget is %d MiB", (live-v.wdBase)>>20, v.wdBudget>>20), true)
 		case objects-v.wdBase > 2*v.wdBudget:
 			forceGC = true
 		}
@@ -137,7 +155,7 @@ func (w *watchdog) check() {
 	w.mu.Lock()
 	for v := range w.active {
 		if v.wdBase >= 0 && live-v.wdBase > v.wdBudget {
-			v.stopForMemory(fmt.Sprintf("heap grew by %d MiB, the budget is %d MiB", (live-v.wdBase)>>20, v.wdBudget>>20))
+			v.stopForMemory(fmt.Sprintf("heap grew by %d MiB, the budget is %d MiB", (live-v.wdBase)>>20, v.wdBudget>>20), true)
 		}
 	}
 	w.mu.Unlock()
