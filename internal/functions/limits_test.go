@@ -50,7 +50,8 @@ func invoke(t *testing.T, e *functions.Engine, name, data string) functions.Invo
 // that grow the heap, stop the invocation with resource_limit, counted; the
 // function cannot catch it, and its VM is replaced. The default budget is
 // 64 MiB; each case asks for 80 MiB to 400 MB (kept small so that the run
-// without the limits stays bounded). The timeout is the longest allowed so
+// without the limits stays bounded). The loops that keep memory end in a
+// spin, so that the watchdog, not the loop's speed, decides how they end. The timeout is the longest allowed so
 // that a busy machine does not turn a limit into a timeout.
 func TestMemoryLimits(t *testing.T) {
 	cases := map[string]string{
@@ -65,10 +66,10 @@ func TestMemoryLimits(t *testing.T) {
 		"pad":              `"".padStart(4e7)`,
 		"join":             `new Array(4e6).join("0123456789")`,
 		"replace":          `"a".repeat(1e6).replace(/a/g, "b".repeat(40))`,
-		"replace_fn":       `var b = "b".repeat(200); "a".repeat(2e5).replace(/a/g, function () { return b })`,
-		"stringify":        `JSON.stringify(new Array(1e6).fill("x".repeat(40)))`,
+		"replace_fn":       `var b = "b".repeat(4000); "a".repeat(1e4).replace(/a/g, function () { return b })`,
+		"stringify":        `JSON.stringify(new Array(1e4).fill("x".repeat(4000)))`,
 		"caught":           `try { new Float64Array(1e7) } catch (e) {}`,
-		"push_loop":        `var a = []; for (var i = 0; i < 3e5; i++) a.push("x".repeat(1000) + i)`,
+		"push_loop":        `var a = []; for (var i = 0; i < 25; i++) a.push(new Float64Array(1e6)); for (;;) {}`,
 		"doubling":         `var s = "x"; for (var i = 0; i < 27; i++) s += s; for (;;) {}`,
 	}
 	reg := prometheus.NewRegistry()
@@ -338,7 +339,7 @@ func TestLogIsRateLimited(t *testing.T) {
 func TestConcurrentLimitsDoNotLeakInterrupts(t *testing.T) {
 	e := newEngine(t, functions.Options{PoolSize: 2})
 	deployJS(t, e, "mix", `function handle(m) {
-	if (m.data.abuse) { var a = []; for (var i = 0; i < 3e5; i++) a.push("x".repeat(1000) + i) }
+	if (m.data.abuse) { var a = []; for (var i = 0; i < 25; i++) a.push(new Float64Array(1e6)); for (;;) {} }
 	return m }`, functions.MaxTimeoutMS)
 	var wg sync.WaitGroup
 	var bad atomic.Int32
@@ -384,15 +385,15 @@ func TestMaxMemoryMB(t *testing.T) {
 	e := newEngine(t, functions.Options{})
 	src := `function handle(m) { m.data = new Float64Array(2e6).length; return m }` // 16 MB
 	ctx := context.Background()
-	if err := e.PutFunction(ctx, functions.Function{Name: "small", Runtime: "js", Source: src, MaxMemoryMB: 8}); err != nil {
+	if err := e.PutFunction(ctx, functions.Function{Name: "small", Runtime: "js", Source: src, MaxMemoryMB: 8, TimeoutMS: functions.MaxTimeoutMS}); err != nil {
 		t.Fatal(err)
 	}
-	deployJS(t, e, "default", src, 0)
+	deployJS(t, e, "default", src, functions.MaxTimeoutMS)
 	if r := invoke(t, e, "small", `{}`); !strings.Contains(r.Reason, "resource_limit") {
 		t.Fatalf("8 MiB budget: got %s %q", r.Action, r.Reason)
 	}
 	if r := invoke(t, e, "default", `{}`); r.Action != "pass" || string(r.Message.Data) != "2000000" {
-		t.Fatalf("default budget: got %s %s %q", r.Action, r.Message.Data, r.Reason)
+		t.Fatalf("default budget: got %s %+v %q", r.Action, r.Message, r.Reason)
 	}
 	for _, fn := range []functions.Function{
 		{Name: "x", Runtime: "js", Source: src, MaxMemoryMB: 2000},

@@ -128,6 +128,12 @@ type instance struct {
 	closed  atomic.Bool
 }
 
+// acquireWait is how long a call waits for a VM of a full pool: every VM
+// in use finishes within the timeout, so a wait much longer than that means
+// the function is overloaded or stuck. The second added to it absorbs a
+// busy machine's scheduling delays.
+func acquireWait(timeout time.Duration) time.Duration { return 2*timeout + time.Second }
+
 // get takes an idle VM or makes one, waiting at most wait for a VM of a
 // full pool to come back: a pool whose VMs are all stuck must answer
 // ErrUnavailable, not queue callers forever.
@@ -197,7 +203,7 @@ func (in *instance) Run(ctx context.Context, msg fnrt.Message) (fnrt.Result, err
 	if timeout <= 0 {
 		return fnrt.Result{}, fnrt.ErrTimeout
 	}
-	v, err := in.get(ctx, timeout)
+	v, err := in.get(ctx, acquireWait(timeout))
 	if err != nil {
 		if errors.Is(err, fnrt.ErrUnavailable) {
 			return fnrt.Result{}, err
