@@ -15,10 +15,12 @@ import (
 // per VM, so the watchdog reads the process heap (runtime/metrics, about
 // 3 µs a read) while invocations run:
 //
-//   - base is the live heap after the last GC when the invocation started,
-//     lowered when a later GC finds less (the first figure may have counted
-//     garbage): what a function kept before that GC may go unnoticed, which
-//     bounds the miss by one GC cycle's growth;
+//   - base is the live heap of the last GC when the invocation started
+//     (kept current by a finalizer run after every GC, so starting costs an
+//     atomic load), minus what the invocations already running, or just
+//     stopped for their heap and not yet collected, have grown by; after
+//     an invocation is stopped for its heap a GC runs a tick later, so that
+//     its memory does not linger;
 //   - after every GC, an invocation whose live heap grew past base+budget is
 //     over budget (what it keeps, not its garbage, counts);
 //   - between GCs, heap objects (live and garbage) past base+2×budget force
@@ -43,6 +45,16 @@ type watchdog struct {
 	samples []metrics.Sample
 	lastGC  time.Time
 	gcSoon  atomic.Bool
+	gcAsked time.Time // guarded by mu
+
+	// liveLatest is the live heap of the last GC, kept current by a
+	// finalizer that runs after every GC: an invocation's base is read
+	// from it when the invocation starts, at the cost of an atomic load.
+	liveLatest atomic.Int64
+	// pendingFree is what invocations stopped for their heap were holding
+	// when they stopped: still counted in liveLatest until the GC that
+	// collectSoon asked for. Guarded by mu.
+	pendingFree int64
 }
 
 func newWatchdog() *watchdog {
@@ -55,17 +67,44 @@ func newWatchdog() *watchdog {
 			{Name: "/gc/heap/live:bytes"},
 		},
 	}
+	_, live := w.read()
+	w.liveLatest.Store(live)
+	w.armSentinel()
 	go w.loop()
 	return w
 }
 
+type gcSentinel struct{ w *watchdog }
+
+// armSentinel leaves an unreachable object whose finalizer, run after the
+// next GC, refreshes liveLatest and arms the next one.
+func (w *watchdog) armSentinel() {
+	runtime.SetFinalizer(&gcSentinel{w}, func(s *gcSentinel) {
+		select {
+		case <-s.w.done:
+			return
+		default:
+		}
+		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		metrics.Read(sample)
+		s.w.liveLatest.Store(int64(sample[0].Value.Uint64()))
+		s.w.armSentinel()
+	})
+}
+
 func (w *watchdog) close() { w.once.Do(func() { close(w.done) }) }
 
-// watch starts watching v's invocation; unwatch must follow. The base is
-// taken at the next sample, so short invocations cost a map insert only.
+// watch starts watching v's invocation; unwatch must follow. Its base is
+// the live heap now, less what the invocations already running (or just
+// stopped for their heap) have grown by, which is theirs.
 func (w *watchdog) watch(v *vmState, budget int64) {
+	live := w.liveLatest.Load()
 	w.mu.Lock()
-	v.wdBase, v.wdBudget = -1, budget
+	others := w.pendingFree
+	for x := range w.active {
+		others += max(live-x.wdBase, 0)
+	}
+	v.wdBase, v.wdBudget = max(live-others, 0), budget
 	w.active[v] = struct{}{}
 	first := len(w.active) == 1
 	w.mu.Unlock()
@@ -82,6 +121,11 @@ func (w *watchdog) watch(v *vmState, budget int64) {
 func (w *watchdog) unwatch(v *vmState) {
 	w.mu.Lock()
 	delete(w.active, v)
+	v.limitMu.Lock()
+	if v.heapStop {
+		w.pendingFree += max(w.liveLatest.Load()-v.wdBase, 0)
+	}
+	v.limitMu.Unlock()
 	w.mu.Unlock()
 }
 
@@ -90,6 +134,9 @@ func (w *watchdog) unwatch(v *vmState) {
 // counts it, and the next invocation's base would hide up to that much of
 // its own growth.
 func (w *watchdog) collectSoon() {
+	w.mu.Lock()
+	w.gcAsked = time.Now()
+	w.mu.Unlock()
 	w.gcSoon.Store(true)
 	select {
 	case w.wake <- struct{}{}:
@@ -99,7 +146,9 @@ func (w *watchdog) collectSoon() {
 
 func (w *watchdog) read() (objects, live int64) {
 	metrics.Read(w.samples)
-	return int64(w.samples[0].Value.Uint64()), int64(w.samples[1].Value.Uint64())
+	objects, live = int64(w.samples[0].Value.Uint64()), int64(w.samples[1].Value.Uint64())
+	w.liveLatest.Store(live)
+	return objects, live
 }
 
 func (w *watchdog) loop() {
@@ -126,19 +175,26 @@ func (w *watchdog) loop() {
 }
 
 func (w *watchdog) check() {
-	if w.gcSoon.Swap(false) {
-		runtime.GC()
-		w.lastGC = time.Now()
+	// The GC a stopped invocation asked for runs one tick later, once its
+	// VM is surely unreachable.
+	if w.gcSoon.Load() {
+		w.mu.Lock()
+		asked := w.gcAsked
+		w.mu.Unlock()
+		if time.Since(asked) >= watchEvery {
+			w.gcSoon.Store(false)
+			runtime.GC()
+			w.lastGC = time.Now()
+			w.mu.Lock()
+			w.pendingFree = 0
+			w.mu.Unlock()
+		}
 	}
 	objects, live := w.read()
 	forceGC := false
 	w.mu.Lock()
 	for v := range w.active {
 		switch {
-		case v.wdBase < 0 || live < v.wdBase:
-			// The live heap of the last GC may still count garbage that
-			// the next GC frees: the base follows it down.
-			v.wdBase = live
 		case live-v.wdBase > v.wdBudget:
 			v.stopForMemory(fmt.Sprintf("heap grew by %d MiB, the budget is %d MiB", (live-v.wdBase)>>20, v.wdBudget>>20), true)
 		case objects-v.wdBase > 2*v.wdBudget:
@@ -154,7 +210,7 @@ func (w *watchdog) check() {
 	_, live = w.read()
 	w.mu.Lock()
 	for v := range w.active {
-		if v.wdBase >= 0 && live-v.wdBase > v.wdBudget {
+		if live-v.wdBase > v.wdBudget {
 			v.stopForMemory(fmt.Sprintf("heap grew by %d MiB, the budget is %d MiB", (live-v.wdBase)>>20, v.wdBudget>>20), true)
 		}
 	}
