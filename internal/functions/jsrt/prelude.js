@@ -116,37 +116,55 @@
 		checkString(n);
 	});
 	// replace and replaceAll build their result natively: bound it up front
-	// for a replacement string, count it as it goes for a function.
-	function guardReplace(all) {
-		return function (self, args) {
-			var s = Str(self), r = args[1];
-			var many = all || (args[0] instanceof RegExpC && args[0].global);
-			if (typeof r === 'function') {
-				var total = s.length, f = r;
-				args[1] = function () {
-					var out = Str(apply(f, undefined, arguments));
-					total += out.length;
-					checkString(total);
-					return out;
-				};
-				return;
-			}
-			r = Str(r);
-			var dollars = apply(split, r, ['$']).length - 1;
-			var piece = r.length + dollars * s.length;
-			checkString(s.length + (many ? s.length + 1 : 1) * piece);
-		};
+	// for a replacement string (cheaply: most calls are far from the limit),
+	// count it as it goes for a replacement function. guardReplace returns
+	// the replacement to pass on.
+	var indexOf = SP.indexOf, symbolReplace = Symbol.replace;
+	function guardReplace(s, pattern, r, all) {
+		if (typeof r === 'function') {
+			var total = s.length, f = r;
+			return function () {
+				var out = Str(apply(f, undefined, arguments));
+				total += out.length;
+				checkString(total);
+				return out;
+			};
+		}
+		r = Str(r);
+		if ((s.length + 1) * (r.length + 1) <= MAXSTR && apply(indexOf, r, ['$']) < 0) {
+			return r;
+		}
+		var dollars = 0;
+		for (var i = apply(indexOf, r, ['$']); i >= 0; i = apply(indexOf, r, ['$', i + 1])) {
+			dollars++;
+		}
+		var many = all || (pattern instanceof RegExpC && pattern.global);
+		checkString(s.length + (many ? s.length + 1 : 1) * (r.length + dollars * s.length));
+		return r;
 	}
-	method(SP, 'replace', guardReplace(false));
-	method(SP, 'replaceAll', guardReplace(true));
-	var RP = g.RegExp.prototype, rep = guardReplace(false);
-	var symReplace = RP[Symbol.replace];
-	defineProperty(RP, Symbol.replace, {
-		value: {[Symbol.replace]: function (s, r) {
-			var args = [this, r];
-			rep(s, args);
-			return apply(symReplace, this, [s, args[1]]);
-		}}[Symbol.replace], writable: true, configurable: true, enumerable: false
+	function replacer(name, native, all) {
+		var w = {[name]: function (pattern, replacement) {
+			// A pattern with its own Symbol.replace (a RegExp) does the work
+			// there, guarded below.
+			if (this === null || this === undefined ||
+				pattern !== null && pattern !== undefined && typeof pattern[symbolReplace] === 'function') {
+				return apply(native, this, [pattern, replacement]);
+			}
+			var s = Str(this);
+			return apply(native, s, [pattern, guardReplace(s, pattern, replacement, all)]);
+		}}[name];
+		defineProperty(SP, name, {value: w, writable: true, configurable: true, enumerable: false});
+	}
+	replacer('replace', SP.replace, false);
+	if (typeof SP.replaceAll === 'function') {
+		replacer('replaceAll', SP.replaceAll, true);
+	}
+	var RP = g.RegExp.prototype, symReplace = RP[symbolReplace];
+	defineProperty(RP, symbolReplace, {
+		value: {[symbolReplace]: function (string, replacement) {
+			var s = Str(string);
+			return apply(symReplace, this, [s, guardReplace(s, this, replacement, false)]);
+		}}[symbolReplace], writable: true, configurable: true, enumerable: false
 	});
 
 	// Buffers and typed arrays allocate in their constructor.
