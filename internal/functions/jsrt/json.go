@@ -55,7 +55,7 @@ func (v *vmState) serialize(val goja.Value, limit int, replacer goja.Value, spac
 			if !isErr {
 				panic(r)
 			}
-			out, ok, err = nil, false, e
+			out, ok, err = w.b, false, e // what was written, for a log line
 		}
 	}()
 	ok = w.property(holder, "", val, 0)

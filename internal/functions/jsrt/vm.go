@@ -451,8 +451,8 @@ func (v *vmState) logLine(args []goja.Value) string {
 		}
 		if o, ok := a.(*goja.Object); ok {
 			if _, isFn := goja.AssertFunction(o); !isFn {
-				if s, ok, err := v.serialize(o, maxLogBytes, nil, nil); err == nil && ok {
-					b.Write(s)
+				if s, ok, err := v.serialize(o, maxLogBytes, nil, nil); err == nil && ok || errors.Is(err, errJSONSize) {
+					b.Write(s) // a large value is cut at maxLogBytes below
 					continue
 				}
 			}
