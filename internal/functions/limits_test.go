@@ -406,3 +406,16 @@ func TestMaxMemoryMB(t *testing.T) {
 		}
 	}
 }
+
+// TestBacktrackingMatchIsCappedUnderALongTimeout: one backtracking match
+// gives up after jsrt.MaxRegexpMatch even when the function may run for
+// 10 s, so a VM left running by a redeploy cannot burn a core for hours;
+// the failed match reads as no match.
+func TestBacktrackingMatchIsCappedUnderALongTimeout(t *testing.T) {
+	e := newEngine(t, functions.Options{})
+	deployJS(t, e, "re", `function handle(m) { m.data.ok = /^(\w+\s?)+(?=!)$/.test(m.data.text); return m }`, functions.MaxTimeoutMS)
+	r := invoke(t, e, "re", `{"text":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}`) // 50 characters
+	if r.Action != "pass" || !strings.Contains(string(r.Message.Data), `"ok":false`) {
+		t.Fatalf("got %s %+v %q, want pass with ok false", r.Action, r.Message, r.Reason)
+	}
+}
