@@ -19,7 +19,10 @@ func (p Pipeline) Apply(ctx context.Context, m *protocol.Message, info json.RawM
 	if err != nil {
 		var rej *RejectedError
 		var bad *BadRequestError
+		var busy *UnavailableError
 		switch {
+		case errors.As(err, &busy):
+			return nil, &protocol.Error{Code: protocol.CodeUnavailable, Message: busy.Error()}
 		case errors.As(err, &rej):
 			return nil, &protocol.Error{Code: protocol.CodeRejected, Message: rej.Reason}
 		case errors.As(err, &bad):

@@ -5,6 +5,8 @@ package node
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -54,9 +56,11 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 		store = fs
 	}
 	engine, err := functions.New(store, functions.Options{
-		Logger:       log, // the engine names its own component
-		Registerer:   reg,
-		ValidChannel: protocol.ValidateChannel,
+		Logger:           log, // the engine names its own component
+		Registerer:       reg,
+		ValidChannel:     protocol.ValidateChannel,
+		ValidData:        validFunctionData,
+		AllowPrivateURLs: cfg.AllowPrivateURLs,
 	})
 	if err != nil {
 		n.Close()
@@ -91,6 +95,17 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 		})
 	}
 	return n, nil
+}
+
+// validFunctionData applies the publish path's data check to what functions
+// output, so that invalid output fails the function (on_error) instead of
+// refusing the publisher's valid message.
+func validFunctionData(d json.RawMessage) (json.RawMessage, error) {
+	out, err := protocol.CompactData(d)
+	if err != nil {
+		return nil, errors.New(protocol.AsError(err).Message)
+	}
+	return out, nil
 }
 
 // Close releases the engine. The broker is closed by the server's Shutdown.

@@ -151,7 +151,8 @@ func TestHTTPFunctionWithSignature(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(map[string]any{"action": "pass", "message": m})
 	}))
 	defer fn.Close()
-	s := servertest.StartNode(t)
+	// The function server is on loopback, which functions may only reach with allow_private_urls.
+	s := servertest.StartNode(t, func(c *config.Config) { c.AllowPrivateURLs = true })
 	deploy(t, s, "translate", map[string]any{"runtime": "http", "url": fn.URL, "secret": secret})
 	deploy(t, s, "forged", map[string]any{"runtime": "http", "url": fn.URL, "secret": "wrong"})
 	associate(t, s, "intl:*", "", "translate")
