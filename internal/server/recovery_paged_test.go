@@ -7,10 +7,14 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/eddyrt/eddy/client"
+	"github.com/eddyrt/eddy/internal/broker"
+	"github.com/eddyrt/eddy/internal/broker/memory"
 	"github.com/eddyrt/eddy/internal/config"
 	"github.com/eddyrt/eddy/internal/protocol"
+	"github.com/eddyrt/eddy/internal/server"
 	"github.com/eddyrt/eddy/internal/servertest"
 )
 
@@ -222,25 +226,45 @@ func TestUnsubscribeStopsPagedReplay(t *testing.T) {
 		}
 		replayed++
 	}
+	t.Logf("%d of %d messages replayed before the unsubscribe", replayed, bigGapMessages)
 	if replayed == bigGapMessages {
 		t.Fatal("the whole replay came before the unsubscribe: the test did not stop a replay under way")
 	}
 	expectNoMessages(t, ws)
 }
 
+// overtakingBroker publishes n small messages on the channel just before
+// a replay reads its second page, pushing the rest of the replay out of a
+// history of n messages.
+type overtakingBroker struct {
+	*memory.Broker
+	n     int
+	armed atomic.Bool
+}
+
+func (b *overtakingBroker) History(ctx context.Context, channel string, q broker.HistoryQuery) ([]*protocol.Message, protocol.Position, error) {
+	if q.Since != nil && q.Since.Offset > 0 && b.armed.CompareAndSwap(true, false) {
+		for i := 0; i < b.n; i++ {
+			if _, err := b.Publish(ctx, &protocol.Message{Channel: channel, Event: "e", Data: []byte("1")}, q.Options); err != nil {
+				panic(err)
+			}
+		}
+	}
+	return b.Broker.History(ctx, channel, q)
+}
+
 // TestReplayOvertakenByHistoryCloses: when publishes push the rest of a
 // replay out of the history while it runs, the client gets what was
 // replayed, then a 1012 close; resubscribing from there says recovered:false.
 func TestReplayOvertakenByHistoryCloses(t *testing.T) {
-	s, epoch := startBigGapPresenceServer(t)
-	ws, resume := startPausedRecovery(t, s, "feed:big", epoch)
-	// Small ones: they push the replay's tail out of the history without
-	// holding more than max_queue_bytes while they wait for the replay.
-	const overtake = bigGapMessages - 10
-	publishN(t, s, "feed:big", overtake)
-	resume()
-	ws.Expect("ready")
-	if f := ws.Expect("subscribed"); f["recovered"] != true || f.Num("offset") != bigGapMessages {
+	cfg := servertest.Config()
+	cfg.Namespaces["feed"] = config.ChannelOptions{HistorySize: bigGapMessages}
+	b := &overtakingBroker{Broker: memory.New(), n: bigGapMessages}
+	s := servertest.StartWith(t, server.Options{Config: cfg, Broker: b})
+	publishBig(t, s, "feed:big", bigGapMessages)
+	b.armed.Store(true)
+	ws, f := subscribeSince(t, s, "feed:big", b.Epoch(), 0)
+	if f["recovered"] != true || f.Num("offset") != bigGapMessages {
 		t.Fatalf("resubscribe: %v", f)
 	}
 	last := 0
@@ -249,6 +273,8 @@ func TestReplayOvertakenByHistoryCloses(t *testing.T) {
 		select {
 		case f = <-ws.Frames:
 		case <-ws.Closed():
+		case <-time.After(servertest.Timeout):
+			t.Fatalf("neither a frame nor a close after offset %d", last)
 		}
 		if f == nil {
 			break
@@ -271,8 +297,8 @@ func TestReplayOvertakenByHistoryCloses(t *testing.T) {
 	if last == 0 || last >= bigGapMessages {
 		t.Fatalf("replayed up to %d: the test did not overtake a replay under way", last)
 	}
-	_, f := subscribeSince(t, s, "feed:big", epoch, uint64(last))
-	if f["recovered"] != false || f.Num("offset") != bigGapMessages+overtake {
+	_, f = subscribeSince(t, s, "feed:big", b.Epoch(), uint64(last))
+	if f["recovered"] != false || f.Num("offset") != 2*bigGapMessages {
 		t.Fatalf("resubscribe from %d: %v", last, f)
 	}
 }
