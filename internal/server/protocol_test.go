@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/eddyrt/eddy/internal/auth"
 	"github.com/eddyrt/eddy/internal/config"
 	"github.com/eddyrt/eddy/internal/servertest"
@@ -119,9 +121,16 @@ func TestUnauthorized(t *testing.T) {
 		t.Fatal(err)
 	}
 	otherSecret, _ := auth.Mint([]byte("another-secret-another-secret-0123456"), auth.TokenSpec{Subject: "eve"})
-	noSub, _ := auth.Mint([]byte(servertest.Secret), auth.TokenSpec{Subject: "x"})
-	noSub = strings.Replace(noSub, "x", "y", 0)
+	// Signed with the server's own secret and otherwise valid: only the
+	// missing sub is wrong (auth.Mint refuses to make such a token).
+	noSub, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"exp": time.Now().Add(time.Hour).Unix(), "channels": []string{"*"},
+	}).SignedString([]byte(servertest.Secret))
+	if err != nil {
+		t.Fatal(err)
+	}
 	cases := map[string]string{
+		"token without sub":  `{"type":"auth","token":"` + noSub + `"}`,
 		"garbage token":      `{"type":"auth","token":"not-a-jwt"}`,
 		"expired token":      `{"type":"auth","token":"` + expired + `"}`,
 		"wrong secret":       `{"type":"auth","token":"` + otherSecret + `"}`,
@@ -133,7 +142,10 @@ func TestUnauthorized(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ws := servertest.Dial(t, s.WSURL)
 			ws.Send(frame)
-			ws.ExpectError("unauthorized")
+			f := ws.ExpectError("unauthorized")
+			if name == "token without sub" && !strings.Contains(f.Str("message"), "sub") {
+				t.Fatalf("error %v does not say the sub claim is missing", f)
+			}
 			if code := ws.CloseCode(); code != 4001 {
 				t.Fatalf("close code %d, want 4001", code)
 			}
