@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -160,13 +161,20 @@ type WS struct {
 	closeErr error
 	Messages int     // WebSocket messages received (frames may be batched)
 	backlog  []Frame // frames Request passed over, for Next to return first
+	pings    atomic.Int64
 }
+
+// Pings is how many WebSocket pings the server sent (each was answered).
+func (ws *WS) Pings() int64 { return ws.pings.Load() }
 
 type wsHandler struct{ ws *WS }
 
-func (h wsHandler) OnOpen(*gws.Conn)             {}
-func (h wsHandler) OnPing(c *gws.Conn, p []byte) { _ = c.WritePong(p) }
-func (h wsHandler) OnPong(*gws.Conn, []byte)     {}
+func (h wsHandler) OnOpen(*gws.Conn) {}
+func (h wsHandler) OnPing(c *gws.Conn, p []byte) {
+	h.ws.pings.Add(1)
+	_ = c.WritePong(p)
+}
+func (h wsHandler) OnPong(*gws.Conn, []byte) {}
 func (h wsHandler) OnClose(_ *gws.Conn, err error) {
 	h.ws.mu.Lock()
 	h.ws.closeErr = err
