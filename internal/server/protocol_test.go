@@ -185,20 +185,37 @@ func TestTokenExpiryCloses4003UnlessRefreshed(t *testing.T) {
 }
 
 func TestRateLimits(t *testing.T) {
+	const rate = 2 // publishes per second, and the burst: int(rate)
 	s := servertest.Start(t, func(c *config.Config) {
-		c.PublishRate = 5
+		c.PublishRate = rate
 		c.MaxSubscriptions = 2
 	})
 	ws := servertest.Connect(t, s.WSURL, servertest.Token(t, "fast", nil, []string{"*"}))
-	limited := 0
+	// Twenty publishes at once: the burst's worth are accepted, in order,
+	// and the rest refused, plus one more for each 1/rate the whole exchange
+	// took (none when it took less, which is the usual case).
+	start := time.Now()
 	for i := 1; i <= 20; i++ {
-		f := ws.Request(map[string]any{"type": "publish", "id": i, "channel": "c", "event": "e", "data": i})
-		if f.Str("code") == "rate_limited" {
-			limited++
+		ws.Send(map[string]any{"type": "publish", "id": i, "channel": "c", "event": "e", "data": i})
+	}
+	var accepted []int
+	for range 20 {
+		f := ws.Next()
+		switch {
+		case f.Type() == "ack":
+			accepted = append(accepted, int(f.Num("id")))
+		case f.Str("code") != "rate_limited":
+			t.Fatalf("publish reply %v, want ack or rate_limited", f)
 		}
 	}
-	if limited == 0 {
-		t.Fatal("20 immediate publishes at publish_rate 5 were all accepted")
+	refills := int(time.Since(start).Seconds() * rate)
+	if len(accepted) < rate || len(accepted) > rate+refills {
+		t.Fatalf("%d of 20 immediate publishes accepted (%v) at publish_rate %d, want %d (+%d refilled while they ran)", len(accepted), accepted, rate, rate, refills)
+	}
+	for i := 0; i < rate; i++ {
+		if accepted[i] != i+1 {
+			t.Fatalf("accepted publishes %v: the burst is the first %d", accepted, rate)
+		}
 	}
 	ws.Request(map[string]any{"type": "subscribe", "id": 100, "channel": "a"})
 	ws.Request(map[string]any{"type": "subscribe", "id": 101, "channel": "b"})
