@@ -74,19 +74,15 @@ func (sub *subscription) Deliver(m *protocol.Message, frame []byte) {
 		sub.holdLocked(pendingFrame{m: m, frame: frame})
 		return
 	}
-	sub.deliverLocked(m, frame)
+	_ = sub.deliverLocked(m, frame)
 	sub.mu.Unlock()
 }
 
 // holdLocked keeps p until the catch-up is over and releases sub.mu; a
 // subscription that holds more than the outgoing queue may is a slow consumer.
 func (sub *subscription) holdLocked(p pendingFrame) {
-	size := len(p.frame)
-	if size == 0 && p.m != nil {
-		size = len(p.m.Data) + 128
-	}
 	sub.pending = append(sub.pending, p)
-	sub.pendingBytes += size
+	sub.pendingBytes += p.size()
 	over := sub.pendingBytes > sub.c.s.cfg.MaxQueueBytes
 	sub.mu.Unlock()
 	if over {
@@ -94,10 +90,11 @@ func (sub *subscription) holdLocked(p pendingFrame) {
 	}
 }
 
-// deliverLocked queues one message unless the client already has it; sub.mu held.
-func (sub *subscription) deliverLocked(m *protocol.Message, frame []byte) {
+// deliverLocked queues one message unless the client already has it; sub.mu
+// held. An error means the connection's queue is closed (or overflowed).
+func (sub *subscription) deliverLocked(m *protocol.Message, frame []byte) error {
 	if m.Epoch == sub.epoch && m.Offset <= sub.last {
-		return
+		return nil
 	}
 	if m.Epoch == sub.epoch && m.Offset > sub.last+1 && !sub.gap {
 		// Messages between last and this one never reached this node (its
@@ -107,10 +104,10 @@ func (sub *subscription) deliverLocked(m *protocol.Message, frame []byte) {
 		// recovered:false.
 		sub.gap = true
 		go sub.c.closeWith(protocol.CloseServiceRestart, "missed messages: resubscribe to recover", true)
-		return
+		return nil
 	}
 	if sub.gap {
-		return
+		return nil
 	}
 	// A new epoch means the stream restarted (e.g. Redis lost it): its
 	// offsets start over, and the client learns so from the epoch field.
@@ -118,7 +115,7 @@ func (sub *subscription) deliverLocked(m *protocol.Message, frame []byte) {
 	if frame == nil {
 		frame = protocol.AppendMessage(nil, m)
 	}
-	_ = sub.c.out.Enqueue(frame)
+	return sub.c.out.Enqueue(frame)
 }
 
 // DeliverPresence implements hub.Subscriber; the presence fan-out calls it
@@ -187,37 +184,6 @@ func (sub *subscription) filterKnownLocked(frame []byte, events []presenceItem) 
 		return nil
 	}
 	return bytes.Join(keep, []byte{'\n'})
-}
-
-// finishCatchUp queues the replayed messages, then what arrived meanwhile,
-// and switches the subscription to live delivery. pos is the channel's
-// position read after the subscription was registered: everything up to
-// it is in replay (or was not asked for), everything after it is pending
-// or still to come.
-func (sub *subscription) finishCatchUp(pos protocol.Position, replay []*protocol.Message) {
-	sub.mu.Lock()
-	defer sub.mu.Unlock()
-	sub.epoch, sub.last = pos.Epoch, pos.Offset
-	if len(replay) > 0 && replay[0].Epoch == pos.Epoch {
-		sub.last = replay[0].Offset - 1 // the replay starts right after since
-	}
-	for _, m := range replay {
-		sub.deliverLocked(m, nil)
-	}
-	if sub.epoch == pos.Epoch && sub.last < pos.Offset {
-		sub.last = pos.Offset
-	}
-	for _, p := range sub.pending {
-		if p.m == nil {
-			if frame := sub.filterKnownLocked(p.frame, p.events); frame != nil {
-				_ = sub.c.out.Enqueue(frame)
-			}
-			continue
-		}
-		sub.deliverLocked(p.m, p.frame)
-	}
-	sub.pending, sub.pendingBytes = nil, 0
-	sub.catchingUp = false
 }
 
 // setKnown notes the members listed in the subscribed reply, whose join
@@ -292,11 +258,11 @@ func (c *conn) handleSubscribe(ctx context.Context, f *protocol.ClientFrame, id 
 	// The join is announced before the reply leaves, so a client that has
 	// its subscribed knows everyone will learn of it, and of its joins in
 	// the order the replies came (the joiner's own join is held until
-	// finishCatchUp, after the reply).
+	// catchUp, after the reply).
 	c.s.announce(ctx, sub, protocol.ActionJoin)
 	reply.ID = f.ID
 	c.send(reply.encode())
-	sub.finishCatchUp(protocol.Position{Epoch: reply.Epoch, Offset: reply.Offset}, replay)
+	sub.catchUp(protocol.Position{Epoch: reply.Epoch, Offset: reply.Offset}, replay)
 
 	sub.mu.Lock()
 	left := sub.state == subJoiningLeft
@@ -324,7 +290,8 @@ func (r subscribedReply) encode() []byte {
 }
 
 // join registers sub with the hub and reads what the client needs to catch
-// up: the channel's position, and the missed messages when since is given.
+// up: the channel's position, and the first page of the missed messages
+// when since is given (catchUp reads the rest).
 // The subscription is registered before the position is read, so every
 // message after the position reaches it live.
 func (s *Server) join(ctx context.Context, sub *subscription, since *protocol.Position) (subscribedReply, []*protocol.Message, error) {
@@ -344,7 +311,7 @@ func (s *Server) join(ctx context.Context, sub *subscription, since *protocol.Po
 	}
 	q := broker.HistoryQuery{Limit: -1, Options: brokerOptions(sub.opts)}
 	if since != nil {
-		q = broker.HistoryQuery{Since: since, Options: brokerOptions(sub.opts)}
+		q = broker.HistoryQuery{Since: since, Limit: sub.c.replayPageSize(), Options: brokerOptions(sub.opts)}
 	}
 	replay, pos, err := s.broker.History(ctx, sub.channel, q)
 	switch {
