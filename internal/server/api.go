@@ -188,12 +188,6 @@ func (s *Server) handlePresence(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// nodeRegistry is implemented by brokers that know the cluster's nodes.
-type nodeRegistry interface {
-	Announce(ctx context.Context, n api.NodeInfo) error
-	Nodes(ctx context.Context) ([]api.NodeInfo, error)
-}
-
 func (s *Server) selfInfo() api.NodeInfo {
 	name := s.cfg.NodeName
 	if name == "" {
@@ -209,8 +203,8 @@ func (s *Server) selfInfo() api.NodeInfo {
 }
 
 func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
-	reg, ok := s.broker.(nodeRegistry)
-	if !ok {
+	reg := s.abil.Nodes
+	if reg == nil {
 		writeJSON(w, http.StatusOK, api.InfoResponse{Nodes: []api.NodeInfo{s.selfInfo()}})
 		return
 	}
@@ -223,7 +217,7 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 }
 
 // announceLoop tells the cluster this node is alive, every few seconds.
-func (s *Server) announceLoop(reg nodeRegistry) {
+func (s *Server) announceLoop(reg broker.NodeRegistry) {
 	defer s.stopped.Done()
 	every := min(5*time.Second, s.cfg.NodeTTL/3)
 	if every <= 0 {

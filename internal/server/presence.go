@@ -181,17 +181,10 @@ func joinFrames(frames [][]byte, limit int) (joined []byte, rest [][]byte) {
 	return joined, frames[n:]
 }
 
-// memberSampler is implemented by presence stores that can list part of a
-// big channel without copying all of it.
-type memberSampler interface {
-	// MembersUpTo returns at most max members of channel and how many it has.
-	MembersUpTo(ctx context.Context, channel string, max int) ([]protocol.Member, int, error)
-}
-
 // someMembers lists up to max members of channel for a subscribed reply.
 func (s *Server) someMembers(ctx context.Context, channel string, max int) ([]protocol.Member, int, error) {
-	if ms, ok := s.presence.(memberSampler); ok {
-		return ms.MembersUpTo(ctx, channel, max)
+	if s.abil.Sampler != nil {
+		return s.abil.Sampler.MembersUpTo(ctx, channel, max)
 	}
 	all, err := s.presence.Members(ctx, channel)
 	if err != nil {

@@ -73,7 +73,8 @@ type Server struct {
 	log      *slog.Logger
 	app      *App
 	broker   broker.Broker
-	presence broker.PresenceStore
+	abil     broker.Abilities     // the broker's optional abilities, resolved once
+	presence broker.PresenceStore // abil.Presence: nil when presence is not kept
 	hub      *hub.Hub
 	funcs    Middleware
 	metrics  *metrics
@@ -145,12 +146,8 @@ func New(opts Options) (*Server, error) {
 	if s.broker == nil {
 		s.broker = memory.New()
 	}
-	s.presence = opts.Presence
-	if s.presence == nil {
-		if p, ok := s.broker.(broker.PresenceStore); ok {
-			s.presence = p
-		}
-	}
+	s.abil = broker.Resolve(s.broker, opts.Presence)
+	s.presence = s.abil.Presence
 	s.conns.init()
 	s.writers = newWriterPool()
 	s.handlers = newHandlerPool()
@@ -225,13 +222,13 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.stopped.Add(1)
 	go s.pingLoop()
-	if r, ok := s.broker.(readiness); ok {
+	if s.abil.Readiness != nil {
 		s.stopped.Add(1)
-		go s.watchBroker(r)
+		go s.watchBroker(s.abil.Readiness)
 	}
-	if reg, ok := s.broker.(nodeRegistry); ok {
+	if s.abil.Nodes != nil {
 		s.stopped.Add(1)
-		go s.announceLoop(reg)
+		go s.announceLoop(s.abil.Nodes)
 	}
 	return nil
 }
@@ -374,14 +371,14 @@ func (s *Server) pingLoop() {
 // returns, messages may have been missed in between, so every client is
 // closed with 1012: it reconnects and resubscribes from its last offset,
 // recovering the gap from history or learning recovered:false.
-func (s *Server) watchBroker(r readiness) {
+func (s *Server) watchBroker(r broker.Readiness) {
 	defer s.stopped.Done()
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	wasReady := r.Ready()
 	// A short outage can come and go between two looks at Ready; a broker
 	// that counts its reconnects tells us anyway.
-	counter, counts := s.broker.(interface{ Connects() uint64 })
+	counter, counts := s.abil.Reconnects, s.abil.Reconnects != nil
 	var connects uint64
 	if counts {
 		connects = counter.Connects()
@@ -417,17 +414,8 @@ func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte(`{"status":"ok"}`))
 }
 
-// readiness is implemented by brokers that can be unreachable.
-type readiness interface{ Ready() bool }
-
 func (s *Server) ready() bool {
-	if s.draining.Load() {
-		return false
-	}
-	if r, ok := s.broker.(readiness); ok {
-		return r.Ready()
-	}
-	return true
+	return !s.draining.Load() && s.abil.Ready()
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {

@@ -333,11 +333,19 @@ func brokerOptions(o config.ChannelOptions) broker.ChannelOptions {
 	return broker.ChannelOptions{HistorySize: o.HistorySize, HistoryTTL: o.HistoryTTL}
 }
 
+// errOutcomeUnknown answers a publish the broker may or may not have
+// published (broker.ErrOutcomeUnknown): unavailable, like a refused one,
+// and its message warns that publishing again may duplicate it.
+var errOutcomeUnknown = &protocol.Error{Code: protocol.CodeUnavailable, Message: "the broker did not confirm the publish: it may have been published, and publishing again may duplicate it"}
+
 // unavailable reports a broker failure to clients without leaking internals.
 func unavailable(err error) error {
 	var pe *protocol.Error
 	if errors.As(err, &pe) {
 		return pe
+	}
+	if errors.Is(err, broker.ErrOutcomeUnknown) {
+		return errOutcomeUnknown
 	}
 	return &protocol.Error{Code: protocol.CodeUnavailable, Message: fmt.Sprintf("broker unavailable, retry later: %v", err)}
 }
