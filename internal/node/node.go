@@ -23,7 +23,9 @@ import (
 	"github.com/eddyrt/eddy/internal/server"
 )
 
-// Node is a server's assembled parts, not yet started.
+// Node is a server's assembled parts, not yet started. The node owns what
+// Build created: the server it is given to uses them and closes none of
+// them; Close releases them after the server has shut down.
 type Node struct {
 	Options server.Options
 	Engine  *functions.Engine
@@ -33,7 +35,8 @@ type Node struct {
 // RedisWait is how long Build waits for Redis to answer before giving up.
 var RedisWait = 15 * time.Second
 
-// Build assembles the parts cfg asks for. Close releases them.
+// Build assembles the parts cfg asks for. Close releases them. When Build
+// fails it has already released whatever it had created.
 func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 	reg := prometheus.NewRegistry()
 	n := &Node{Options: server.Options{Config: cfg, Logger: log, Registry: reg, ExtraHandlers: map[string]http.Handler{}}}
@@ -82,8 +85,13 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 	return n, nil
 }
 
-// Close releases the engine. The broker is closed by the server's Shutdown.
+// Close releases what Build created; call it after the server's Shutdown
+// returned. The broker goes first: its notification goroutine calls into
+// the engine. Calling Close again does nothing.
 func (n *Node) Close() {
+	if n.Redis != nil {
+		_ = n.Redis.Close()
+	}
 	if n.Engine != nil {
 		_ = n.Engine.Close()
 	}

@@ -52,7 +52,7 @@ type Middleware interface {
 type Options struct {
 	Config   config.Config
 	Logger   *slog.Logger
-	Broker   broker.Broker        // nil: in-memory
+	Broker   broker.Broker        // nil: in-memory; when set, its creator closes it after Shutdown
 	Presence broker.PresenceStore // nil: the broker, if it keeps presence
 	// Functions, when set, sees every publish.
 	Functions Middleware
@@ -73,13 +73,15 @@ type Server struct {
 	log      *slog.Logger
 	app      *App
 	broker   broker.Broker
-	abil     broker.Abilities     // the broker's optional abilities, resolved once
 	presence broker.PresenceStore // abil.Presence: nil when presence is not kept
 	hub      *hub.Hub
 	funcs    Middleware
 	metrics  *metrics
 	upgrader *gws.Upgrader
 	opts     Options
+
+	abil       broker.Abilities // the broker's optional abilities, resolved once
+	ownsBroker bool             // the server created broker, so Shutdown closes it
 
 	nodeID  string
 	started time.Time
@@ -145,6 +147,7 @@ func New(opts Options) (*Server, error) {
 	}
 	if s.broker == nil {
 		s.broker = memory.New()
+		s.ownsBroker = true
 	}
 	s.abil = broker.Resolve(s.broker, opts.Presence)
 	s.presence = s.abil.Presence
@@ -317,7 +320,8 @@ func (s *Server) addr(i int) net.Addr {
 
 // Shutdown drains the node: readiness goes false, listeners close, in-flight
 // API calls finish, then every client is closed with 1012 so it reconnects
-// elsewhere. It returns when done or when ctx ends.
+// elsewhere. It returns when done or when ctx ends. It closes the broker
+// only when the server created it (Options.Broker nil).
 func (s *Server) Shutdown(ctx context.Context) error {
 	if !s.draining.CompareAndSwap(false, true) {
 		return nil
@@ -337,8 +341,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		firstErr = fmt.Errorf("close connections: %w", err)
 	}
 	s.stopped.Wait()
-	if err := s.broker.Close(); err != nil && firstErr == nil {
-		firstErr = fmt.Errorf("close broker: %w", err)
+	if s.ownsBroker {
+		if err := s.broker.Close(); err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("close broker: %w", err)
+		}
 	}
 	return firstErr
 }
