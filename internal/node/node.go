@@ -67,7 +67,7 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 	}
 	n.Engine = engine
 	n.Options.Functions = functions.Pipeline{Engine: engine}
-	n.Options.AdminHandler = adminapi.NewHandler(engine)
+	n.Options.AdminHandler = adminapi.NewHandler(engine, log.With("component", "admin-api"))
 	if n.Redis != nil {
 		// A change made through any node is in force on every node for the
 		// next message: the store notifies, every node reloads.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/eddyrt/eddy/api"
+	"github.com/eddyrt/eddy/internal/apierror"
 	"github.com/eddyrt/eddy/internal/broker"
 	"github.com/eddyrt/eddy/internal/protocol"
 )
@@ -34,43 +35,17 @@ func (s *Server) apiAuth(key string, h http.HandlerFunc) http.Handler {
 	})
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { apierror.WriteJSON(w, status, v) }
 
 func writeAPIError(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, api.ErrorBody{Error: api.ErrorDetail{Code: code, Message: msg}})
+	apierror.WriteStatus(w, status, &protocol.Error{Code: code, Message: msg})
 }
 
-// statusOf maps a protocol error code to its HTTP status.
-func statusOf(code string) int {
-	switch code {
-	case protocol.CodeBadRequest:
-		return http.StatusBadRequest
-	case protocol.CodeUnauthorized:
-		return http.StatusUnauthorized
-	case protocol.CodeForbidden:
-		return http.StatusForbidden
-	case protocol.CodeNotFound:
-		return http.StatusNotFound
-	case protocol.CodeTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case protocol.CodeRateLimited:
-		return http.StatusTooManyRequests
-	case protocol.CodeRejected:
-		return http.StatusUnprocessableEntity
-	case protocol.CodeUnavailable:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
-
+// writeError answers an API call with err as clientError shows it.
 func (s *Server) writeError(w http.ResponseWriter, err error) {
-	pe := protocol.AsError(err)
+	pe := s.clientError("api", err)
 	s.metrics.errors.WithLabelValues(pe.Code).Inc()
-	writeAPIError(w, statusOf(pe.Code), pe.Code, pe.Message)
+	apierror.Write(w, pe)
 }
 
 func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
@@ -104,7 +79,7 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.draining.Load() {
-		s.writeError(w, &protocol.Error{Code: protocol.CodeUnavailable, Message: "server is shutting down"})
+		s.writeError(w, protocol.ErrShuttingDown)
 		return
 	}
 	id, err := s.publish(r.Context(), publishRequest{channels: channels, event: req.Event, data: req.Data, source: "api"})
@@ -146,7 +121,7 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 		// Without an epoch, since means "in the current epoch".
 		_, pos, err := s.broker.History(r.Context(), channel, broker.HistoryQuery{Limit: -1, Options: opts})
 		if err != nil {
-			s.writeError(w, unavailable(err))
+			s.writeError(w, err)
 			return
 		}
 		since.Epoch = pos.Epoch
@@ -160,7 +135,7 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err != nil {
-		s.writeError(w, unavailable(err))
+		s.writeError(w, err)
 		return
 	}
 	out := api.HistoryResponse{Channel: channel, Epoch: pos.Epoch, Offset: pos.Offset, Messages: make([]api.Message, 0, len(msgs))}
@@ -210,7 +185,7 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 	}
 	nodes, err := reg.Nodes(r.Context())
 	if err != nil {
-		s.writeError(w, unavailable(err))
+		s.writeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, api.InfoResponse{Nodes: nodes})

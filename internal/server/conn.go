@@ -59,7 +59,7 @@ func (s *Server) newConn(socket *gws.Conn) *conn {
 		FlushDelay:    s.cfg.WriteDelay,
 		Writers:       s.writers,
 		OnOverflow: func() {
-			c.closeWith(protocol.CloseSlowConsumer, "slow consumer", false)
+			c.closeWith(protocol.DisconnectSlowConsumer, false)
 		},
 		OnWriteError: func(err error) {
 			s.log.Debug("write failed", "conn", c.id, "err", err)
@@ -68,7 +68,7 @@ func (s *Server) newConn(socket *gws.Conn) *conn {
 	})
 	c.mu.Lock()
 	c.authTimer = time.AfterFunc(s.cfg.AuthTimeout, func() {
-		c.closeWith(protocol.CloseAuthTimeout, "auth timeout", false)
+		c.closeWith(protocol.DisconnectAuthTimeout, false)
 	})
 	c.mu.Unlock()
 	s.conns.add(c)
@@ -87,9 +87,9 @@ func (c *conn) sendError(id uint64, err *protocol.Error) {
 	c.send(protocol.ErrorFrame(id, err))
 }
 
-// closeWith sends a close frame with code and tears the connection down.
+// closeWith sends a close frame with d and tears the connection down.
 // drain writes what is queued first (graceful shutdown).
-func (c *conn) closeWith(code uint16, reason string, drain bool) {
+func (c *conn) closeWith(d protocol.Disconnect, drain bool) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -97,8 +97,8 @@ func (c *conn) closeWith(code uint16, reason string, drain bool) {
 	}
 	c.closed = true
 	c.mu.Unlock()
-	c.s.metrics.disconnects.WithLabelValues(closeCodeLabel(code)).Inc()
-	c.s.log.Debug("closing connection", "conn", c.id, "code", code, "reason", reason)
+	c.s.metrics.disconnects.WithLabelValues(d.Label()).Inc()
+	c.s.log.Debug("closing connection", "conn", c.id, "code", d.Code, "reason", d.Reason)
 	c.releaseSubscriptions()
 	go func() {
 		if drain {
@@ -113,26 +113,8 @@ func (c *conn) closeWith(code uint16, reason string, drain bool) {
 		// gws serialises this behind any write in progress; the deadline
 		// bounds how long a peer that stopped reading can delay it.
 		_ = c.socket.SetWriteDeadline(time.Now().Add(writeTimeout))
-		_ = c.socket.WriteClose(code, []byte(reason))
+		_ = c.socket.WriteClose(d.Code, []byte(d.Reason))
 	}()
-}
-
-func closeCodeLabel(code uint16) string {
-	switch code {
-	case protocol.CloseServiceRestart:
-		return "1012"
-	case protocol.CloseUnauthorized:
-		return "4001"
-	case protocol.CloseTooManyErrors:
-		return "4002"
-	case protocol.CloseTokenExpired:
-		return "4003"
-	case protocol.CloseAuthTimeout:
-		return "4008"
-	case protocol.CloseSlowConsumer:
-		return "4009"
-	}
-	return "other"
 }
 
 // cleanup runs once the socket's read loop has ended, however it ended.
@@ -218,14 +200,14 @@ func (c *conn) badFrame(id uint64, err *protocol.Error) {
 	c.sendError(id, err)
 	c.badFrames++
 	if c.badFrames >= maxBadFrames {
-		c.closeWith(protocol.CloseTooManyErrors, "too many bad frames", true)
+		c.closeWith(protocol.DisconnectTooManyErrors, true)
 	}
 }
 
 func (c *conn) handleAuth(f *protocol.ClientFrame, decodeErr error) {
 	fail := func(msg string) {
 		c.sendError(0, &protocol.Error{Code: protocol.CodeUnauthorized, Message: msg})
-		c.closeWith(protocol.CloseUnauthorized, "unauthorized", true)
+		c.closeWith(protocol.DisconnectUnauthorized, true)
 	}
 	switch {
 	case decodeErr != nil && (f == nil || f.Type != protocol.TypeAuth):
@@ -267,7 +249,7 @@ func (c *conn) armExpiry(exp time.Time) {
 		return
 	}
 	c.expiry = time.AfterFunc(time.Until(exp), func() {
-		c.closeWith(protocol.CloseTokenExpired, "token expired", true)
+		c.closeWith(protocol.DisconnectTokenExpired, true)
 	})
 }
 
@@ -314,7 +296,7 @@ func (c *conn) handlePublish(ctx context.Context, f *protocol.ClientFrame, id *a
 		user: id.User, info: id.Info, source: "client",
 	})
 	if err != nil {
-		c.sendError(f.ID, protocol.AsError(err))
+		c.sendError(f.ID, c.s.clientError("publish", err))
 		return
 	}
 	c.send(protocol.Ack(f.ID, msgID))
@@ -340,7 +322,7 @@ func (c *conn) handlePresence(ctx context.Context, f *protocol.ClientFrame, id *
 	}
 	members, err := c.s.members(ctx, f.Channel)
 	if err != nil {
-		c.sendError(f.ID, protocol.AsError(err))
+		c.sendError(f.ID, c.s.clientError("presence", err))
 		return
 	}
 	c.send(protocol.Members(f.ID, f.Channel, members))

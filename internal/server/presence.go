@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"hash/maphash"
 	"sync"
 	"time"
@@ -200,7 +201,7 @@ func (s *Server) members(ctx context.Context, channel string) ([]protocol.Member
 	}
 	m, err := s.presence.Members(ctx, channel)
 	if err != nil {
-		return nil, unavailable(err)
+		return nil, fmt.Errorf("presence of %q: %w", channel, err)
 	}
 	return m, nil
 }

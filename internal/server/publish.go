@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 	"unicode/utf8"
 
@@ -61,7 +62,7 @@ func (s *Server) publish(ctx context.Context, req publishRequest) (string, error
 				m.TS = ts
 			}
 			if _, err := s.broker.Publish(ctx, m, brokerOptions(s.cfg.ChannelOptionsFor(m.Channel))); err != nil {
-				return "", unavailable(err)
+				return "", fmt.Errorf("publish to %q: %w", m.Channel, err)
 			}
 		}
 	}

@@ -336,7 +336,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			firstErr = fmt.Errorf("drain HTTP: %w", err)
 		}
 	}
-	s.conns.each(func(c *conn) { c.closeWith(protocol.CloseServiceRestart, "server restarting", true) })
+	s.conns.each(func(c *conn) { c.closeWith(protocol.DisconnectShutdown, true) })
 	if err := s.conns.waitEmpty(ctx); err != nil && firstErr == nil {
 		firstErr = fmt.Errorf("close connections: %w", err)
 	}
@@ -363,7 +363,7 @@ func (s *Server) pingLoop() {
 			deadline := now.Add(-2 * s.cfg.PingInterval).UnixNano()
 			s.conns.each(func(c *conn) {
 				if c.lastRead.Load() < deadline {
-					c.closeWith(protocol.CloseGoingAway, "ping timeout", false)
+					c.closeWith(protocol.DisconnectPingTimeout, false)
 					return
 				}
 				c.out.Ping()
@@ -408,7 +408,7 @@ func (s *Server) watchBroker(r broker.Readiness) {
 		if reconnected {
 			s.log.Info("broker available again: asking clients to reconnect and recover", "connections", s.conns.len())
 			s.conns.each(func(c *conn) {
-				c.closeWith(protocol.CloseServiceRestart, "broker reconnected: resubscribe to recover", true)
+				c.closeWith(protocol.DisconnectBrokerReconnected, true)
 			})
 		}
 		wasReady = ready

@@ -80,7 +80,7 @@ func (sub *subscription) holdLocked(p pendingFrame) {
 	over := sub.pendingBytes > sub.c.s.cfg.MaxQueueBytes
 	sub.mu.Unlock()
 	if over {
-		go sub.c.closeWith(protocol.CloseSlowConsumer, "slow consumer", false)
+		go sub.c.closeWith(protocol.DisconnectSlowConsumer, false)
 	}
 }
 
@@ -96,7 +96,7 @@ func (sub *subscription) deliverLocked(m *protocol.Message, frame []byte) {
 		// and resubscribes from last: history fills the gap, or it learns
 		// recovered:false.
 		sub.gap = true
-		go sub.c.closeWith(protocol.CloseServiceRestart, "missed messages: resubscribe to recover", true)
+		go sub.c.closeWith(protocol.DisconnectMissedMessages, true)
 		return
 	}
 	if sub.gap {
@@ -202,7 +202,7 @@ func (c *conn) handleSubscribe(ctx context.Context, f *protocol.ClientFrame, id 
 		sub.mu.Lock()
 		sub.state = subLeft
 		sub.mu.Unlock()
-		c.sendError(f.ID, protocol.AsError(err))
+		c.sendError(f.ID, c.s.clientError("subscribe", err))
 		return
 	}
 	reply.ID = f.ID
@@ -242,7 +242,7 @@ func (r subscribedReply) encode() []byte {
 func (s *Server) join(ctx context.Context, sub *subscription, since *protocol.Position) (subscribedReply, []*protocol.Message, error) {
 	reply := subscribedReply{Subscribed: protocol.Subscribed{Channel: sub.channel}}
 	if err := s.hub.Subscribe(ctx, sub.channel, sub); err != nil {
-		return reply, nil, unavailable(err)
+		return reply, nil, err
 	}
 	joinLeave := sub.opts.Presence && sub.opts.JoinLeave && s.presence != nil
 	if joinLeave {
@@ -266,7 +266,7 @@ func (s *Server) join(ctx context.Context, sub *subscription, since *protocol.Po
 		replay = nil
 	case err != nil:
 		undo()
-		return reply, nil, unavailable(err)
+		return reply, nil, fmt.Errorf("history of %q: %w", sub.channel, err)
 	case since != nil:
 		recovered := true
 		reply.Recovered = &recovered
@@ -276,7 +276,7 @@ func (s *Server) join(ctx context.Context, sub *subscription, since *protocol.Po
 		member := protocol.Member{User: sub.id.User, Conn: sub.c.id, Info: sub.id.Info}
 		if err := s.presence.AddMember(ctx, sub.channel, member); err != nil {
 			undo()
-			return reply, nil, unavailable(err)
+			return reply, nil, fmt.Errorf("add presence member to %q: %w", sub.channel, err)
 		}
 		members, total, err := s.someMembers(ctx, sub.channel, maxSubscribedMembers)
 		if err != nil {
@@ -331,21 +331,4 @@ func (s *Server) leave(ctx context.Context, sub *subscription) {
 
 func brokerOptions(o config.ChannelOptions) broker.ChannelOptions {
 	return broker.ChannelOptions{HistorySize: o.HistorySize, HistoryTTL: o.HistoryTTL}
-}
-
-// errOutcomeUnknown answers a publish the broker may or may not have
-// published (broker.ErrOutcomeUnknown): unavailable, like a refused one,
-// and its message warns that publishing again may duplicate it.
-var errOutcomeUnknown = &protocol.Error{Code: protocol.CodeUnavailable, Message: "the broker did not confirm the publish: it may have been published, and publishing again may duplicate it"}
-
-// unavailable reports a broker failure to clients without leaking internals.
-func unavailable(err error) error {
-	var pe *protocol.Error
-	if errors.As(err, &pe) {
-		return pe
-	}
-	if errors.Is(err, broker.ErrOutcomeUnknown) {
-		return errOutcomeUnknown
-	}
-	return &protocol.Error{Code: protocol.CodeUnavailable, Message: fmt.Sprintf("broker unavailable, retry later: %v", err)}
 }
