@@ -82,6 +82,10 @@ type Server struct {
 
 	abil       broker.Abilities // the broker's optional abilities, resolved once
 	ownsBroker bool             // the server created broker, so Shutdown closes it
+	// releaseCtx bounds closing connections' releasing calls (conn.teardown);
+	// Shutdown cancels it when its own deadline passes.
+	releaseCtx    context.Context
+	cancelRelease context.CancelFunc
 
 	nodeID  string
 	started time.Time
@@ -151,6 +155,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.abil = broker.Resolve(s.broker, opts.Presence)
 	s.presence = s.abil.Presence
+	s.releaseCtx, s.cancelRelease = context.WithCancel(context.Background())
 	s.conns.init()
 	s.writers = newWriterPool()
 	s.handlers = newHandlerPool()
@@ -320,7 +325,9 @@ func (s *Server) addr(i int) net.Addr {
 
 // Shutdown drains the node: readiness goes false, listeners close, in-flight
 // API calls finish, then every client is closed with 1012 so it reconnects
-// elsewhere. It returns when done or when ctx ends. It closes the broker
+// elsewhere. Each connection tears itself down on its own goroutine; when
+// ctx ends, their releasing broker calls are cut short. It returns when
+// done or when ctx ends. It closes the broker
 // only when the server created it (Options.Broker nil).
 func (s *Server) Shutdown(ctx context.Context) error {
 	if !s.draining.CompareAndSwap(false, true) {
@@ -336,7 +343,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			firstErr = fmt.Errorf("drain HTTP: %w", err)
 		}
 	}
+	// Each connection tears itself down on its own goroutine: one stuck
+	// broker call holds up only its connection, and none past ctx.
 	s.conns.each(func(c *conn) { c.closeWith(protocol.DisconnectShutdown, true) })
+	giveUp := context.AfterFunc(ctx, s.cancelRelease)
+	defer giveUp()
 	if err := s.conns.waitEmpty(ctx); err != nil && firstErr == nil {
 		firstErr = fmt.Errorf("close connections: %w", err)
 	}

@@ -34,21 +34,7 @@ type subscription struct {
 	epoch        string
 	last         uint64 // offset of the newest message queued to the client
 	gap          bool   // a hole in the offsets was seen: nothing more is queued
-	state        subState
 }
-
-// subState is where a subscription is in its life. A leave that comes
-// while the subscribe is still being handled (the connection closed under
-// it) is only noted; the subscribe undoes itself when it finishes, so a
-// closing connection never leaves a subscription or a presence member behind.
-type subState uint8
-
-const (
-	subJoining subState = iota
-	subJoiningLeft
-	subActive
-	subLeft
-)
 
 // pendingFrame is a live message (m set) or a presence frame (m nil)
 // that arrived during catch-up.
@@ -175,11 +161,11 @@ func (c *conn) handleSubscribe(ctx context.Context, f *protocol.ClientFrame, id 
 		return
 	}
 	sub := &subscription{c: c, channel: f.Channel, opts: c.s.cfg.ChannelOptionsFor(f.Channel), id: id, catchingUp: true}
+	// No teardown runs while a frame is handled (conn.runFrame), so the
+	// subscription is either left by a later unsubscribe or by teardown,
+	// never while it joins.
 	c.mu.Lock()
 	switch {
-	case c.subs == nil:
-		c.mu.Unlock()
-		return // closing
 	case c.subs[f.Channel] != nil:
 		c.mu.Unlock()
 		c.sendError(f.ID, protocol.Errorf(protocol.CodeBadRequest, "already subscribed to %q", f.Channel))
@@ -195,13 +181,8 @@ func (c *conn) handleSubscribe(ctx context.Context, f *protocol.ClientFrame, id 
 	reply, replay, err := c.s.join(ctx, sub, f.Since)
 	if err != nil {
 		c.mu.Lock()
-		if c.subs != nil && c.subs[f.Channel] == sub {
-			delete(c.subs, f.Channel)
-		}
+		delete(c.subs, f.Channel)
 		c.mu.Unlock()
-		sub.mu.Lock()
-		sub.state = subLeft
-		sub.mu.Unlock()
 		c.sendError(f.ID, c.s.clientError("subscribe", err))
 		return
 	}
@@ -209,14 +190,6 @@ func (c *conn) handleSubscribe(ctx context.Context, f *protocol.ClientFrame, id 
 	c.send(reply.encode())
 	sub.finishCatchUp(protocol.Position{Epoch: reply.Epoch, Offset: reply.Offset}, replay)
 	c.s.announce(ctx, sub, protocol.ActionJoin)
-
-	sub.mu.Lock()
-	left := sub.state == subJoiningLeft
-	sub.state = subActive
-	sub.mu.Unlock()
-	if left {
-		c.s.leave(ctx, sub) // the connection closed while we joined
-	}
 }
 
 // subscribedReply is the subscribed frame; members_total is there in
@@ -298,22 +271,10 @@ func (s *Server) announce(ctx context.Context, sub *subscription, action string)
 	}
 }
 
-// leave ends sub: the hub forgets it and presence says goodbye. It is safe
-// to call more than once and while the subscribe is still being handled.
+// leave ends sub: the hub forgets it and presence says goodbye. It is
+// called once per subscription, by whoever took it out of conn.subs (an
+// unsubscribe, or teardown), never while its subscribe is being handled.
 func (s *Server) leave(ctx context.Context, sub *subscription) {
-	sub.mu.Lock()
-	switch sub.state {
-	case subJoining:
-		sub.state = subJoiningLeft
-		sub.mu.Unlock()
-		return
-	case subJoiningLeft, subLeft:
-		sub.mu.Unlock()
-		return
-	}
-	sub.state = subLeft
-	sub.mu.Unlock()
-
 	if sub.opts.Presence && sub.opts.JoinLeave && s.presence != nil {
 		s.presenceOut.remove(sub)
 	}

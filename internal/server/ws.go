@@ -119,7 +119,7 @@ func (h *wsHandler) OnMessage(socket *gws.Conn, msg *gws.Message) {
 	// connection, keeps the small stack an idle connection needs instead of
 	// the largest one it ever used. Handlers are reused, so their grown
 	// stacks are too.
-	h.s.handlers.run(func() { c.handleFrame(context.Background(), msg.Bytes()) }, c.handled)
+	h.s.handlers.run(func() { c.runFrame(msg.Bytes()) }, c.handled)
 	<-c.handled
 }
 
