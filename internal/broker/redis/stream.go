@@ -91,7 +91,7 @@ func (b *Broker) History(ctx context.Context, channel string, q broker.HistoryQu
 		sinceEpoch = q.Since.Epoch
 		sinceNext = strconv.FormatUint(q.Since.Offset+1, 10)
 	}
-	args := []string{newEpoch(), ms(b.metaTTL(q.Options)), sinceEpoch, sinceNext, strconv.Itoa(max(q.Limit, 0))}
+	args := []string{newEpoch(), ms(b.metaTTL(q.Options)), sinceEpoch, sinceNext, strconv.Itoa(q.Limit)}
 	keys := []string{b.metaKey(channel), b.historyKey(channel)}
 	res, err := retryConn(ctx, func() ([]string, error) {
 		return historyScript.Exec(ctx, c, keys, args).AsStrSlice()
@@ -110,6 +110,9 @@ func (b *Broker) History(ctx context.Context, channel string, q broker.HistoryQu
 	since := q.Since
 	if since != nil && (since.Epoch != pos.Epoch || since.Offset > top) {
 		return nil, pos, broker.ErrGap
+	}
+	if q.Limit < 0 {
+		return nil, pos, nil // the position only, as the contract says
 	}
 	kept := make([]*protocol.Message, 0, len(res)/2-1)
 	for i := 2; i < len(res); i += 2 {
