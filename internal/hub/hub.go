@@ -106,7 +106,9 @@ func (ss *subSet) remove(i int) {
 	}
 }
 
-// New returns a hub over b. The caller starts b with the hub as handler.
+// New returns a hub over b. The hub calls b's Subscribe and Unsubscribe;
+// what b delivers reaches the hub through the server's broker handler,
+// which passes messages to HandleMessage.
 func New(b broker.Broker) *Hub {
 	h := &Hub{broker: b, seed: maphash.MakeSeed()}
 	for i := range h.shards {
