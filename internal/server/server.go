@@ -101,9 +101,6 @@ type Server struct {
 	servers   []*http.Server
 	stop      chan struct{}
 	stopped   sync.WaitGroup
-
-	// presenceOut coalesces join and leave events (presence.go).
-	presenceOut *presenceFanout
 }
 
 // New builds a server from opts; Start makes it listen.
@@ -160,7 +157,6 @@ func New(opts Options) (*Server, error) {
 	s.writers = newWriterPool()
 	s.handlers = newHandlerPool()
 	s.hub = hub.New(s.broker)
-	s.presenceOut = newPresenceFanout(presenceWindow)
 	s.metrics = newMetrics(s)
 	s.upgrader = gws.NewUpgrader(&wsHandler{s: s}, &gws.ServerOption{
 		// The hard cap gws enforces; frames between max_message_bytes and
@@ -201,7 +197,7 @@ func (s *Server) nextID(prefix string) string {
 
 // Start begins listening and serving; it returns once the listeners are bound.
 func (s *Server) Start(ctx context.Context) error {
-	if err := s.broker.Start(ctx, brokerHandler{s}); err != nil {
+	if err := s.broker.Start(ctx, s.hub); err != nil {
 		return fmt.Errorf("start broker: %w", err)
 	}
 	clientMux := http.NewServeMux()

@@ -97,8 +97,8 @@ func (sub *subscription) deliverLocked(m *protocol.Message, frame []byte) {
 	_ = sub.c.out.Enqueue(frame)
 }
 
-// DeliverPresence implements hub.Subscriber; the presence fan-out calls it
-// too, with a window's events in one frame.
+// DeliverPresence implements hub.Subscriber: frame holds a window's
+// presence events, one per line.
 func (sub *subscription) DeliverPresence(frame []byte) {
 	sub.mu.Lock()
 	if sub.catchingUp {
@@ -217,16 +217,7 @@ func (s *Server) join(ctx context.Context, sub *subscription, since *protocol.Po
 	if err := s.hub.Subscribe(ctx, sub.channel, sub); err != nil {
 		return reply, nil, err
 	}
-	joinLeave := sub.opts.Presence && sub.opts.JoinLeave && s.presence != nil
-	if joinLeave {
-		s.presenceOut.add(sub)
-	}
-	undo := func() {
-		if joinLeave {
-			s.presenceOut.remove(sub)
-		}
-		_ = s.hub.Unsubscribe(ctx, sub.channel, sub)
-	}
+	undo := func() { _ = s.hub.Unsubscribe(ctx, sub.channel, sub) }
 	q := broker.HistoryQuery{Limit: -1, Options: brokerOptions(sub.opts)}
 	if since != nil {
 		q = broker.HistoryQuery{Since: since, Options: brokerOptions(sub.opts)}
@@ -275,9 +266,6 @@ func (s *Server) announce(ctx context.Context, sub *subscription, action string)
 // called once per subscription, by whoever took it out of conn.subs (an
 // unsubscribe, or teardown), never while its subscribe is being handled.
 func (s *Server) leave(ctx context.Context, sub *subscription) {
-	if sub.opts.Presence && sub.opts.JoinLeave && s.presence != nil {
-		s.presenceOut.remove(sub)
-	}
 	if err := s.hub.Unsubscribe(ctx, sub.channel, sub); err != nil {
 		s.log.Warn("unsubscribe", "channel", sub.channel, "err", err)
 	}
