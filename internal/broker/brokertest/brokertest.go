@@ -436,3 +436,90 @@ func testSubscribeRaces(t *testing.T, newBroker Factory) {
 		}
 	}
 }
+
+// PeerFactory returns two new, not yet started brokers of two nodes that
+// share one backing store, for brokers that serve many nodes. Members a
+// node adds must expire within expiry once that node is closed without
+// removing them.
+type PeerFactory func(t *testing.T) (a, b broker.Broker, expiry time.Duration)
+
+// RunPeers runs the contract tests of brokers shared by several nodes.
+func RunPeers(t *testing.T, newPeers PeerFactory) {
+	t.Run("DeliveryAcrossNodes", func(t *testing.T) { testAcrossNodes(t, newPeers) })
+	t.Run("PresenceExpiresWithItsNode", func(t *testing.T) { testPresenceExpiry(t, newPeers) })
+}
+
+func startPeers(t *testing.T, newPeers PeerFactory) (a, b broker.Broker, ra, rb *recorder, expiry time.Duration) {
+	t.Helper()
+	a, b, expiry = newPeers(t)
+	pa, pb := a, b
+	a, ra = start(t, func(*testing.T) broker.Broker { return pa })
+	b, rb = start(t, func(*testing.T) broker.Broker { return pb })
+	return a, b, ra, rb, expiry
+}
+
+// A message published through one node reaches a node subscribed to its
+// channel, in order, numbered once for both.
+func testAcrossNodes(t *testing.T, newPeers PeerFactory) {
+	a, b, ra, rb, _ := startPeers(t, newPeers)
+	ctx := ctxT(t)
+	subscribe(t, b, "x")
+	subscribe(t, a, "x")
+	for i := 1; i <= 20; i++ {
+		pub := a
+		if i%2 == 0 {
+			pub = b
+		}
+		if _, err := pub.Publish(ctx, msg("x", i), broker.ChannelOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, rec := range map[string]*recorder{"a": ra, "b": rb} {
+		eventually(t, "delivery on "+name, func() bool { return len(rec.messages("x")) == 20 })
+		if err := contiguous(rec.messages("x"), 1); err != nil {
+			t.Fatalf("node %s: %v", name, err)
+		}
+	}
+}
+
+// Members added by a node are seen by every node, and go by themselves
+// within the expiry once their node is gone without removing them.
+func testPresenceExpiry(t *testing.T, newPeers PeerFactory) {
+	a, b, _, _, expiry := startPeers(t, newPeers)
+	pa, pb := broker.Resolve(a, nil).Presence, broker.Resolve(b, nil).Presence
+	if pa == nil || pb == nil {
+		t.Fatal("a broker shared by nodes must keep presence")
+	}
+	ctx := ctxT(t)
+	if err := pa.AddMember(ctx, "px", protocol.Member{User: "ann", Conn: "a1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pb.AddMember(ctx, "px", protocol.Member{User: "bob", Conn: "b1"}); err != nil {
+		t.Fatal(err)
+	}
+	count := func() int {
+		ms, err := pb.Members(ctx, "px")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ms)
+	}
+	if n := count(); n != 2 {
+		t.Fatalf("members seen from b: %d, want 2", n)
+	}
+	// Well past the expiry a's member must be gone; b's, refreshed, stays.
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3*expiry + wait)
+	for count() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("a closed node's member outlived %s", 3*expiry+wait)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ms, _ := pb.Members(ctx, "px")
+	if ms[0].Conn != "b1" {
+		t.Fatalf("left member %+v, want b1", ms[0])
+	}
+}
