@@ -26,8 +26,8 @@ func (w *countingWriter) WritePing() error { return nil }
 
 type outboxSub struct{ out *outbox.Outbox }
 
-func (s outboxSub) Deliver(_ *protocol.Message, frame []byte) { _ = s.out.Enqueue(frame) }
-func (s outboxSub) DeliverPresence(frame []byte)              { _ = s.out.Enqueue(frame) }
+func (s outboxSub) Deliver(_ *protocol.Message, frame []byte)          { _ = s.out.Enqueue(frame) }
+func (s outboxSub) DeliverPresence(frame []byte, _ []hub.PresenceItem) { _ = s.out.Enqueue(frame) }
 
 func setup(tb testing.TB, n int) (*memory.Broker, *hub.Hub, *countingWriter) {
 	return setupWith(tb, n, outbox.Options{MaxQueueBytes: 64 << 20})
@@ -112,8 +112,8 @@ type recordingSub struct {
 	got *[]int
 }
 
-func (s *recordingSub) Deliver(*protocol.Message, []byte) { *s.got = append(*s.got, s.id) }
-func (s *recordingSub) DeliverPresence([]byte)            {}
+func (s *recordingSub) Deliver(*protocol.Message, []byte)          { *s.got = append(*s.got, s.id) }
+func (s *recordingSub) DeliverPresence([]byte, []hub.PresenceItem) {}
 
 // TestSubscribeUnsubscribeKeepsTheSetExact drives a channel's subscriber
 // set across its small (searched) and large (indexed) forms.

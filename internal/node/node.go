@@ -25,7 +25,9 @@ import (
 	"github.com/eddyrt/eddy/internal/server"
 )
 
-// Node is a server's assembled parts, not yet started.
+// Node is a server's assembled parts, not yet started. The node owns what
+// Build created: the server it is given to uses them and closes none of
+// them; Close releases them after the server has shut down.
 type Node struct {
 	Options server.Options
 	Engine  *functions.Engine
@@ -35,7 +37,8 @@ type Node struct {
 // RedisWait is how long Build waits for Redis to answer before giving up.
 var RedisWait = 15 * time.Second
 
-// Build assembles the parts cfg asks for. Close releases them.
+// Build assembles the parts cfg asks for. Close releases them. When Build
+// fails it has already released whatever it had created.
 func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 	reg := prometheus.NewRegistry()
 	n := &Node{Options: server.Options{Config: cfg, Logger: log, Registry: reg, ExtraHandlers: map[string]http.Handler{}}}
@@ -68,7 +71,7 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 	}
 	n.Engine = engine
 	n.Options.Functions = functions.Pipeline{Engine: engine}
-	n.Options.AdminHandler = adminapi.NewHandler(engine)
+	n.Options.AdminHandler = adminapi.NewHandler(engine, log.With("component", "admin-api"))
 	if n.Redis != nil {
 		// A change made through any node is in force on every node for the
 		// next message: the store notifies, every node reloads. A node that
@@ -108,8 +111,13 @@ func validFunctionData(d json.RawMessage) (json.RawMessage, error) {
 	return out, nil
 }
 
-// Close releases the engine. The broker is closed by the server's Shutdown.
+// Close releases what Build created; call it after the server's Shutdown
+// returned. The broker goes first: its notification goroutine calls into
+// the engine. Calling Close again does nothing.
 func (n *Node) Close() {
+	if n.Redis != nil {
+		_ = n.Redis.Close()
+	}
 	if n.Engine != nil {
 		_ = n.Engine.Close()
 	}

@@ -119,7 +119,7 @@ func (r *replay) nextPage() bool {
 		sub.mu.Lock()
 		sub.gap = true
 		sub.mu.Unlock()
-		go sub.c.closeWith(protocol.CloseServiceRestart, "missed messages: resubscribe to recover", true)
+		go sub.c.closeWith(protocol.DisconnectMissedMessages, true)
 		return false
 	}
 	r.page = page
@@ -223,7 +223,7 @@ func (r *replay) continueLater(n int) {
 // ended reports whether the subscription was left (unsubscribed, or its
 // connection closed); sub.mu held.
 func (sub *subscription) ended() bool {
-	return sub.state == subLeft || sub.state == subJoiningLeft
+	return sub.left || sub.c.ctx.Err() != nil
 }
 
 // size is what a pending frame counts against max_queue_bytes.
