@@ -59,6 +59,12 @@ type Config struct {
 	OnState func(s State, err error)
 	// MinBackoff and MaxBackoff bound reconnect delays (full jitter); defaults 250 ms and 10 s.
 	MinBackoff, MaxBackoff time.Duration
+	// StableAfter is how long a connection must stay up for the reconnect
+	// backoff to start over from MinBackoff; default 5 s. A connection the
+	// server closes sooner (a crash loop, a recovery it cannot serve) counts
+	// as a failed attempt, so such a server sees growing delays, not a
+	// reconnect loop.
+	StableAfter time.Duration
 	// RequestTimeout bounds every request; default 10 s.
 	RequestTimeout time.Duration
 	// Header is sent with the WebSocket handshake (e.g. Origin).
@@ -124,6 +130,9 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 10 * time.Second
 	}
+	if cfg.StableAfter <= 0 {
+		cfg.StableAfter = 5 * time.Second
+	}
 	c := &Client{cfg: cfg, done: make(chan struct{}), pending: map[uint64]chan frame{}, subs: map[string]*Subscription{}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	first := make(chan error, 1)
@@ -155,7 +164,10 @@ func (c *Client) setState(s State, err error) {
 }
 
 // run connects, waits for the connection to end, and reconnects with
-// exponential backoff and full jitter until Close.
+// exponential backoff and full jitter until Close. The backoff starts over
+// only after a connection stayed up for StableAfter: a successful connect
+// alone does not reset it, or a server that accepts and then closes at once
+// would be hammered in a tight loop.
 func (c *Client) run(first chan<- error) {
 	defer close(c.done)
 	attempt := 0
@@ -170,10 +182,13 @@ func (c *Client) run(first chan<- error) {
 			}
 		}
 		if err == nil {
-			attempt = 0
+			up := time.Now()
 			c.setState(StateConnected, nil)
 			c.resubscribe()
 			err = <-ended
+			if time.Since(up) >= c.cfg.StableAfter {
+				attempt = 0
+			}
 		}
 		c.dropConnection(err)
 		if c.ctx.Err() != nil {

@@ -58,6 +58,7 @@ type Config struct {
 	NodeTTL          time.Duration             `koanf:"node_ttl"`
 	Pprof            bool                      `koanf:"pprof"`
 	Demo             bool                      `koanf:"demo"`
+	AllowPrivateURLs bool                      `koanf:"allow_private_urls"`
 	ChannelDefaults  ChannelOptions            `koanf:"channel_defaults"`
 	Namespaces       map[string]ChannelOptions `koanf:"namespaces"`
 
@@ -156,6 +157,7 @@ var settings = []setting{
 	{"http_idle_timeout", "how long an idle HTTP keep-alive connection stays open", 60 * time.Second},
 	{"http_read_timeout", "time to read one HTTP API request, headers and body (WebSockets are not affected once upgraded)", 30 * time.Second},
 	{"demo", "serve the demo chat page and a development token endpoint (never in production)", false},
+	{"allow_private_urls", "let HTTP functions reach loopback, private and link-local addresses (refused by default)", false},
 }
 
 // Default returns the built-in settings.

@@ -2,6 +2,7 @@ package functions
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -71,6 +72,11 @@ chains:
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
+				}
+				if errors.Is(err, fnrt.ErrUnavailable) {
+					// The function never ran: neither pass nor drop is
+					// what its association asked for. The publisher may retry.
+					return &UnavailableError{Function: name}
 				}
 				if as.drop {
 					dropped = true

@@ -2,7 +2,9 @@ package functions
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"runtime"
 	"slices"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/eddyrt/eddy/internal/functions/fnrt"
 	"github.com/eddyrt/eddy/internal/functions/httprt"
@@ -27,6 +30,11 @@ const (
 	MaxMessagesPerApply   = 64 // emitted messages one Apply may publish
 	maxCachedChannels     = 1 << 16
 	failureLogMinInterval = time.Second
+	// LogRate and LogBurst are the token bucket of ctx.log lines of one
+	// function (all its VMs together), on top of jsrt.MaxLogLines per
+	// invocation; refused lines are counted in log_dropped_total.
+	LogRate  = 20
+	LogBurst = 100
 )
 
 // ErrClosed is returned by Apply after Close.
@@ -50,6 +58,15 @@ type Options struct {
 	// ValidChannel validates channels of emitted messages; nil accepts all
 	// non-empty names.
 	ValidChannel func(string) error
+	// ValidData checks (and may normalize) the data of every message a
+	// function outputs; an error makes the invocation a failure of the
+	// function (handled by on_error, counted in invalid_output_total), not
+	// an error of the publisher. nil accepts what the runtimes produce.
+	ValidData func(json.RawMessage) (json.RawMessage, error)
+	// AllowPrivateURLs lets HTTP functions reach loopback, private and
+	// link-local addresses (config allow_private_urls); off, such targets
+	// are refused after DNS resolution.
+	AllowPrivateURLs bool
 }
 
 // Engine holds the deployed functions and associations and runs them.
@@ -153,7 +170,7 @@ func New(store Store, opts Options) (*Engine, error) {
 		metrics: newMetrics(opts.Registerer),
 		runtimes: map[string]fnrt.Runtime{
 			RuntimeJS:   jsrt.New(),
-			RuntimeHTTP: httprt.New(),
+			RuntimeHTTP: httprt.New(opts.AllowPrivateURLs),
 		},
 	}
 	e.snap.Store(newSnapshot(map[string]*compiled{}, nil))
@@ -194,11 +211,18 @@ func (e *Engine) compile(fn Function) (*compiled, error) {
 		}
 	}
 	log := e.log.With("function", fn.Name)
-	inst, err := rt.Compile(fn, fnrt.Config{Logger: log, Timeout: timeout, PoolSize: e.opts.PoolSize})
+	m := e.metrics.forFunction(fn.Name)
+	logs := rate.NewLimiter(LogRate, LogBurst)
+	inst, err := rt.Compile(fn, fnrt.Config{
+		Logger: log, Timeout: timeout, PoolSize: e.opts.PoolSize,
+		MaxMemory:    int64(fn.MaxMemoryMB) << 20,
+		OnLog:        logs.Allow,
+		OnLogDropped: m.logDropped.Inc,
+	})
 	if err != nil {
 		return nil, badRequest(fn.Name, "%v", err)
 	}
-	return &compiled{fn: fn, inst: inst, m: e.metrics.forFunction(fn.Name), log: log}, nil
+	return &compiled{fn: fn, inst: inst, m: m, log: log}, nil
 }
 
 // run invokes one function and accounts for it.
@@ -210,17 +234,55 @@ func (e *Engine) run(ctx context.Context, c *compiled, msg Message) (fnrt.Result
 	}
 	c.m.latency.Observe(time.Since(start).Seconds())
 	c.m.invocations.Inc()
+	if err == nil {
+		err = e.checkOutput(&res, msg)
+	}
 	switch {
+	case errors.Is(err, fnrt.ErrUnavailable):
+		c.m.unavailable.Inc()
+		c.logFailure(err, msg.Channel)
 	case err != nil:
 		c.m.failures.Inc()
-		if errors.Is(err, fnrt.ErrTimeout) {
+		switch {
+		case errors.Is(err, fnrt.ErrTimeout):
 			c.m.timeouts.Inc()
+		case errors.Is(err, fnrt.ErrResourceLimit):
+			c.m.limits.Inc()
+		case errors.Is(err, ErrInvalidOutput):
+			c.m.invalidOutput.Inc()
 		}
 		c.logFailure(err, msg.Channel)
 	case res.Action == fnrt.Reject:
 		c.m.rejections.Inc()
 	}
 	return res, err
+}
+
+// ErrInvalidOutput is wrapped by failures of functions whose output data
+// Options.ValidData refused.
+var ErrInvalidOutput = errors.New("function_error: the function returned invalid data")
+
+// checkOutput runs Options.ValidData over the data a function produced:
+// the message it passed on (when it changed) and the messages it emitted.
+func (e *Engine) checkOutput(res *fnrt.Result, in Message) error {
+	if e.opts.ValidData == nil {
+		return nil
+	}
+	if res.Action == fnrt.Pass && string(res.Message.Data) != string(in.Data) {
+		d, err := e.opts.ValidData(res.Message.Data)
+		if err != nil {
+			return fmt.Errorf("%w: message.data: %v", ErrInvalidOutput, err)
+		}
+		res.Message.Data = d
+	}
+	for i := range res.Publish {
+		d, err := e.opts.ValidData(res.Publish[i].Data)
+		if err != nil {
+			return fmt.Errorf("%w: published message %d: %v", ErrInvalidOutput, i+1, err)
+		}
+		res.Publish[i].Data = d
+	}
+	return nil
 }
 
 // logFailure logs at most one failure per function per second so that a

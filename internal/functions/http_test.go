@@ -58,7 +58,7 @@ func TestHTTPFunction(t *testing.T) {
 			io.WriteString(w, `{"action":"pass","message":{"data":"HELLO"},"publish":[{"channel":"audit","event":"seen","data":{"ok":true}}]}`)
 		}
 	})
-	e := newEngine(t, functions.Options{})
+	e := newEngine(t, functions.Options{AllowPrivateURLs: true}) // the function server is on loopback
 	deployHTTP(t, e, "up", srv.URL, "s3cret", 0)
 	associate(t, e, "chat:*", "", "up")
 	m := msg("chat:a", `"hello"`)
@@ -115,7 +115,7 @@ func TestHTTPFailures(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			reg := prometheus.NewRegistry()
-			e := newEngine(t, functions.Options{Registerer: reg})
+			e := newEngine(t, functions.Options{Registerer: reg, AllowPrivateURLs: true})
 			deployHTTP(t, e, "f", c.url, "k", 50)
 			associate(t, e, "pass:*", "pass", "f")
 			associate(t, e, "drop:*", "drop", "f")

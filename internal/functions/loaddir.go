@@ -33,6 +33,7 @@ type ManifestFunction struct {
 	TimeoutMS      int               `json:"timeout_ms,omitempty"`
 	Env            map[string]string `json:"env,omitempty"`
 	MaxConcurrency int               `json:"max_concurrency,omitempty"`
+	MaxMemoryMB    int               `json:"max_memory_mb,omitempty"`
 }
 
 // LoadDir reads dir/associations.json and the JavaScript files it names
@@ -55,7 +56,7 @@ func LoadDir(dir string) ([]Function, []Association, error) {
 	for _, name := range slices.Sorted(maps.Keys(m.Functions)) {
 		mf := m.Functions[name]
 		fn := Function{Name: name, Runtime: mf.Runtime, URL: mf.URL, Secret: mf.Secret,
-			TimeoutMS: mf.TimeoutMS, Env: mf.Env, MaxConcurrency: mf.MaxConcurrency}
+			TimeoutMS: mf.TimeoutMS, Env: mf.Env, MaxConcurrency: mf.MaxConcurrency, MaxMemoryMB: mf.MaxMemoryMB}
 		if fn.Runtime == "" {
 			fn.Runtime = RuntimeJS
 			if mf.URL != "" {

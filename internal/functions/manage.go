@@ -2,6 +2,7 @@ package functions
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"reflect"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/eddyrt/eddy/internal/functions/fnrt"
+	"github.com/eddyrt/eddy/internal/functions/jsrt"
 )
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$`)
@@ -53,6 +55,9 @@ func validateFunction(fn Function) error {
 	}
 	if fn.TimeoutMS < 0 || fn.TimeoutMS > MaxTimeoutMS {
 		return badRequest(fn.Name, "timeout_ms must be between 1 and %d (0 for the default)", MaxTimeoutMS)
+	}
+	if fn.MaxMemoryMB != 0 && (fn.Runtime != RuntimeJS || fn.MaxMemoryMB < jsrt.MinMemoryMB || fn.MaxMemoryMB > jsrt.MaxMemoryMB) {
+		return badRequest(fn.Name, "max_memory_mb is for runtime js, between %d and %d (0 for the default of %d)", jsrt.MinMemoryMB, jsrt.MaxMemoryMB, jsrt.DefaultMaxMemory>>20)
 	}
 	if fn.MaxConcurrency < 0 || fn.MaxConcurrency > maxConcurrency {
 		return badRequest(fn.Name, "max_concurrency must be between 1 and %d (0 for the default)", maxConcurrency)
@@ -222,7 +227,13 @@ func (e *Engine) DeleteAssociation(ctx context.Context, pattern string) error {
 // logged and, if a working version is running, that version is kept.
 func (e *Engine) Reload(ctx context.Context) error {
 	fns, assocs, err := e.store.LoadAll(ctx)
-	if err != nil {
+	var partial *LoadError
+	if errors.As(err, &partial) {
+		for _, err := range partial.Errs {
+			e.metrics.loadErrors.Inc()
+			e.log.Error("stored function or association is unreadable; skipped", "err", err)
+		}
+	} else if err != nil {
 		return fmt.Errorf("functions: load: %w", err)
 	}
 	e.mu.Lock()
@@ -243,6 +254,7 @@ func (e *Engine) Reload(ctx context.Context) error {
 			c, err = e.compile(fn)
 		}
 		if err != nil {
+			e.metrics.loadErrors.Inc()
 			e.log.Error("stored function does not compile; skipped", "function", fn.Name, "err", err)
 			if old := s.funcs[fn.Name]; old != nil {
 				funcs[fn.Name] = old
@@ -255,6 +267,7 @@ func (e *Engine) Reload(ctx context.Context) error {
 	for _, a := range assocs {
 		a, err := normalizeAssociation(a)
 		if err != nil {
+			e.metrics.loadErrors.Inc()
 			e.log.Error("stored association is invalid; skipped", "pattern", a.Pattern, "err", err)
 			continue
 		}

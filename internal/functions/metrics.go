@@ -14,12 +14,19 @@ type metrics struct {
 	rejections  *prometheus.CounterVec
 	latency     *prometheus.HistogramVec
 	dropped     *prometheus.CounterVec // emitted messages refused, by reason
+	limits      *prometheus.CounterVec
+	unavailable *prometheus.CounterVec
+	logDropped  *prometheus.CounterVec
+	invalid     *prometheus.CounterVec
+	loadErrors  prometheus.Counter
 }
 
 // fnMetrics caches one function's children so the hot path does no label
 // lookups.
 type fnMetrics struct {
 	invocations, failures, timeouts, rejections prometheus.Counter
+	limits, unavailable, logDropped             prometheus.Counter
+	invalidOutput                               prometheus.Counter
 	latency                                     prometheus.Observer
 }
 
@@ -50,6 +57,26 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "eddy", Subsystem: "functions", Name: "emitted_dropped_total",
 			Help: "Messages emitted with ctx.publish that were dropped (reason: depth, limit).",
 		}, []string{"reason"}),
+		limits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "eddy", Subsystem: "functions", Name: "resource_limits_total",
+			Help: "Function invocations stopped for exceeding their memory budget (also counted in errors_total).",
+		}, []string{"function"}),
+		unavailable: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "eddy", Subsystem: "functions", Name: "unavailable_total",
+			Help: "Publishes refused because no VM of the function came free in time (the function did not run).",
+		}, []string{"function"}),
+		logDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "eddy", Subsystem: "functions", Name: "log_dropped_total",
+			Help: "ctx.log lines dropped by the per-invocation cap or the per-function rate limit.",
+		}, []string{"function"}),
+		invalid: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "eddy", Subsystem: "functions", Name: "invalid_output_total",
+			Help: "Function invocations whose output data was invalid (also counted in errors_total).",
+		}, []string{"function"}),
+		loadErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "eddy", Subsystem: "functions", Name: "load_errors_total",
+			Help: "Stored functions or associations skipped at load because they are unreadable or invalid.",
+		}),
 	}
 	if reg != nil {
 		m.invocations = register(reg, m.invocations)
@@ -58,6 +85,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.rejections = register(reg, m.rejections)
 		m.latency = register(reg, m.latency)
 		m.dropped = register(reg, m.dropped)
+		m.limits = register(reg, m.limits)
+		m.unavailable = register(reg, m.unavailable)
+		m.logDropped = register(reg, m.logDropped)
+		m.loadErrors = register(reg, m.loadErrors)
+		m.invalid = register(reg, m.invalid)
 	}
 	return m
 }
@@ -78,11 +110,15 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 
 func (m *metrics) forFunction(name string) *fnMetrics {
 	return &fnMetrics{
-		invocations: m.invocations.WithLabelValues(name),
-		failures:    m.failures.WithLabelValues(name),
-		timeouts:    m.timeouts.WithLabelValues(name),
-		rejections:  m.rejections.WithLabelValues(name),
-		latency:     m.latency.WithLabelValues(name),
+		invocations:   m.invocations.WithLabelValues(name),
+		failures:      m.failures.WithLabelValues(name),
+		timeouts:      m.timeouts.WithLabelValues(name),
+		rejections:    m.rejections.WithLabelValues(name),
+		limits:        m.limits.WithLabelValues(name),
+		unavailable:   m.unavailable.WithLabelValues(name),
+		logDropped:    m.logDropped.WithLabelValues(name),
+		invalidOutput: m.invalid.WithLabelValues(name),
+		latency:       m.latency.WithLabelValues(name),
 	}
 }
 
@@ -92,4 +128,8 @@ func (m *metrics) forget(name string) {
 	m.timeouts.DeleteLabelValues(name)
 	m.rejections.DeleteLabelValues(name)
 	m.latency.DeleteLabelValues(name)
+	m.limits.DeleteLabelValues(name)
+	m.unavailable.DeleteLabelValues(name)
+	m.logDropped.DeleteLabelValues(name)
+	m.invalid.DeleteLabelValues(name)
 }

@@ -5,15 +5,14 @@ import (
 	"unicode/utf8"
 
 	"github.com/eddyrt/eddy/internal/functions/fnrt"
-	"github.com/eddyrt/eddy/internal/protocol"
 )
 
-// checkOutput holds what a function hands back to the rules a publisher's
-// message is held to (see protocol.CheckData): its data and events become
-// part of every subscriber's text frames. Output that breaks them is the
-// function's failure, handled by on_error and counted as one, never the
-// publisher's fault. in is the message the function was given: data handed
-// back unchanged was checked on the way in.
+// checkOutput holds the events a function hands back to the rules a
+// publisher's event is held to: they become part of every subscriber's text
+// frames. (Its data goes through Options.ValidData, the publish path's data
+// check, in Engine.checkOutput.) Output that breaks them is the function's
+// failure, handled by on_error and counted as one, never the publisher's
+// fault.
 func checkOutput(in Message, res fnrt.Result) error {
 	if res.Action == fnrt.Pass {
 		if err := checkOutMessage(in, res.Message); err != nil {
@@ -29,14 +28,8 @@ func checkOutput(in Message, res fnrt.Result) error {
 }
 
 func checkOutMessage(in, m Message) error {
-	if !utf8.ValidString(m.Event) {
-		return fmt.Errorf("event is not valid UTF-8")
-	}
-	if len(m.Data) == 0 || string(m.Data) == string(in.Data) {
-		return nil
-	}
-	if err := protocol.CheckData(m.Data); err != nil {
-		return fmt.Errorf("%s", protocol.AsError(err).Message)
+	if m.Event != in.Event && !utf8.ValidString(m.Event) {
+		return fmt.Errorf("%w: event is not valid UTF-8", ErrInvalidOutput)
 	}
 	return nil
 }

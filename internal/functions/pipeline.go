@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 
 	"github.com/eddyrt/eddy/internal/protocol"
 )
@@ -19,13 +20,18 @@ func (p Pipeline) Apply(ctx context.Context, m *protocol.Message, info json.RawM
 	if err != nil {
 		var rej *RejectedError
 		var bad *BadRequestError
+		var busy *UnavailableError
 		switch {
+		case errors.As(err, &busy):
+			return nil, &protocol.Error{Code: protocol.CodeUnavailable, Message: busy.Error()}
 		case errors.As(err, &rej):
 			return nil, &protocol.Error{Code: protocol.CodeRejected, Message: rej.Reason}
 		case errors.As(err, &bad):
 			return nil, &protocol.Error{Code: protocol.CodeBadRequest, Message: bad.Error()}
 		}
-		return nil, &protocol.Error{Code: protocol.CodeInternal, Message: "functions: " + err.Error()}
+		// Not for clients' eyes: the server shows the fixed internal error
+		// and logs this.
+		return nil, fmt.Errorf("functions: %w", err)
 	}
 	if len(out) == 1 && out[0].Channel == m.Channel && out[0].Event == m.Event && string(out[0].Data) == string(m.Data) {
 		return []*protocol.Message{m}, nil // untouched: the common, cheap case

@@ -66,7 +66,9 @@ type InvokeResult struct {
 //     (LoadAll, possibly on another node) sees the old or the new value,
 //     never a mix.
 //   - DeleteFunction and DeleteAssociation of a missing item return nil.
-//   - LoadAll returns a consistent view; order does not matter.
+//   - LoadAll returns a consistent view; order does not matter. Items it
+//     cannot read are left out and reported in a *LoadError returned with
+//     the rest.
 //   - Secrets (Function.Secret) are stored as given.
 //
 // A shared store (e.g. Redis in cluster mode) must make a node's Put
@@ -104,6 +106,28 @@ func (e *BadRequestError) Error() string {
 		return e.Message
 	}
 	return fmt.Sprintf("function %q: %s", e.Function, e.Message)
+}
+
+// LoadError is returned by Store.LoadAll, along with everything it could
+// read, when some stored items are unreadable (a corrupt file): the engine
+// logs and counts each and runs the rest, so one bad file cannot stop a
+// node from starting.
+type LoadError struct {
+	Errs []error
+}
+
+func (e *LoadError) Error() string {
+	return fmt.Sprintf("%d stored items unreadable, first: %v", len(e.Errs), e.Errs[0])
+}
+
+// UnavailableError means a function could not be started in time (all the
+// VMs of its pool stayed busy); nothing was published.
+type UnavailableError struct {
+	Function string
+}
+
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("function %q is busy; try again", e.Function)
 }
 
 // ErrNotFound is wrapped by errors about missing functions and

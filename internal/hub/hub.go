@@ -1,6 +1,7 @@
 // Package hub is a node's registry of local subscriptions: it tells the
-// broker which channels this node needs and fans each delivered message out
-// to the channel's local subscribers, encoded once and shared.
+// broker which channels this node needs and fans what the broker delivers
+// out to the channel's local subscribers: each message at once, encoded
+// once and shared; presence events gathered per window (presence.go).
 package hub
 
 import (
@@ -9,6 +10,7 @@ import (
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/eddyrt/eddy/internal/broker"
 	"github.com/eddyrt/eddy/internal/protocol"
@@ -17,10 +19,12 @@ import (
 // Subscriber is one connection's subscription to one channel.
 //
 // The hub calls Deliver and DeliverPresence with the channel's shard read
-// lock held and, for one channel, in offset order; they must not block.
+// lock held, Deliver for one channel in offset order; they must not block.
 type Subscriber interface {
 	Deliver(m *protocol.Message, frame []byte)
-	DeliverPresence(frame []byte)
+	// DeliverPresence gets a window of join/leave events: frame holds them
+	// all, one per line, shared by every subscriber; events describe them.
+	DeliverPresence(frame []byte, events []PresenceItem)
 }
 
 const (
@@ -28,9 +32,10 @@ const (
 	stripeCount = 256
 )
 
-// Hub is safe for concurrent use.
+// Hub is safe for concurrent use. It is the broker's Handler.
 type Hub struct {
 	broker broker.Broker
+	window time.Duration // the shortest presence window
 	seed   maphash.Seed
 	shards [shardCount]shard
 	// stripes serialise broker Subscribe/Unsubscribe per channel, so the
@@ -52,8 +57,9 @@ type shard struct {
 // channel, the common case) a few dozen bytes instead of a map's hundreds;
 // an index for removal once the set is large.
 type subSet struct {
-	list  []Subscriber
-	index map[Subscriber]int // position in list; only past indexFrom entries
+	list     []Subscriber
+	index    map[Subscriber]int             // position in list; only past indexFrom entries
+	presence atomic.Pointer[presenceWindow] // made by the channel's first presence event
 }
 
 const indexFrom = 16
@@ -106,9 +112,16 @@ func (ss *subSet) remove(i int) {
 	}
 }
 
-// New returns a hub over b. The caller starts b with the hub as handler.
-func New(b broker.Broker) *Hub {
-	h := &Hub{broker: b, seed: maphash.MakeSeed()}
+var _ broker.Handler = (*Hub)(nil)
+
+// New returns a hub over b, with presence windows of PresenceWindow. The
+// hub calls b's Subscribe and Unsubscribe; the caller starts b with the
+// hub as its Handler.
+func New(b broker.Broker) *Hub { return NewWithWindow(b, PresenceWindow) }
+
+// NewWithWindow is New with presence windows of at least window.
+func NewWithWindow(b broker.Broker, window time.Duration) *Hub {
+	h := &Hub{broker: b, window: window, seed: maphash.MakeSeed()}
 	for i := range h.shards {
 		h.shards[i].channels = make(map[string]*subSet)
 	}
@@ -206,21 +219,6 @@ func (h *Hub) HandleMessage(m *protocol.Message) {
 	n := len(subs.list)
 	sh.mu.RUnlock()
 	h.delivered.Add(uint64(n))
-}
-
-// HandlePresence implements broker.Handler.
-func (h *Hub) HandlePresence(ev *protocol.PresenceEvent) {
-	sh := &h.shards[h.index(ev.Channel)%shardCount]
-	sh.mu.RLock()
-	defer sh.mu.RUnlock()
-	subs := sh.channels[ev.Channel]
-	if subs == nil || len(subs.list) == 0 {
-		return
-	}
-	frame := ev.Encode()
-	for _, s := range subs.list {
-		s.DeliverPresence(frame)
-	}
 }
 
 // Stats are the hub's counters.

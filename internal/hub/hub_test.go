@@ -26,8 +26,8 @@ func (w *countingWriter) WritePing() error { return nil }
 
 type outboxSub struct{ out *outbox.Outbox }
 
-func (s outboxSub) Deliver(_ *protocol.Message, frame []byte) { _ = s.out.Enqueue(frame) }
-func (s outboxSub) DeliverPresence(frame []byte)              { _ = s.out.Enqueue(frame) }
+func (s outboxSub) Deliver(_ *protocol.Message, frame []byte)          { _ = s.out.Enqueue(frame) }
+func (s outboxSub) DeliverPresence(frame []byte, _ []hub.PresenceItem) { _ = s.out.Enqueue(frame) }
 
 func setup(tb testing.TB, n int) (*memory.Broker, *hub.Hub, *countingWriter) {
 	return setupWith(tb, n, outbox.Options{MaxQueueBytes: 64 << 20})
@@ -55,13 +55,26 @@ func TestFanOutReachesEverySubscriberOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for w.frames.Load() != 10*1000 {
-		if w.frames.Load() > 10*1000 {
-			t.Fatalf("delivered %d frames, want %d", w.frames.Load(), 10*1000)
-		}
+	waitFrames(t, w, 10*1000)
+	if got := w.frames.Load(); got != 10*1000 {
+		t.Fatalf("delivered %d frames, want %d", got, 10*1000)
 	}
 	if got := h.Stats(); got.Subscriptions != 1000 || got.Channels != 1 || got.Delivered != 10000 {
 		t.Fatalf("stats %+v", got)
+	}
+}
+
+// waitFrames waits until w has at least want frames, failing after a
+// deadline: a lost frame must fail the test, not spin until the global
+// timeout.
+func waitFrames(tb testing.TB, w *countingWriter, want int64) {
+	tb.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for w.frames.Load() < want {
+		if time.Now().After(deadline) {
+			tb.Fatalf("delivered %d frames after 10 s, want %d", w.frames.Load(), want)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -89,8 +102,7 @@ func benchFanOut(b *testing.B, opts outbox.Options) {
 		}
 	}
 	want := int64(b.N) * 10000
-	for w.frames.Load() < want {
-	}
+	waitFrames(b, w, want)
 	b.ReportMetric(float64(want)/b.Elapsed().Seconds(), "deliveries/s")
 	b.ReportMetric(float64(want)/float64(w.writes.Load()), "frames/write")
 }
@@ -100,8 +112,8 @@ type recordingSub struct {
 	got *[]int
 }
 
-func (s *recordingSub) Deliver(*protocol.Message, []byte) { *s.got = append(*s.got, s.id) }
-func (s *recordingSub) DeliverPresence([]byte)            {}
+func (s *recordingSub) Deliver(*protocol.Message, []byte)          { *s.got = append(*s.got, s.id) }
+func (s *recordingSub) DeliverPresence([]byte, []hub.PresenceItem) {}
 
 // TestSubscribeUnsubscribeKeepsTheSetExact drives a channel's subscriber
 // set across its small (searched) and large (indexed) forms.

@@ -5,6 +5,8 @@ package node
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -23,7 +25,9 @@ import (
 	"github.com/eddyrt/eddy/internal/server"
 )
 
-// Node is a server's assembled parts, not yet started.
+// Node is a server's assembled parts, not yet started. The node owns what
+// Build created: the server it is given to uses them and closes none of
+// them; Close releases them after the server has shut down.
 type Node struct {
 	Options server.Options
 	Engine  *functions.Engine
@@ -33,7 +37,8 @@ type Node struct {
 // RedisWait is how long Build waits for Redis to answer before giving up.
 var RedisWait = 15 * time.Second
 
-// Build assembles the parts cfg asks for. Close releases them.
+// Build assembles the parts cfg asks for. Close releases them. When Build
+// fails it has already released whatever it had created.
 func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 	reg := prometheus.NewRegistry()
 	n := &Node{Options: server.Options{Config: cfg, Logger: log, Registry: reg, ExtraHandlers: map[string]http.Handler{}}}
@@ -54,9 +59,11 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 		store = fs
 	}
 	engine, err := functions.New(store, functions.Options{
-		Logger:       log, // the engine names its own component
-		Registerer:   reg,
-		ValidChannel: protocol.ValidateChannel,
+		Logger:           log, // the engine names its own component
+		Registerer:       reg,
+		ValidChannel:     protocol.ValidateChannel,
+		ValidData:        validFunctionData,
+		AllowPrivateURLs: cfg.AllowPrivateURLs,
 	})
 	if err != nil {
 		n.Close()
@@ -64,7 +71,7 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 	}
 	n.Engine = engine
 	n.Options.Functions = functions.Pipeline{Engine: engine}
-	n.Options.AdminHandler = adminapi.NewHandler(engine)
+	n.Options.AdminHandler = adminapi.NewHandler(engine, log.With("component", "admin-api"))
 	if n.Redis != nil {
 		// A change made through any node is in force on every node for the
 		// next message: the store notifies, every node reloads. A node that
@@ -93,8 +100,24 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 	return n, nil
 }
 
-// Close releases the engine. The broker is closed by the server's Shutdown.
+// validFunctionData applies the publish path's data check to what functions
+// output, so that invalid output fails the function (on_error) instead of
+// refusing the publisher's valid message.
+func validFunctionData(d json.RawMessage) (json.RawMessage, error) {
+	out, err := protocol.CompactData(d)
+	if err != nil {
+		return nil, errors.New(protocol.AsError(err).Message)
+	}
+	return out, nil
+}
+
+// Close releases what Build created; call it after the server's Shutdown
+// returned. The broker goes first: its notification goroutine calls into
+// the engine. Calling Close again does nothing.
 func (n *Node) Close() {
+	if n.Redis != nil {
+		_ = n.Redis.Close()
+	}
 	if n.Engine != nil {
 		_ = n.Engine.Close()
 	}

@@ -13,6 +13,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/eddyrt/eddy/internal/protocol"
 )
 
 // Writer is the transport under an outbox. Calls come from one goroutine at
@@ -345,12 +347,7 @@ func (o *Outbox) write(batch [][]byte, ping bool) (rest [][]byte, err error) {
 		}
 	}
 	for len(batch) > 0 {
-		size := 0
-		n := 0
-		for n < len(batch) && (n == 0 || size+len(batch[n])+1 <= o.opts.MaxBatchBytes) {
-			size += len(batch[n]) + 1
-			n++
-		}
+		n := protocol.BatchLen(batch, o.opts.MaxBatchBytes)
 		if err := o.w.WriteFrames(batch[:n]); err != nil {
 			return nil, err
 		}

@@ -68,6 +68,7 @@ func (p *Pool) work(o *Outbox) {
 	}
 }
 
+// popLocked takes the oldest waiting outbox, nil when none waits; p.mu held.
 func (p *Pool) popLocked() *Outbox {
 	if p.head == len(p.queue) {
 		if cap(p.queue) > 1024 {

@@ -90,13 +90,15 @@ func Errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// AsError returns err as a protocol error, mapping anything unknown to internal.
+// AsError returns err as a protocol error, mapping anything unknown to
+// ErrInternal: an unknown error's text never reaches a client, so a caller
+// that may get one logs it.
 func AsError(err error) *Error {
 	var pe *Error
 	if errors.As(err, &pe) {
 		return pe
 	}
-	return &Error{Code: CodeInternal, Message: err.Error()}
+	return ErrInternal
 }
 
 // PeekID returns the request id of a frame that is refused before it is

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/eddyrt/eddy/api"
+	"github.com/eddyrt/eddy/internal/apierror"
 	"github.com/eddyrt/eddy/internal/broker"
 	"github.com/eddyrt/eddy/internal/protocol"
 )
@@ -54,43 +54,17 @@ func writeJSONBytes(w http.ResponseWriter, status int, body []byte) {
 	_, _ = w.Write(body)
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { apierror.WriteJSON(w, status, v) }
 
 func writeAPIError(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, api.ErrorBody{Error: api.ErrorDetail{Code: code, Message: msg}})
+	apierror.WriteStatus(w, status, &protocol.Error{Code: code, Message: msg})
 }
 
-// statusOf maps a protocol error code to its HTTP status.
-func statusOf(code string) int {
-	switch code {
-	case protocol.CodeBadRequest:
-		return http.StatusBadRequest
-	case protocol.CodeUnauthorized:
-		return http.StatusUnauthorized
-	case protocol.CodeForbidden:
-		return http.StatusForbidden
-	case protocol.CodeNotFound:
-		return http.StatusNotFound
-	case protocol.CodeTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case protocol.CodeRateLimited:
-		return http.StatusTooManyRequests
-	case protocol.CodeRejected:
-		return http.StatusUnprocessableEntity
-	case protocol.CodeUnavailable:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
-
+// writeError answers an API call with err as clientError shows it.
 func (s *Server) writeError(w http.ResponseWriter, err error) {
-	pe := protocol.AsError(err)
+	pe := s.clientError("api", err)
 	s.metrics.errorsFor(pe.Code).Inc()
-	writeAPIError(w, statusOf(pe.Code), pe.Code, pe.Message)
+	apierror.Write(w, pe)
 }
 
 func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
@@ -121,7 +95,7 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.draining.Load() {
-		s.writeError(w, &protocol.Error{Code: protocol.CodeUnavailable, Message: "server is shutting down"})
+		s.writeError(w, protocol.ErrShuttingDown)
 		return
 	}
 	id, err := s.publish(r.Context(), publishRequest{channels: channels, event: req.event, data: req.data, source: "api"})
@@ -169,7 +143,7 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 		// Without an epoch, since means "in the current epoch".
 		_, pos, err := s.broker.History(r.Context(), channel, broker.HistoryQuery{Limit: -1, Options: opts})
 		if err != nil {
-			s.writeError(w, unavailable(err))
+			s.writeError(w, err)
 			return
 		}
 		since.Epoch = pos.Epoch
@@ -183,7 +157,7 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err != nil {
-		s.writeError(w, unavailable(err))
+		s.writeError(w, err)
 		return
 	}
 	chOpts := s.cfg.ChannelOptionsFor(channel)
@@ -213,12 +187,6 @@ func (s *Server) handlePresence(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// nodeRegistry is implemented by brokers that know the cluster's nodes.
-type nodeRegistry interface {
-	Announce(ctx context.Context, n api.NodeInfo) error
-	Nodes(ctx context.Context) ([]api.NodeInfo, error)
-}
-
 func (s *Server) selfInfo() api.NodeInfo {
 	name := s.cfg.NodeName
 	if name == "" {
@@ -234,21 +202,21 @@ func (s *Server) selfInfo() api.NodeInfo {
 }
 
 func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
-	reg, ok := s.broker.(nodeRegistry)
-	if !ok {
+	reg := s.abil.Nodes
+	if reg == nil {
 		writeJSON(w, http.StatusOK, api.InfoResponse{Nodes: []api.NodeInfo{s.selfInfo()}})
 		return
 	}
 	nodes, err := reg.Nodes(r.Context())
 	if err != nil {
-		s.writeError(w, unavailable(err))
+		s.writeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, api.InfoResponse{Nodes: nodes})
 }
 
 // announceLoop tells the cluster this node is alive, every few seconds.
-func (s *Server) announceLoop(reg nodeRegistry) {
+func (s *Server) announceLoop(reg broker.NodeRegistry) {
 	defer s.stopped.Done()
 	every := min(5*time.Second, s.cfg.NodeTTL/3)
 	if every <= 0 {

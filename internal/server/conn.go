@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,10 @@ import (
 // maxBadFrames is how many malformed frames in a row close a connection.
 const maxBadFrames = 20
 
+// releaseTimeout bounds a closing connection's hub, broker and presence
+// calls; its presence members outlive a failure by at most presence_ttl.
+const releaseTimeout = 5 * time.Second
+
 // newWriterPool returns the writers of a server's outboxes (see
 // outbox.Pool): a few per core keep the CPU busy with writes while the
 // publishing goroutine still runs, so fan-out to many connections batches.
@@ -25,8 +30,15 @@ func newWriterPool() *outbox.Pool {
 	return outbox.NewPool(4*runtime.GOMAXPROCS(0), 50*time.Millisecond)
 }
 
-// conn is one client connection. Frames are handled one at a time on the
+// conn is one client connection. Frames are handled one at a time, for the
 // socket's read goroutine; the outbox is written by the shared writers.
+//
+// Its life: open until its context is cancelled, which closeWith (any
+// reason the server has) or the end of the read loop does, once. Then
+// teardown runs, once, on goroutines of the connection's own: the close
+// frame on one and, after the frame handler in flight has returned, the
+// release of every subscription on the other. The connection leaves the
+// node's set when both the read loop and teardown are over.
 type conn struct {
 	s        *Server
 	socket   *gws.Conn
@@ -37,27 +49,36 @@ type conn struct {
 	handled  chan struct{} // a frame handler finished (see wsHandler.OnMessage)
 
 	ip string // peer address holding a max_connections_per_ip slot
+	// ctx is cancelled when the connection starts closing. Every frame
+	// handler, function run and broker call made for the connection gets
+	// it, so closing cancels an in-flight subscribe or function run.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// frames is held while a frame is handled; teardown takes it to wait
+	// for the handler in flight, after which no handler runs.
+	frames sync.Mutex
+	// released is closed when teardown has released the subscriptions.
+	released chan struct{}
 
-	// Owned by the read goroutine.
+	// Owned by the frame handler.
 	badFrames   int
 	limiter     *rate.Limiter
 	userLimiter *rate.Limiter // shared by the user's connections (limits.go)
 
 	mu        sync.Mutex
 	identity  *auth.Identity
-	user      string // holds a max_connections_per_user slot while set
-	subs      map[string]*subscription
+	user      string                   // holds a max_connections_per_user slot while set
+	subs      map[string]*subscription // made at auth; taken by teardown
 	authTimer *time.Timer
 	expiry    *time.Timer
-	closed    bool
-	cleanedUp bool
 }
 
 // newConn starts a connection on socket; sock is the non-blocking socket
 // under it, or nil when writes block (then bounded by writeTimeout).
 func (s *Server) newConn(socket *gws.Conn, sock *outbox.Socket) *conn {
 	seq := s.ids.Add(1)
-	c := &conn{s: s, socket: socket, seq: seq, handled: make(chan struct{}, 1)}
+	c := &conn{s: s, socket: socket, seq: seq, handled: make(chan struct{}, 1), released: make(chan struct{})}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.id = s.nextID("c-")
 	c.lastRead.Store(time.Now().UnixNano())
 	onInvalid := func(frame []byte) { s.frameDropped(c.id, frame) }
@@ -70,7 +91,7 @@ func (s *Server) newConn(socket *gws.Conn, sock *outbox.Socket) *conn {
 		FlushDelay:    s.cfg.WriteDelay,
 		Writers:       s.writers,
 		OnOverflow: func() {
-			c.closeWith(protocol.CloseSlowConsumer, "slow consumer", false)
+			c.closeWith(protocol.DisconnectSlowConsumer, false)
 		},
 		OnWriteError: func(err error) {
 			s.log.Debug("write failed", "conn", c.id, "err", err)
@@ -79,7 +100,7 @@ func (s *Server) newConn(socket *gws.Conn, sock *outbox.Socket) *conn {
 	})
 	c.mu.Lock()
 	c.authTimer = time.AfterFunc(s.cfg.AuthTimeout, func() {
-		c.closeWith(protocol.CloseAuthTimeout, "auth timeout", false)
+		c.closeWith(protocol.DisconnectAuthTimeout, false)
 	})
 	c.mu.Unlock()
 	s.conns.add(c)
@@ -99,80 +120,44 @@ func (c *conn) sendError(id uint64, err *protocol.Error) {
 	c.send(protocol.ErrorFrame(id, err))
 }
 
-// closeWith sends a close frame with code and tears the connection down.
-// drain writes what is queued first (graceful shutdown).
-func (c *conn) closeWith(code uint16, reason string, drain bool) {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+// closeWith closes the connection with d. It only cancels the
+// connection's context and starts teardown on a goroutine of its own, so
+// callers looping over many connections (Shutdown, pingLoop, watchBroker)
+// never wait for one. drain writes what is queued before the close frame.
+// Only the first close of a connection counts.
+func (c *conn) closeWith(d protocol.Disconnect, drain bool) {
+	if !c.beginClose() {
 		return
 	}
-	c.closed = true
-	c.mu.Unlock()
-	c.s.metrics.disconnects.WithLabelValues(closeCodeLabel(code)).Inc()
-	c.s.log.Debug("closing connection", "conn", c.id, "code", code, "reason", reason)
-	c.releaseSubscriptions()
-	go func() {
-		if drain {
-			done := make(chan struct{})
-			c.out.Drain(done)
-			select {
-			case <-done:
-			case <-time.After(2 * time.Second):
-			}
-		}
-		c.out.Close()
-		// gws serialises this behind any write in progress; the deadline
-		// bounds how long a peer that stopped reading can delay it.
-		_ = c.socket.SetWriteDeadline(time.Now().Add(writeTimeout))
-		_ = c.socket.WriteClose(code, []byte(reason))
-	}()
+	c.s.metrics.disconnects.WithLabelValues(d.Label()).Inc()
+	c.s.log.Debug("closing connection", "conn", c.id, "code", d.Code, "reason", d.Reason)
+	go c.teardown(&d, drain)
 }
 
-func closeCodeLabel(code uint16) string {
-	switch code {
-	case protocol.CloseInvalidText:
-		return "1007"
-	case protocol.CloseServiceRestart:
-		return "1012"
-	case protocol.CloseUnauthorized:
-		return "4001"
-	case protocol.CloseTooManyErrors:
-		return "4002"
-	case protocol.CloseTokenExpired:
-		return "4003"
-	case protocol.CloseAuthTimeout:
-		return "4008"
-	case protocol.CloseSlowConsumer:
-		return "4009"
-	case protocol.CloseTooManyConnections:
-		return "4010"
-	}
-	return "other"
-}
-
-// cleanup runs once the socket's read loop has ended, however it ended.
-func (c *conn) cleanup() {
+// beginClose cancels the connection's context and reports whether this
+// call did: whoever did runs teardown.
+func (c *conn) beginClose() bool {
 	c.mu.Lock()
-	if c.cleanedUp {
-		c.mu.Unlock()
-		return
+	defer c.mu.Unlock()
+	if c.ctx.Err() != nil {
+		return false
 	}
-	c.cleanedUp = true
-	c.closed = true
-	c.mu.Unlock()
-	c.out.Close()
-	c.releaseSubscriptions()
-	c.releaseLimits()
-	c.s.conns.remove(c)
-	c.s.metrics.connections.Dec()
+	c.cancel()
+	return true
 }
 
-// releaseSubscriptions drops every subscription and stops timers; safe to call twice.
-func (c *conn) releaseSubscriptions() {
+// closing reports whether the connection has started closing.
+func (c *conn) closing() bool { return c.ctx.Err() != nil }
+
+// teardown ends the connection, once: it stops the timers and, on a second
+// goroutine, sends the close frame with d (nil: the socket is gone
+// already), which can wait behind a write to a peer that reads slowly.
+// Meanwhile it waits for the frame handler in flight (which the cancelled
+// context makes quick) and releases the subscriptions, whose hub, broker
+// and presence calls are bounded by releaseTimeout.
+func (c *conn) teardown(d *protocol.Disconnect, drain bool) {
+	defer close(c.released)
 	c.mu.Lock()
-	subs := c.subs
-	c.subs = nil
 	if c.authTimer != nil {
 		c.authTimer.Stop()
 	}
@@ -180,11 +165,73 @@ func (c *conn) releaseSubscriptions() {
 		c.expiry.Stop()
 	}
 	c.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		c.writeClose(d, drain)
+	}()
+	c.frames.Lock()
+	c.mu.Lock()
+	subs := c.subs
+	c.subs = nil
+	c.mu.Unlock()
+	c.frames.Unlock()
+	// Not c.ctx, which is cancelled: the releasing calls get their own
+	// time, cut short when Shutdown gives up waiting (s.releaseCtx).
+	ctx, cancel := context.WithTimeout(c.s.releaseCtx, releaseTimeout)
 	defer cancel()
 	for _, sub := range subs {
 		c.s.leave(ctx, sub)
 	}
+	<-written
+}
+
+// writeClose closes the outbox, after writing what it holds when drain is
+// set, and sends the close frame with d (nil: none).
+func (c *conn) writeClose(d *protocol.Disconnect, drain bool) {
+	if d != nil && drain {
+		done := make(chan struct{})
+		c.out.Drain(done)
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+		}
+	}
+	c.out.Close()
+	if d == nil {
+		return
+	}
+	// gws serialises this behind any write in progress; the deadline
+	// bounds how long a peer that stopped reading can delay it.
+	_ = c.socket.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_ = c.socket.WriteClose(d.Code, []byte(d.Reason))
+	// A peer that never answers the close must not keep the read loop,
+	// and with it the connection, forever.
+	_ = c.socket.SetReadDeadline(time.Now().Add(writeTimeout))
+}
+
+// cleanup runs on the read goroutine once the read loop has ended, however
+// it ended: it tears down a connection nobody closed (the peer went away)
+// and waits for teardown before the connection leaves the node's set.
+func (c *conn) cleanup() {
+	if c.beginClose() {
+		c.teardown(nil, false)
+	}
+	<-c.released
+	c.releaseLimits()
+	c.s.conns.remove(c)
+	c.s.metrics.connections.Dec()
+}
+
+// runFrame handles one frame with the connection's context, unless the
+// connection is closing; only one runs at a time.
+func (c *conn) runFrame(b []byte) {
+	c.frames.Lock()
+	defer c.frames.Unlock()
+	if c.closing() {
+		return
+	}
+	c.handleFrame(c.ctx, b)
 }
 
 func (c *conn) handleFrame(ctx context.Context, b []byte) {
@@ -197,11 +244,7 @@ func (c *conn) handleFrame(ctx context.Context, b []byte) {
 	f, err := protocol.DecodeClientFrame(b)
 	c.mu.Lock()
 	id := c.identity
-	closed := c.closed
 	c.mu.Unlock()
-	if closed {
-		return
-	}
 	if id == nil {
 		c.handleAuth(f, err)
 		return
@@ -237,14 +280,25 @@ func (c *conn) badFrame(id uint64, err *protocol.Error) {
 	c.sendError(id, err)
 	c.badFrames++
 	if c.badFrames >= maxBadFrames {
-		c.closeWith(protocol.CloseTooManyErrors, "too many bad frames", true)
+		c.closeWith(protocol.DisconnectTooManyErrors, true)
 	}
+}
+
+// tokenError is what a client is told of its refused token. Unlike other
+// errors, the verifier's describe the token the client sent (its kid, its
+// algorithm, a missing claim), not the server, so their text is the answer.
+func tokenError(err error) string {
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		return pe.Message
+	}
+	return err.Error()
 }
 
 func (c *conn) handleAuth(f *protocol.ClientFrame, decodeErr error) {
 	fail := func(msg string) {
 		c.sendError(0, &protocol.Error{Code: protocol.CodeUnauthorized, Message: msg})
-		c.closeWith(protocol.CloseUnauthorized, "unauthorized", true)
+		c.closeWith(protocol.DisconnectUnauthorized, true)
 	}
 	switch {
 	case decodeErr != nil && (f == nil || f.Type != protocol.TypeAuth):
@@ -262,7 +316,7 @@ func (c *conn) handleAuth(f *protocol.ClientFrame, decodeErr error) {
 		err = checkIdentity(ident)
 	}
 	if err != nil {
-		fail(protocol.AsError(err).Message)
+		fail(tokenError(err))
 		return
 	}
 	// The verifier allows a few seconds of clock skew on exp; a token already
@@ -273,14 +327,14 @@ func (c *conn) handleAuth(f *protocol.ClientFrame, decodeErr error) {
 		return
 	}
 	c.mu.Lock()
-	if c.closed {
+	if c.closing() {
 		c.mu.Unlock()
 		return
 	}
 	if !c.admitUserLocked(ident.User) {
 		c.mu.Unlock()
 		c.sendError(0, c.s.userLimitError(ident.User))
-		c.closeWith(protocol.CloseTooManyConnections, "too many connections", true)
+		c.closeWith(protocol.DisconnectTooManyConns, true)
 		return
 	}
 	c.authTimer.Stop()
@@ -302,7 +356,7 @@ func (c *conn) armExpiry(exp time.Time) {
 		return
 	}
 	c.expiry = time.AfterFunc(time.Until(exp), func() {
-		c.closeWith(protocol.CloseTokenExpired, "token expired", true)
+		c.closeWith(protocol.DisconnectTokenExpired, true)
 	})
 }
 
@@ -312,7 +366,7 @@ func (c *conn) handleRefresh(ctx context.Context, f *protocol.ClientFrame) {
 		err = checkIdentity(ident)
 	}
 	if err != nil {
-		c.sendError(f.ID, protocol.Errorf(protocol.CodeUnauthorized, "refresh: %s", protocol.AsError(err).Message))
+		c.sendError(f.ID, protocol.Errorf(protocol.CodeUnauthorized, "refresh: %s", tokenError(err)))
 		return
 	}
 	c.mu.Lock()
@@ -357,7 +411,7 @@ func (c *conn) handlePublish(ctx context.Context, f *protocol.ClientFrame, id *a
 		user: id.User, info: id.Info, source: "client",
 	})
 	if err != nil {
-		c.sendError(f.ID, protocol.AsError(err))
+		c.sendError(f.ID, c.s.clientError("publish", err))
 		return
 	}
 	c.send(protocol.Ack(f.ID, msgID))
@@ -383,7 +437,7 @@ func (c *conn) handlePresence(ctx context.Context, f *protocol.ClientFrame, id *
 	}
 	members, err := c.s.members(ctx, f.Channel)
 	if err != nil {
-		c.sendError(f.ID, protocol.AsError(err))
+		c.sendError(f.ID, c.s.clientError("presence", err))
 		return
 	}
 	c.send(protocol.Members(f.ID, f.Channel, members))

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -84,6 +85,19 @@ func TestFunctionsOverRealSockets(t *testing.T) {
 		if f := publish(2, "room:1", "spam"); f.Type() != "ack" {
 			t.Fatalf("publish of a dropped message: %v", f)
 		}
+		// A sentinel after it: the subscriber's next messages are the
+		// sentinel's (on room:1 and its echo on log:room:1), never the spam.
+		if f := publish(20, "room:1", "sentinel"); f.Type() != "ack" {
+			t.Fatalf("publish of the sentinel: %v", f)
+		}
+		got := map[string]string{}
+		for len(got) < 2 {
+			m := sub.Expect("message")
+			got[m.Str("channel")] = fmt.Sprint(m["data"].(map[string]any)["text"])
+		}
+		if got["room:1"] != "SENTINEL!" || got["log:room:1"] != "SENTINEL!" {
+			t.Fatalf("after a dropped message the subscriber got %v, want only the sentinel", got)
+		}
 	})
 	t.Run("reject reaches a client publisher", func(t *testing.T) {
 		f := publish(3, "room:1", "bad")
@@ -151,7 +165,8 @@ func TestHTTPFunctionWithSignature(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(map[string]any{"action": "pass", "message": m})
 	}))
 	defer fn.Close()
-	s := servertest.StartNode(t)
+	// The function server is on loopback, which functions may only reach with allow_private_urls.
+	s := servertest.StartNode(t, func(c *config.Config) { c.AllowPrivateURLs = true })
 	deploy(t, s, "translate", map[string]any{"runtime": "http", "url": fn.URL, "secret": secret})
 	deploy(t, s, "forged", map[string]any{"runtime": "http", "url": fn.URL, "secret": "wrong"})
 	associate(t, s, "intl:*", "", "translate")

@@ -2,209 +2,22 @@ package server
 
 import (
 	"context"
-	"hash/maphash"
-	"sync"
-	"time"
+	"fmt"
 
 	"github.com/eddyrt/eddy/internal/protocol"
 )
 
-// Presence cost is kept flat as a channel grows:
-//
-//   - join and leave events of one channel gather for a window and then
-//     leave as one WebSocket message per subscriber (the events joined by
-//     newlines, which the protocol's batching allows), encoded once and
-//     shared: one enqueue per subscriber per window instead of one per event;
-//   - the window grows with the channel (windowPerMember, from presenceWindow
-//     up to maxPresenceWindow), so the writes a channel costs per second stay
-//     flat instead of growing with its size: every member still learns of
-//     every join, a little later in a big channel;
-//   - a joiner's subscribed reply lists at most maxSubscribedMembers members
-//     plus members_total, so joining a 10,000-member channel does not
-//     encode 10,000 members; the presence request and the HTTP API still
-//     return everyone.
-const (
-	presenceWindow        = 50 * time.Millisecond
-	windowPerMember       = 100 * time.Microsecond // 10,000 members: 1 s
-	maxPresenceWindow     = time.Second
-	maxSubscribedMembers  = 100
-	maxPresenceFrameBytes = 256 << 10 // a window's events beyond this leave in further messages
-)
-
-// brokerHandler is what the broker delivers to: messages go straight to
-// the hub, presence events through the coalescing fan-out.
-type brokerHandler struct{ s *Server }
-
-func (h brokerHandler) HandleMessage(m *protocol.Message) { h.s.hub.HandleMessage(m) }
-
-func (h brokerHandler) HandlePresence(ev *protocol.PresenceEvent) { h.s.presenceOut.publish(ev) }
-
-// presenceFanout holds, per channel with join_leave on, the local
-// subscriptions that get its events and the events of the current window.
-type presenceFanout struct {
-	window time.Duration
-	seed   maphash.Seed
-	shards [32]presenceShard
-}
-
-type presenceShard struct {
-	mu       sync.Mutex
-	channels map[string]*presenceChannel
-}
-
-type presenceChannel struct {
-	name string
-	// flushing serialises this channel's deliveries, so windows arrive in order.
-	flushing sync.Mutex
-
-	mu      sync.Mutex
-	subs    map[*subscription]struct{}
-	pending []presenceItem // events of the open window
-	armed   bool           // a flush is scheduled
-	scratch []*subscription
-}
-
-func newPresenceFanout(window time.Duration) *presenceFanout {
-	f := &presenceFanout{window: window, seed: maphash.MakeSeed()}
-	for i := range f.shards {
-		f.shards[i].channels = make(map[string]*presenceChannel)
-	}
-	return f
-}
-
-func (f *presenceFanout) shard(channel string) *presenceShard {
-	return &f.shards[maphash.String(f.seed, channel)%uint64(len(f.shards))]
-}
-
-// add makes sub receive channel's join and leave events.
-func (f *presenceFanout) add(sub *subscription) {
-	sh := f.shard(sub.channel)
-	sh.mu.Lock()
-	ch := sh.channels[sub.channel]
-	if ch == nil {
-		ch = &presenceChannel{name: sub.channel, subs: make(map[*subscription]struct{})}
-		sh.channels[sub.channel] = ch
-	}
-	ch.mu.Lock()
-	ch.subs[sub] = struct{}{}
-	ch.mu.Unlock()
-	sh.mu.Unlock()
-}
-
-// remove stops sub's events; the last one forgets the channel (a flush
-// already scheduled then delivers to nobody).
-func (f *presenceFanout) remove(sub *subscription) {
-	sh := f.shard(sub.channel)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	ch := sh.channels[sub.channel]
-	if ch == nil {
-		return
-	}
-	ch.mu.Lock()
-	delete(ch.subs, sub)
-	empty := len(ch.subs) == 0
-	ch.mu.Unlock()
-	if empty {
-		delete(sh.channels, sub.channel)
-	}
-}
-
-// presenceItem is one event of a window: its frame, and what a subscriber
-// needs to tell whether it already knows of it (see subscription.known).
-type presenceItem struct {
-	frame []byte
-	join  bool
-	conn  string
-}
-
-// publish adds ev to its channel's window, opening one if none is open.
-// Events of channels without local listeners are dropped.
-func (f *presenceFanout) publish(ev *protocol.PresenceEvent) {
-	sh := f.shard(ev.Channel)
-	sh.mu.Lock()
-	ch := sh.channels[ev.Channel]
-	sh.mu.Unlock()
-	if ch == nil {
-		return
-	}
-	item := presenceItem{frame: ev.Encode(), join: ev.Action == protocol.ActionJoin, conn: ev.Member.Conn}
-	ch.mu.Lock()
-	ch.pending = append(ch.pending, item)
-	schedule := !ch.armed
-	ch.armed = true
-	window := min(max(f.window, time.Duration(len(ch.subs))*windowPerMember), max(f.window, maxPresenceWindow))
-	ch.mu.Unlock()
-	if schedule {
-		time.AfterFunc(window, func() { ch.flush() })
-	}
-}
-
-// flush sends the window's events to every subscriber as shared messages.
-func (ch *presenceChannel) flush() {
-	ch.flushing.Lock()
-	defer ch.flushing.Unlock()
-	ch.mu.Lock()
-	events := ch.pending
-	ch.pending = nil
-	ch.armed = false
-	subs := ch.scratch[:0]
-	for s := range ch.subs {
-		subs = append(subs, s)
-	}
-	ch.scratch = nil
-	ch.mu.Unlock()
-
-	frames := make([][]byte, len(events))
-	for i, e := range events {
-		frames[i] = e.frame
-	}
-	for len(frames) > 0 {
-		frame, rest := joinFrames(frames, maxPresenceFrameBytes)
-		part := events[:len(frames)-len(rest)]
-		events, frames = events[len(part):], rest
-		for _, s := range subs {
-			s.deliverPresenceWindow(frame, part)
-		}
-	}
-	clear(subs)
-	ch.mu.Lock()
-	ch.scratch = subs[:0]
-	ch.mu.Unlock()
-}
-
-// joinFrames joins frames with newlines up to about limit bytes (at least
-// one frame) and returns the rest.
-func joinFrames(frames [][]byte, limit int) (joined []byte, rest [][]byte) {
-	if len(frames) == 1 {
-		return frames[0], nil
-	}
-	size, n := 0, 0
-	for n < len(frames) && (n == 0 || size+len(frames[n])+1 <= limit) {
-		size += len(frames[n]) + 1
-		n++
-	}
-	joined = make([]byte, 0, size)
-	for i, f := range frames[:n] {
-		if i > 0 {
-			joined = append(joined, '\n')
-		}
-		joined = append(joined, f...)
-	}
-	return joined, frames[n:]
-}
-
-// memberSampler is implemented by presence stores that can list part of a
-// big channel without copying all of it.
-type memberSampler interface {
-	// MembersUpTo returns at most max members of channel and how many it has.
-	MembersUpTo(ctx context.Context, channel string, max int) ([]protocol.Member, int, error)
-}
+// A joiner's subscribed reply lists at most maxSubscribedMembers members
+// plus members_total, so joining a 10,000-member channel does not encode
+// 10,000 members; the presence request and the HTTP API still return
+// everyone. Join and leave events are gathered per channel by the hub
+// (hub.HandlePresence).
+const maxSubscribedMembers = 100
 
 // someMembers lists up to max members of channel for a subscribed reply.
 func (s *Server) someMembers(ctx context.Context, channel string, max int) ([]protocol.Member, int, error) {
-	if ms, ok := s.presence.(memberSampler); ok {
-		return ms.MembersUpTo(ctx, channel, max)
+	if s.abil.Sampler != nil {
+		return s.abil.Sampler.MembersUpTo(ctx, channel, max)
 	}
 	all, err := s.presence.Members(ctx, channel)
 	if err != nil {
@@ -220,7 +33,7 @@ func (s *Server) members(ctx context.Context, channel string) ([]protocol.Member
 	}
 	m, err := s.presence.Members(ctx, channel)
 	if err != nil {
-		return nil, unavailable(err)
+		return nil, fmt.Errorf("presence of %q: %w", channel, err)
 	}
 	return m, nil
 }

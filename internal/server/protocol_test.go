@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/eddyrt/eddy/internal/auth"
 	"github.com/eddyrt/eddy/internal/config"
 	"github.com/eddyrt/eddy/internal/servertest"
@@ -119,9 +121,16 @@ func TestUnauthorized(t *testing.T) {
 		t.Fatal(err)
 	}
 	otherSecret, _ := auth.Mint([]byte("another-secret-another-secret-0123456"), auth.TokenSpec{Subject: "eve"})
-	noSub, _ := auth.Mint([]byte(servertest.Secret), auth.TokenSpec{Subject: "x"})
-	noSub = strings.Replace(noSub, "x", "y", 0)
+	// Signed with the server's own secret and otherwise valid: only the
+	// missing sub is wrong (auth.Mint refuses to make such a token).
+	noSub, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"exp": time.Now().Add(time.Hour).Unix(), "channels": []string{"*"},
+	}).SignedString([]byte(servertest.Secret))
+	if err != nil {
+		t.Fatal(err)
+	}
 	cases := map[string]string{
+		"token without sub":  `{"type":"auth","token":"` + noSub + `"}`,
 		"garbage token":      `{"type":"auth","token":"not-a-jwt"}`,
 		"expired token":      `{"type":"auth","token":"` + expired + `"}`,
 		"wrong secret":       `{"type":"auth","token":"` + otherSecret + `"}`,
@@ -133,7 +142,10 @@ func TestUnauthorized(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ws := servertest.Dial(t, s.WSURL)
 			ws.Send(frame)
-			ws.ExpectError("unauthorized")
+			f := ws.ExpectError("unauthorized")
+			if name == "token without sub" && !strings.Contains(f.Str("message"), "sub") {
+				t.Fatalf("error %v does not say the sub claim is missing", f)
+			}
 			if code := ws.CloseCode(); code != 4001 {
 				t.Fatalf("close code %d, want 4001", code)
 			}
@@ -173,20 +185,37 @@ func TestTokenExpiryCloses4003UnlessRefreshed(t *testing.T) {
 }
 
 func TestRateLimits(t *testing.T) {
+	const rate = 2 // publishes per second, and the burst: int(rate)
 	s := servertest.Start(t, func(c *config.Config) {
-		c.PublishRate = 5
+		c.PublishRate = rate
 		c.MaxSubscriptions = 2
 	})
 	ws := servertest.Connect(t, s.WSURL, servertest.Token(t, "fast", nil, []string{"*"}))
-	limited := 0
+	// Twenty publishes at once: the burst's worth are accepted, in order,
+	// and the rest refused, plus one more for each 1/rate the whole exchange
+	// took (none when it took less, which is the usual case).
+	start := time.Now()
 	for i := 1; i <= 20; i++ {
-		f := ws.Request(map[string]any{"type": "publish", "id": i, "channel": "c", "event": "e", "data": i})
-		if f.Str("code") == "rate_limited" {
-			limited++
+		ws.Send(map[string]any{"type": "publish", "id": i, "channel": "c", "event": "e", "data": i})
+	}
+	var accepted []int
+	for range 20 {
+		f := ws.Next()
+		switch {
+		case f.Type() == "ack":
+			accepted = append(accepted, int(f.Num("id")))
+		case f.Str("code") != "rate_limited":
+			t.Fatalf("publish reply %v, want ack or rate_limited", f)
 		}
 	}
-	if limited == 0 {
-		t.Fatal("20 immediate publishes at publish_rate 5 were all accepted")
+	refills := int(time.Since(start).Seconds() * rate)
+	if len(accepted) < rate || len(accepted) > rate+refills {
+		t.Fatalf("%d of 20 immediate publishes accepted (%v) at publish_rate %d, want %d (+%d refilled while they ran)", len(accepted), accepted, rate, rate, refills)
+	}
+	for i := 0; i < rate; i++ {
+		if accepted[i] != i+1 {
+			t.Fatalf("accepted publishes %v: the burst is the first %d", accepted, rate)
+		}
 	}
 	ws.Request(map[string]any{"type": "subscribe", "id": 100, "channel": "a"})
 	ws.Request(map[string]any{"type": "subscribe", "id": 101, "channel": "b"})

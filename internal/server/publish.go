@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/eddyrt/eddy/internal/protocol"
@@ -57,7 +58,7 @@ func (s *Server) publishAt(ctx context.Context, req publishRequest) (string, uin
 			}
 			pos, err := s.broker.Publish(ctx, m, brokerOptions(s.cfg.ChannelOptionsFor(m.Channel)))
 			if err != nil {
-				return "", 0, unavailable(err)
+				return "", 0, fmt.Errorf("publish to %q: %w", m.Channel, err)
 			}
 			if ci == 0 && offset == 0 && m.Channel == ch {
 				offset = pos.Offset

@@ -54,7 +54,7 @@ type Middleware interface {
 type Options struct {
 	Config   config.Config
 	Logger   *slog.Logger
-	Broker   broker.Broker        // nil: in-memory
+	Broker   broker.Broker        // nil: in-memory; when set, its creator closes it after Shutdown
 	Presence broker.PresenceStore // nil: the broker, if it keeps presence
 	// Functions, when set, sees every publish.
 	Functions Middleware
@@ -81,13 +81,20 @@ type Server struct {
 	log      *slog.Logger
 	app      *App
 	broker   broker.Broker
-	presence broker.PresenceStore
+	presence broker.PresenceStore // abil.Presence: nil when presence is not kept
 	hub      *hub.Hub
 	funcs    Middleware
 	metrics  *metrics
 	upgrader *gws.Upgrader
 	opts     Options
 	tls      *tls.Config // nil: plain listeners (tls.go)
+
+	abil       broker.Abilities // the broker's optional abilities, resolved once
+	ownsBroker bool             // the server created broker, so Shutdown closes it
+	// releaseCtx bounds closing connections' releasing calls (conn.teardown);
+	// Shutdown cancels it when its own deadline passes.
+	releaseCtx    context.Context
+	cancelRelease context.CancelFunc
 
 	nodeID  string
 	started time.Time
@@ -107,9 +114,6 @@ type Server struct {
 	servers   []*http.Server
 	stop      chan struct{}
 	stopped   sync.WaitGroup
-
-	// presenceOut coalesces join and leave events (presence.go).
-	presenceOut *presenceFanout
 }
 
 // New builds a server from opts; Start makes it listen.
@@ -164,18 +168,15 @@ func New(opts Options) (*Server, error) {
 	}
 	if s.broker == nil {
 		s.broker = memory.NewWithOptions(memory.Options{MaxHistoryBytes: cfg.MaxHistoryBytes})
+		s.ownsBroker = true
 	}
-	s.presence = opts.Presence
-	if s.presence == nil {
-		if p, ok := s.broker.(broker.PresenceStore); ok {
-			s.presence = p
-		}
-	}
+	s.abil = broker.Resolve(s.broker, opts.Presence)
+	s.presence = s.abil.Presence
+	s.releaseCtx, s.cancelRelease = context.WithCancel(context.Background())
 	s.conns.init()
 	s.writers = newWriterPool()
 	s.handlers = newHandlerPool()
 	s.hub = hub.New(s.broker)
-	s.presenceOut = newPresenceFanout(presenceWindow)
 	s.metrics = newMetrics(s)
 	s.limits = s.newConnLimits()
 	s.registerHistoryMetrics()
@@ -222,7 +223,7 @@ func (s *Server) nextID(prefix string) string {
 
 // Start begins listening and serving; it returns once the listeners are bound.
 func (s *Server) Start(ctx context.Context) error {
-	if err := s.broker.Start(ctx, brokerHandler{s}); err != nil {
+	if err := s.broker.Start(ctx, s.hub); err != nil {
 		return fmt.Errorf("start broker: %w", err)
 	}
 	s.app.prefetchKeys(ctx, s.log)
@@ -252,13 +253,13 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.stopped.Add(1)
 	go s.pingLoop()
-	if r, ok := s.broker.(readiness); ok {
+	if s.abil.Readiness != nil {
 		s.stopped.Add(1)
-		go s.watchBroker(r)
+		go s.watchBroker(s.abil.Readiness)
 	}
-	if reg, ok := s.broker.(nodeRegistry); ok {
+	if s.abil.Nodes != nil {
 		s.stopped.Add(1)
-		go s.announceLoop(reg)
+		go s.announceLoop(s.abil.Nodes)
 	}
 	return nil
 }
@@ -340,7 +341,10 @@ func (s *Server) addr(i int) net.Addr {
 
 // Shutdown drains the node: readiness goes false, listeners close, in-flight
 // API calls finish, then every client is closed with 1012 so it reconnects
-// elsewhere. It returns when done or when ctx ends.
+// elsewhere. Each connection tears itself down on its own goroutine; when
+// ctx ends, their releasing broker calls are cut short. It returns when
+// done or when ctx ends. It closes the broker
+// only when the server created it (Options.Broker nil).
 func (s *Server) Shutdown(ctx context.Context) error {
 	if !s.draining.CompareAndSwap(false, true) {
 		return nil
@@ -355,13 +359,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			firstErr = fmt.Errorf("drain HTTP: %w", err)
 		}
 	}
-	s.conns.each(func(c *conn) { c.closeWith(protocol.CloseServiceRestart, "server restarting", true) })
+	// Each connection tears itself down on its own goroutine: one stuck
+	// broker call holds up only its connection, and none past ctx.
+	s.conns.each(func(c *conn) { c.closeWith(protocol.DisconnectShutdown, true) })
+	giveUp := context.AfterFunc(ctx, s.cancelRelease)
+	defer giveUp()
 	if err := s.conns.waitEmpty(ctx); err != nil && firstErr == nil {
 		firstErr = fmt.Errorf("close connections: %w", err)
 	}
 	s.stopped.Wait()
-	if err := s.broker.Close(); err != nil && firstErr == nil {
-		firstErr = fmt.Errorf("close broker: %w", err)
+	if s.ownsBroker {
+		if err := s.broker.Close(); err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("close broker: %w", err)
+		}
 	}
 	return firstErr
 }
@@ -380,7 +390,7 @@ func (s *Server) pingLoop() {
 			deadline := now.Add(-2 * s.cfg.PingInterval).UnixNano()
 			s.conns.each(func(c *conn) {
 				if c.lastRead.Load() < deadline {
-					c.closeWith(protocol.CloseGoingAway, "ping timeout", false)
+					c.closeWith(protocol.DisconnectPingTimeout, false)
 					return
 				}
 				c.out.Ping()
@@ -394,14 +404,14 @@ func (s *Server) pingLoop() {
 // returns, messages may have been missed in between, so every client is
 // closed with 1012: it reconnects and resubscribes from its last offset,
 // recovering the gap from history or learning recovered:false.
-func (s *Server) watchBroker(r readiness) {
+func (s *Server) watchBroker(r broker.Readiness) {
 	defer s.stopped.Done()
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	wasReady := r.Ready()
 	// A short outage can come and go between two looks at Ready; a broker
 	// that counts its reconnects tells us anyway.
-	counter, counts := s.broker.(interface{ Connects() uint64 })
+	counter, counts := s.abil.Reconnects, s.abil.Reconnects != nil
 	var connects uint64
 	if counts {
 		connects = counter.Connects()
@@ -425,7 +435,7 @@ func (s *Server) watchBroker(r readiness) {
 		if reconnected {
 			s.log.Info("broker available again: asking clients to reconnect and recover", "connections", s.conns.len())
 			s.conns.each(func(c *conn) {
-				c.closeWith(protocol.CloseServiceRestart, "broker reconnected: resubscribe to recover", true)
+				c.closeWith(protocol.DisconnectBrokerReconnected, true)
 			})
 		}
 		wasReady = ready
@@ -437,17 +447,8 @@ func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte(`{"status":"ok"}`))
 }
 
-// readiness is implemented by brokers that can be unreachable.
-type readiness interface{ Ready() bool }
-
 func (s *Server) ready() bool {
-	if s.draining.Load() {
-		return false
-	}
-	if r, ok := s.broker.(readiness); ok {
-		return r.Ready()
-	}
-	return true
+	return !s.draining.Load() && s.abil.Ready()
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {

@@ -12,6 +12,7 @@ import (
 	"github.com/eddyrt/eddy/internal/auth"
 	"github.com/eddyrt/eddy/internal/broker"
 	"github.com/eddyrt/eddy/internal/config"
+	"github.com/eddyrt/eddy/internal/hub"
 	"github.com/eddyrt/eddy/internal/protocol"
 )
 
@@ -36,7 +37,9 @@ type subscription struct {
 	epoch        string
 	last         uint64 // offset of the newest message queued to the client
 	gap          bool   // a hole in the offsets was seen: nothing more is queued
-	state        subState
+	// left is set by leave: the subscription has ended (unsubscribe or the
+	// connection's teardown), so a replay still under way stops.
+	left bool
 	// known holds the other connections listed in the subscribed reply
 	// (sorted): their join events may still be on the way, and are not
 	// delivered, so a member never learns of one join twice. An entry
@@ -45,26 +48,13 @@ type subscription struct {
 	known []string
 }
 
-// subState is where a subscription is in its life. A leave that comes
-// while the subscribe is still being handled (the connection closed under
-// it) is only noted; the subscribe undoes itself when it finishes, so a
-// closing connection never leaves a subscription or a presence member behind.
-type subState uint8
-
-const (
-	subJoining subState = iota
-	subJoiningLeft
-	subActive
-	subLeft
-)
-
 // pendingFrame is a live message (m set) or a presence frame (m nil)
 // that arrived during catch-up; events are a presence window's events
 // (frame is then their shared frame).
 type pendingFrame struct {
 	m      *protocol.Message
 	frame  []byte
-	events []presenceItem
+	events []hub.PresenceItem
 }
 
 // Deliver implements hub.Subscriber.
@@ -74,30 +64,27 @@ func (sub *subscription) Deliver(m *protocol.Message, frame []byte) {
 		sub.holdLocked(pendingFrame{m: m, frame: frame})
 		return
 	}
-	sub.deliverLocked(m, frame)
+	_ = sub.deliverLocked(m, frame)
 	sub.mu.Unlock()
 }
 
 // holdLocked keeps p until the catch-up is over and releases sub.mu; a
 // subscription that holds more than the outgoing queue may is a slow consumer.
 func (sub *subscription) holdLocked(p pendingFrame) {
-	size := len(p.frame)
-	if size == 0 && p.m != nil {
-		size = len(p.m.Data) + 128
-	}
 	sub.pending = append(sub.pending, p)
-	sub.pendingBytes += size
+	sub.pendingBytes += p.size()
 	over := sub.pendingBytes > sub.c.s.cfg.MaxQueueBytes
 	sub.mu.Unlock()
 	if over {
-		go sub.c.closeWith(protocol.CloseSlowConsumer, "slow consumer", false)
+		go sub.c.closeWith(protocol.DisconnectSlowConsumer, false)
 	}
 }
 
-// deliverLocked queues one message unless the client already has it; sub.mu held.
-func (sub *subscription) deliverLocked(m *protocol.Message, frame []byte) {
+// deliverLocked queues one message unless the client already has it; sub.mu
+// held. An error means the connection's queue is closed (or overflowed).
+func (sub *subscription) deliverLocked(m *protocol.Message, frame []byte) error {
 	if m.Epoch == sub.epoch && m.Offset <= sub.last {
-		return
+		return nil
 	}
 	if m.Epoch == sub.epoch && m.Offset > sub.last+1 && !sub.gap {
 		// Messages between last and this one never reached this node (its
@@ -106,11 +93,11 @@ func (sub *subscription) deliverLocked(m *protocol.Message, frame []byte) {
 		// and resubscribes from last: history fills the gap, or it learns
 		// recovered:false.
 		sub.gap = true
-		go sub.c.closeWith(protocol.CloseServiceRestart, "missed messages: resubscribe to recover", true)
-		return
+		go sub.c.closeWith(protocol.DisconnectMissedMessages, true)
+		return nil
 	}
 	if sub.gap {
-		return
+		return nil
 	}
 	// A new epoch means the stream restarted (e.g. Redis lost it): its
 	// offsets start over, and the client learns so from the epoch field.
@@ -118,25 +105,14 @@ func (sub *subscription) deliverLocked(m *protocol.Message, frame []byte) {
 	if frame == nil {
 		frame = protocol.AppendMessage(nil, m)
 	}
-	_ = sub.c.out.Enqueue(frame)
+	return sub.c.out.Enqueue(frame)
 }
 
-// DeliverPresence implements hub.Subscriber; the presence fan-out calls it
-// too, with a window's events in one frame.
-func (sub *subscription) DeliverPresence(frame []byte) {
-	sub.mu.Lock()
-	if sub.catchingUp {
-		sub.holdLocked(pendingFrame{frame: frame})
-		return
-	}
-	sub.mu.Unlock()
-	_ = sub.c.out.Enqueue(frame)
-}
-
-// deliverPresenceWindow queues a presence window: frame, shared by every
-// subscriber, holds events. A subscription that still waits for joins it
-// already knows of from its subscribed reply gets its own frame without them.
-func (sub *subscription) deliverPresenceWindow(frame []byte, events []presenceItem) {
+// DeliverPresence implements hub.Subscriber: frame, shared by every
+// subscriber, holds a window's events. A subscription that still waits for
+// joins it already knows of from its subscribed reply gets its own frame
+// without them.
+func (sub *subscription) DeliverPresence(frame []byte, events []hub.PresenceItem) {
 	sub.mu.Lock()
 	if sub.catchingUp {
 		sub.holdLocked(pendingFrame{frame: frame, events: events})
@@ -152,29 +128,29 @@ func (sub *subscription) deliverPresenceWindow(frame []byte, events []presenceIt
 // filterKnownLocked returns frame without the join events of connections
 // in sub.known (nil when nothing is left), and forgets the connections
 // whose join or leave it saw; sub.mu held.
-func (sub *subscription) filterKnownLocked(frame []byte, events []presenceItem) []byte {
+func (sub *subscription) filterKnownLocked(frame []byte, events []hub.PresenceItem) []byte {
 	if len(sub.known) == 0 {
 		return frame
 	}
 	var keep [][]byte
 	dropped := false
 	for i, e := range events {
-		k, found := slices.BinarySearch(sub.known, e.conn)
+		k, found := slices.BinarySearch(sub.known, e.Conn)
 		if found {
 			sub.known = slices.Delete(sub.known, k, k+1)
 		}
-		if found && e.join {
+		if found && e.Join {
 			if !dropped {
 				dropped = true
 				keep = make([][]byte, 0, len(events))
 				for _, p := range events[:i] {
-					keep = append(keep, p.frame)
+					keep = append(keep, p.Frame)
 				}
 			}
 			continue
 		}
 		if dropped {
-			keep = append(keep, e.frame)
+			keep = append(keep, e.Frame)
 		}
 	}
 	if len(sub.known) == 0 {
@@ -187,37 +163,6 @@ func (sub *subscription) filterKnownLocked(frame []byte, events []presenceItem) 
 		return nil
 	}
 	return bytes.Join(keep, []byte{'\n'})
-}
-
-// finishCatchUp queues the replayed messages, then what arrived meanwhile,
-// and switches the subscription to live delivery. pos is the channel's
-// position read after the subscription was registered: everything up to
-// it is in replay (or was not asked for), everything after it is pending
-// or still to come.
-func (sub *subscription) finishCatchUp(pos protocol.Position, replay []*protocol.Message) {
-	sub.mu.Lock()
-	defer sub.mu.Unlock()
-	sub.epoch, sub.last = pos.Epoch, pos.Offset
-	if len(replay) > 0 && replay[0].Epoch == pos.Epoch {
-		sub.last = replay[0].Offset - 1 // the replay starts right after since
-	}
-	for _, m := range replay {
-		sub.deliverLocked(m, nil)
-	}
-	if sub.epoch == pos.Epoch && sub.last < pos.Offset {
-		sub.last = pos.Offset
-	}
-	for _, p := range sub.pending {
-		if p.m == nil {
-			if frame := sub.filterKnownLocked(p.frame, p.events); frame != nil {
-				_ = sub.c.out.Enqueue(frame)
-			}
-			continue
-		}
-		sub.deliverLocked(p.m, p.frame)
-	}
-	sub.pending, sub.pendingBytes = nil, 0
-	sub.catchingUp = false
 }
 
 // setKnown notes the members listed in the subscribed reply, whose join
@@ -259,11 +204,11 @@ func (c *conn) handleSubscribe(ctx context.Context, f *protocol.ClientFrame, id 
 		return
 	}
 	sub := &subscription{c: c, channel: f.Channel, opts: c.s.cfg.ChannelOptionsFor(f.Channel), id: id, catchingUp: true}
+	// No teardown runs while a frame is handled (conn.runFrame), so the
+	// subscription is either left by a later unsubscribe or by teardown,
+	// never while it joins.
 	c.mu.Lock()
 	switch {
-	case c.subs == nil:
-		c.mu.Unlock()
-		return // closing
 	case c.subs[f.Channel] != nil:
 		c.mu.Unlock()
 		c.sendError(f.ID, protocol.Errorf(protocol.CodeBadRequest, "already subscribed to %q", f.Channel))
@@ -279,32 +224,19 @@ func (c *conn) handleSubscribe(ctx context.Context, f *protocol.ClientFrame, id 
 	reply, replay, err := c.s.join(ctx, sub, f.Since)
 	if err != nil {
 		c.mu.Lock()
-		if c.subs != nil && c.subs[f.Channel] == sub {
-			delete(c.subs, f.Channel)
-		}
+		delete(c.subs, f.Channel)
 		c.mu.Unlock()
-		sub.mu.Lock()
-		sub.state = subLeft
-		sub.mu.Unlock()
-		c.sendError(f.ID, protocol.AsError(err))
+		c.sendError(f.ID, c.s.clientError("subscribe", err))
 		return
 	}
 	// The join is announced before the reply leaves, so a client that has
 	// its subscribed knows everyone will learn of it, and of its joins in
 	// the order the replies came (the joiner's own join is held until
-	// finishCatchUp, after the reply).
+	// catchUp, after the reply).
 	c.s.announce(ctx, sub, protocol.ActionJoin)
 	reply.ID = f.ID
 	c.send(reply.encode())
-	sub.finishCatchUp(protocol.Position{Epoch: reply.Epoch, Offset: reply.Offset}, replay)
-
-	sub.mu.Lock()
-	left := sub.state == subJoiningLeft
-	sub.state = subActive
-	sub.mu.Unlock()
-	if left {
-		c.s.leave(ctx, sub) // the connection closed while we joined
-	}
+	sub.catchUp(protocol.Position{Epoch: reply.Epoch, Offset: reply.Offset}, replay)
 }
 
 // subscribedReply is the subscribed frame; members_total is there in
@@ -324,27 +256,19 @@ func (r subscribedReply) encode() []byte {
 }
 
 // join registers sub with the hub and reads what the client needs to catch
-// up: the channel's position, and the missed messages when since is given.
+// up: the channel's position, and the first page of the missed messages
+// when since is given (catchUp reads the rest).
 // The subscription is registered before the position is read, so every
 // message after the position reaches it live.
 func (s *Server) join(ctx context.Context, sub *subscription, since *protocol.Position) (subscribedReply, []*protocol.Message, error) {
 	reply := subscribedReply{Subscribed: protocol.Subscribed{Channel: sub.channel}}
 	if err := s.hub.Subscribe(ctx, sub.channel, sub); err != nil {
-		return reply, nil, unavailable(err)
+		return reply, nil, err
 	}
-	joinLeave := sub.opts.Presence && sub.opts.JoinLeave && s.presence != nil
-	if joinLeave {
-		s.presenceOut.add(sub)
-	}
-	undo := func() {
-		if joinLeave {
-			s.presenceOut.remove(sub)
-		}
-		_ = s.hub.Unsubscribe(ctx, sub.channel, sub)
-	}
+	undo := func() { _ = s.hub.Unsubscribe(ctx, sub.channel, sub) }
 	q := broker.HistoryQuery{Limit: -1, Options: brokerOptions(sub.opts)}
 	if since != nil {
-		q = broker.HistoryQuery{Since: since, Options: brokerOptions(sub.opts)}
+		q = broker.HistoryQuery{Since: since, Limit: sub.c.replayPageSize(), Options: brokerOptions(sub.opts)}
 	}
 	replay, pos, err := s.broker.History(ctx, sub.channel, q)
 	switch {
@@ -354,7 +278,7 @@ func (s *Server) join(ctx context.Context, sub *subscription, since *protocol.Po
 		replay = nil
 	case err != nil:
 		undo()
-		return reply, nil, unavailable(err)
+		return reply, nil, fmt.Errorf("history of %q: %w", sub.channel, err)
 	case since != nil:
 		recovered := true
 		reply.Recovered = &recovered
@@ -364,14 +288,14 @@ func (s *Server) join(ctx context.Context, sub *subscription, since *protocol.Po
 		member := protocol.Member{User: sub.id.User, Conn: sub.c.id, Info: sub.id.Info}
 		if err := s.presence.AddMember(ctx, sub.channel, member); err != nil {
 			undo()
-			return reply, nil, unavailable(err)
+			return reply, nil, fmt.Errorf("add presence member to %q: %w", sub.channel, err)
 		}
 		members, total, err := s.someMembers(ctx, sub.channel, maxSubscribedMembers)
 		if err != nil {
 			s.log.Warn("presence members", "channel", sub.channel, "err", err)
 		}
 		reply.Members, reply.MembersTotal = members, &total
-		if joinLeave {
+		if sub.opts.JoinLeave {
 			sub.setKnown(members)
 		}
 	}
@@ -389,25 +313,13 @@ func (s *Server) announce(ctx context.Context, sub *subscription, action string)
 	}
 }
 
-// leave ends sub: the hub forgets it and presence says goodbye. It is safe
-// to call more than once and while the subscribe is still being handled.
+// leave ends sub: the hub forgets it and presence says goodbye. It is
+// called once per subscription, by whoever took it out of conn.subs (an
+// unsubscribe, or teardown), never while its subscribe is being handled.
 func (s *Server) leave(ctx context.Context, sub *subscription) {
 	sub.mu.Lock()
-	switch sub.state {
-	case subJoining:
-		sub.state = subJoiningLeft
-		sub.mu.Unlock()
-		return
-	case subJoiningLeft, subLeft:
-		sub.mu.Unlock()
-		return
-	}
-	sub.state = subLeft
+	sub.left = true
 	sub.mu.Unlock()
-
-	if sub.opts.Presence && sub.opts.JoinLeave && s.presence != nil {
-		s.presenceOut.remove(sub)
-	}
 	if err := s.hub.Unsubscribe(ctx, sub.channel, sub); err != nil {
 		s.log.Warn("unsubscribe", "channel", sub.channel, "err", err)
 	}
@@ -422,13 +334,4 @@ func (s *Server) leave(ctx context.Context, sub *subscription) {
 
 func brokerOptions(o config.ChannelOptions) broker.ChannelOptions {
 	return broker.ChannelOptions{HistorySize: o.HistorySize, HistoryTTL: o.HistoryTTL}
-}
-
-// unavailable reports a broker failure to clients without leaking internals.
-func unavailable(err error) error {
-	var pe *protocol.Error
-	if errors.As(err, &pe) {
-		return pe
-	}
-	return &protocol.Error{Code: protocol.CodeUnavailable, Message: fmt.Sprintf("broker unavailable, retry later: %v", err)}
 }

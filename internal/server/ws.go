@@ -154,7 +154,7 @@ func (h *wsHandler) OnMessage(socket *gws.Conn, msg *gws.Message) {
 		// RFC 6455 8.1 says to fail the connection (gws's own check is off:
 		// see the upgrader). Binary frames are not text: their JSON is
 		// checked like any other frame's.
-		c.closeWith(protocol.CloseInvalidText, "text frame is not valid UTF-8", false)
+		c.closeWith(protocol.DisconnectInvalidText, false)
 		return
 	}
 	// Handling a frame (JSON, JWT, subscribe, functions) needs a deep stack.
@@ -163,7 +163,7 @@ func (h *wsHandler) OnMessage(socket *gws.Conn, msg *gws.Message) {
 	// connection, keeps the small stack an idle connection needs instead of
 	// the largest one it ever used. Handlers are reused, so their grown
 	// stacks are too.
-	h.s.handlers.run(func() { c.handleFrame(context.Background(), msg.Bytes()) }, c.handled)
+	h.s.handlers.run(func() { c.runFrame(msg.Bytes()) }, c.handled)
 	<-c.handled
 }
 

@@ -15,6 +15,8 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -169,13 +171,20 @@ type WS struct {
 	closeErr error
 	Messages int     // WebSocket messages received (frames may be batched)
 	backlog  []Frame // frames Request passed over, for Next to return first
+	pings    atomic.Int64
 }
+
+// Pings is how many WebSocket pings the server sent (each was answered).
+func (ws *WS) Pings() int64 { return ws.pings.Load() }
 
 type wsHandler struct{ ws *WS }
 
-func (h wsHandler) OnOpen(*gws.Conn)             {}
-func (h wsHandler) OnPing(c *gws.Conn, p []byte) { _ = c.WritePong(p) }
-func (h wsHandler) OnPong(*gws.Conn, []byte)     {}
+func (h wsHandler) OnOpen(*gws.Conn) {}
+func (h wsHandler) OnPing(c *gws.Conn, p []byte) {
+	h.ws.pings.Add(1)
+	_ = c.WritePong(p)
+}
+func (h wsHandler) OnPong(*gws.Conn, []byte) {}
 func (h wsHandler) OnClose(_ *gws.Conn, err error) {
 	h.ws.mu.Lock()
 	h.ws.closeErr = err
@@ -231,11 +240,28 @@ func DialTLS(t testing.TB, url string, tc *tls.Config) *WS {
 	return ws
 }
 
-// DialPaused opens a raw connection that reads nothing until Resume.
+// pausedReadBuffer is the kernel receive buffer of a paused connection.
+// Set before connecting, it turns off the kernel's autotuning (up to 32 MiB
+// on Linux), so a reader that does not read stops the server's writes after
+// about this much, like a slow client, rather than after tens of megabytes.
+const pausedReadBuffer = 64 << 10
+
+// DialPaused opens a raw connection that reads nothing until Resume, with a
+// small kernel receive buffer (pausedReadBuffer).
 func DialPaused(t testing.TB, url string) (*WS, func()) {
 	t.Helper()
 	ws := &WS{t: t, Frames: make(chan Frame, 100000), closed: make(chan struct{})}
-	conn, _, err := gws.NewClient(wsHandler{ws}, &gws.ClientOption{Addr: url, ReadMaxPayloadSize: 64 << 20})
+	dialer := &net.Dialer{Timeout: Timeout, Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		if err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, pausedReadBuffer)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	conn, _, err := gws.NewClient(wsHandler{ws}, &gws.ClientOption{Addr: url, ReadMaxPayloadSize: 64 << 20,
+		NewDialer: func() (gws.Dialer, error) { return dialer, nil }})
 	if err != nil {
 		t.Fatalf("dial %s: %v", url, err)
 	}

@@ -33,6 +33,13 @@ export interface EddyOptions {
   backoffBase?: number;
   /** Backoff cap in ms. Default 30000. */
   backoffCap?: number;
+  /**
+   * How long (ms) a connection must stay up for the backoff to start over
+   * from `backoffBase`. Default 5000. A connection the server closes sooner
+   * (a crash loop, a recovery it cannot serve) counts as a failed attempt,
+   * so the delays keep growing instead of reconnecting in a tight loop.
+   */
+  stableAfter?: number;
   /** How long a request waits for its reply, in ms. Default 10000. */
   requestTimeout?: number;
   /** Refresh the token this long (ms) before it expires, at most half its remaining life. Default 30000. */
@@ -70,6 +77,7 @@ export class Eddy {
   private usedInitialToken = false;
   private nextId = 0;
   private attempt = 0;
+  private readyAt = 0; // Date.now() of the current connection's ready, 0 when none
   private connGen = 0;
   private stopped = false;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
@@ -188,6 +196,8 @@ export class Eddy {
     const ws = this.ws;
     this.ws = null;
     this.ready = false;
+    this.readyAt = 0;
+    this.attempt = 0; // a later connect() starts afresh
     this._state = "closed";
     for (const sub of this.subs.values()) sub._disconnected();
     if (ws) {
@@ -266,6 +276,9 @@ export class Eddy {
   }
 
   private onClose(code: number, reason: string): void {
+    // Only a connection that stayed up resets the backoff (see stableAfter).
+    if (this.readyAt && Date.now() - this.readyAt >= (this.opts.stableAfter ?? 5_000)) this.attempt = 0;
+    this.readyAt = 0;
     this.ws = null;
     this.ready = false;
     this.clearRefresh();
@@ -307,7 +320,7 @@ export class Eddy {
 
   private onReady(f: Frame): void {
     this.ready = true;
-    this.attempt = 0;
+    this.readyAt = Date.now();
     this._state = "connected";
     this._conn = String(f.conn ?? "");
     this._user = String(f.user ?? "");

@@ -72,6 +72,7 @@ type shard struct {
 var (
 	_ broker.Broker        = (*Broker)(nil)
 	_ broker.PresenceStore = (*Broker)(nil)
+	_ broker.MemberSampler = (*Broker)(nil)
 )
 
 // New returns an in-memory broker with a fresh epoch and default options.

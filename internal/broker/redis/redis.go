@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/url"
 	"strconv"
 	"sync"
@@ -68,8 +69,13 @@ type Broker struct {
 type handlerRef struct{ h broker.Handler }
 
 var (
-	_ broker.Broker        = (*Broker)(nil)
-	_ broker.PresenceStore = (*Broker)(nil)
+	_ broker.Broker           = (*Broker)(nil)
+	_ broker.PresenceStore    = (*Broker)(nil)
+	_ broker.MemberSampler    = (*Broker)(nil)
+	_ broker.Readiness        = (*Broker)(nil)
+	_ broker.ReconnectCounter = (*Broker)(nil)
+	_ broker.NodeRegistry     = (*Broker)(nil)
+	_ broker.Notifier         = (*Broker)(nil)
 )
 
 const (
@@ -249,6 +255,17 @@ func jumpHash(key uint64, n int) int {
 // broker.ErrUnavailable) holds and the cause stays visible.
 func unavailable(op string, err error) error {
 	return fmt.Errorf("redis broker: %s: %w: %w", op, broker.ErrUnavailable, err)
+}
+
+// publishFailed wraps an error of a publish script call. A Redis error
+// reply or a failed dial proves the script did not run; anything else
+// (timeout, connection lost after sending) leaves the outcome unknown.
+func publishFailed(err error) error {
+	var op *net.OpError
+	if _, isRedis := rueidis.IsRedisErr(err); isRedis || (errors.As(err, &op) && op.Op == "dial") {
+		return unavailable("publish", err)
+	}
+	return fmt.Errorf("redis broker: publish: %w: %w: %w", broker.ErrOutcomeUnknown, broker.ErrUnavailable, err)
 }
 
 // Keys of one channel; {channel} is the hash tag.

@@ -165,3 +165,26 @@ func TestCloseStopsGoroutines(t *testing.T) {
 	}
 	eventually(t, 5*time.Second, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }
+
+// A publish sent to a Redis that does not answer may have run: its error
+// says the outcome is unknown.
+func TestPublishOutcomeUnknownWhenRedisHangs(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := ctxT(t)
+	pub, _ := node(t, "pub", Options{}, srv)
+	if _, err := pub.Publish(ctx, msg("h", 1), broker.ChannelOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Pause()
+	defer srv.Resume()
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	_, err := pub.Publish(short, msg("h", 2), broker.ChannelOptions{})
+	if !errors.Is(err, broker.ErrOutcomeUnknown) || !errors.Is(err, broker.ErrUnavailable) {
+		t.Fatalf("publish to a paused Redis: %v; want ErrOutcomeUnknown and ErrUnavailable", err)
+	}
+	srv.Resume()
+	if _, err := pub.Publish(ctx, msg("h", 3), broker.ChannelOptions{}); err != nil {
+		t.Fatalf("publish after resume: %v", err)
+	}
+}

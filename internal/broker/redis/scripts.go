@@ -49,7 +49,7 @@ return {off, epoch}
 //
 // KEYS as publishScript. ARGV[1] a fresh epoch, ARGV[2] meta TTL ms,
 // ARGV[3] the epoch of since, ARGV[4] since+1 or "" when there is no since,
-// ARGV[5] limit (0: none).
+// ARGV[5] limit (0: none; negative: no entries, only the position).
 //
 // Returns {top, epoch, id1, body1, id2, body2, ...}; the entries are newest
 // first when there is no since and a limit, oldest first otherwise. No
@@ -67,6 +67,7 @@ end
 local top = redis.call('hget', KEYS[1], 'o') or '0'
 local out = {top, epoch}
 local limit = tonumber(ARGV[5])
+if limit < 0 then return out end
 local entries
 if ARGV[4] ~= '' then
   if ARGV[3] ~= epoch or tonumber(ARGV[4]) > tonumber(top) then return out end

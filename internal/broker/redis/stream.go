@@ -32,8 +32,9 @@ func (b *Broker) metaTTL(opts broker.ChannelOptions) time.Duration {
 // is judged by TS).
 //
 // A nil error means Redis executed the script. An error wraps
-// broker.ErrUnavailable; when it is a timeout or a lost connection the
-// script may still have run, so "not published" is then not certain.
+// broker.ErrUnavailable; when it is a timeout or a lost connection after
+// sending, the script may still have run, and the error also wraps
+// broker.ErrOutcomeUnknown.
 func (b *Broker) Publish(ctx context.Context, m *protocol.Message, opts broker.ChannelOptions) (protocol.Position, error) {
 	s := b.shardFor(m.Channel)
 	c, err := s.client()
@@ -57,18 +58,19 @@ func (b *Broker) Publish(ctx context.Context, m *protocol.Message, opts broker.C
 	bodyPool.Put(bp)
 	res, err := publishScript.Exec(ctx, c, []string{b.metaKey(m.Channel), b.historyKey(m.Channel)}, args).ToArray()
 	if err != nil {
-		return protocol.Position{}, unavailable("publish", err)
+		return protocol.Position{}, publishFailed(err)
 	}
+	// The script ran; a reply we cannot read leaves the outcome unknown.
 	if len(res) != 2 {
-		return protocol.Position{}, unavailable("publish", fmt.Errorf("unexpected reply of %d values", len(res)))
+		return protocol.Position{}, publishFailed(fmt.Errorf("unexpected reply of %d values", len(res)))
 	}
 	off, err := res[0].AsInt64()
 	if err != nil {
-		return protocol.Position{}, unavailable("publish", err)
+		return protocol.Position{}, publishFailed(fmt.Errorf("reply offset: %v", err))
 	}
 	epoch, err := res[1].ToString()
 	if err != nil {
-		return protocol.Position{}, unavailable("publish", err)
+		return protocol.Position{}, publishFailed(fmt.Errorf("reply epoch: %v", err))
 	}
 	m.Offset, m.Epoch = uint64(off), epoch
 	return protocol.Position{Epoch: epoch, Offset: uint64(off)}, nil
@@ -89,7 +91,7 @@ func (b *Broker) History(ctx context.Context, channel string, q broker.HistoryQu
 		sinceEpoch = q.Since.Epoch
 		sinceNext = strconv.FormatUint(q.Since.Offset+1, 10)
 	}
-	args := []string{newEpoch(), ms(b.metaTTL(q.Options)), sinceEpoch, sinceNext, strconv.Itoa(max(q.Limit, 0))}
+	args := []string{newEpoch(), ms(b.metaTTL(q.Options)), sinceEpoch, sinceNext, strconv.Itoa(q.Limit)}
 	keys := []string{b.metaKey(channel), b.historyKey(channel)}
 	res, err := retryConn(ctx, func() ([]string, error) {
 		return historyScript.Exec(ctx, c, keys, args).AsStrSlice()
@@ -108,6 +110,9 @@ func (b *Broker) History(ctx context.Context, channel string, q broker.HistoryQu
 	since := q.Since
 	if since != nil && (since.Epoch != pos.Epoch || since.Offset > top) {
 		return nil, pos, broker.ErrGap
+	}
+	if q.Limit < 0 {
+		return nil, pos, nil // the position only, as the contract says
 	}
 	kept := make([]*protocol.Message, 0, len(res)/2-1)
 	for i := 2; i < len(res); i += 2 {

@@ -22,7 +22,9 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/eddyrt/eddy/internal/apierror"
 	"github.com/eddyrt/eddy/internal/functions"
+	"github.com/eddyrt/eddy/internal/protocol"
 )
 
 // MaxBodyBytes bounds request bodies (a function's source is at most 256 KiB).
@@ -32,7 +34,8 @@ const MaxBodyBytes = 1 << 20
 const SecretMask = "********"
 
 type handler struct {
-	e *functions.Engine
+	e   *functions.Engine
+	log *slog.Logger
 }
 
 // Handler is the admin API; Routes lists what it serves.
@@ -41,9 +44,13 @@ type Handler struct {
 	routes []string
 }
 
-// NewHandler returns the admin API for e, serving the full /api/v1/... paths.
-func NewHandler(e *functions.Engine) *Handler {
-	h := &handler{e: e}
+// NewHandler returns the admin API for e, serving the full /api/v1/...
+// paths; log receives the causes of internal errors (nil: slog.Default()).
+func NewHandler(e *functions.Engine, log *slog.Logger) *Handler {
+	if log == nil {
+		log = slog.Default()
+	}
+	h := &handler{e: e, log: log}
 	a := &Handler{mux: http.NewServeMux()}
 	for _, r := range []struct {
 		pattern string
@@ -79,7 +86,7 @@ func mask(fn functions.Function) functions.Function {
 func (h *handler) listFunctions(w http.ResponseWriter, r *http.Request) {
 	fns, err := h.e.ListFunctions(r.Context())
 	if err != nil {
-		writeError(w, err)
+		h.writeError(w, err)
 		return
 	}
 	for i := range fns {
@@ -91,7 +98,7 @@ func (h *handler) listFunctions(w http.ResponseWriter, r *http.Request) {
 func (h *handler) getFunction(w http.ResponseWriter, r *http.Request) {
 	fn, err := h.e.GetFunction(r.Context(), r.PathValue("name"))
 	if err != nil {
-		writeError(w, err)
+		h.writeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, mask(fn))
@@ -99,12 +106,12 @@ func (h *handler) getFunction(w http.ResponseWriter, r *http.Request) {
 
 func (h *handler) putFunction(w http.ResponseWriter, r *http.Request) {
 	var fn functions.Function
-	if !readJSON(w, r, &fn) {
+	if !h.readJSON(w, r, &fn) {
 		return
 	}
 	name := r.PathValue("name")
 	if fn.Name != "" && fn.Name != name {
-		writeError(w, &functions.BadRequestError{Message: "name in the body differs from the path"})
+		h.writeError(w, &functions.BadRequestError{Message: "name in the body differs from the path"})
 		return
 	}
 	fn.Name = name
@@ -112,13 +119,13 @@ func (h *handler) putFunction(w http.ResponseWriter, r *http.Request) {
 		// A masked secret sent back unchanged (GET, edit, PUT) keeps the stored one.
 		old, err := h.e.GetFunction(r.Context(), name)
 		if err != nil {
-			writeError(w, &functions.BadRequestError{Message: "secret is the mask but no function to keep it from"})
+			h.writeError(w, &functions.BadRequestError{Message: "secret is the mask but no function to keep it from"})
 			return
 		}
 		fn.Secret = old.Secret
 	}
 	if err := h.e.PutFunction(r.Context(), fn); err != nil {
-		writeError(w, err)
+		h.writeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, mask(fn))
@@ -126,7 +133,7 @@ func (h *handler) putFunction(w http.ResponseWriter, r *http.Request) {
 
 func (h *handler) deleteFunction(w http.ResponseWriter, r *http.Request) {
 	if err := h.e.DeleteFunction(r.Context(), r.PathValue("name")); err != nil {
-		writeError(w, err)
+		h.writeError(w, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -141,18 +148,18 @@ type invokeRequest struct {
 
 func (h *handler) invoke(w http.ResponseWriter, r *http.Request) {
 	var req invokeRequest
-	if !readJSON(w, r, &req) {
+	if !h.readJSON(w, r, &req) {
 		return
 	}
 	msg := req.Message
 	msg.Info = req.Info
 	if msg.Channel == "" {
-		writeError(w, &functions.BadRequestError{Message: "channel is required"})
+		h.writeError(w, &functions.BadRequestError{Message: "channel is required"})
 		return
 	}
 	res, err := h.e.Invoke(r.Context(), r.PathValue("name"), msg)
 	if err != nil {
-		writeError(w, err)
+		h.writeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
@@ -161,7 +168,7 @@ func (h *handler) invoke(w http.ResponseWriter, r *http.Request) {
 func (h *handler) listAssociations(w http.ResponseWriter, r *http.Request) {
 	as, err := h.e.ListAssociations(r.Context())
 	if err != nil {
-		writeError(w, err)
+		h.writeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"associations": as})
@@ -169,11 +176,11 @@ func (h *handler) listAssociations(w http.ResponseWriter, r *http.Request) {
 
 func (h *handler) putAssociation(w http.ResponseWriter, r *http.Request) {
 	var a functions.Association
-	if !readJSON(w, r, &a) {
+	if !h.readJSON(w, r, &a) {
 		return
 	}
 	if err := h.e.PutAssociation(r.Context(), a); err != nil {
-		writeError(w, err)
+		h.writeError(w, err)
 		return
 	}
 	if a.OnError == "" {
@@ -185,57 +192,44 @@ func (h *handler) putAssociation(w http.ResponseWriter, r *http.Request) {
 func (h *handler) deleteAssociation(w http.ResponseWriter, r *http.Request) {
 	pattern := r.URL.Query().Get("pattern")
 	if pattern == "" {
-		writeError(w, &functions.BadRequestError{Message: "query parameter pattern is required"})
+		h.writeError(w, &functions.BadRequestError{Message: "query parameter pattern is required"})
 		return
 	}
 	if err := h.e.DeleteAssociation(r.Context(), pattern); err != nil {
-		writeError(w, err)
+		h.writeError(w, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+func (h *handler) readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		writeError(w, &functions.BadRequestError{Message: "invalid JSON body: " + err.Error()})
+		h.writeError(w, &functions.BadRequestError{Message: "invalid JSON body: " + err.Error()})
 		return false
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		writeError(w, &functions.BadRequestError{Message: "invalid JSON body: trailing data"})
+		h.writeError(w, &functions.BadRequestError{Message: "invalid JSON body: trailing data"})
 		return false
 	}
 	return true
 }
 
-type errorBody struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
-
-// writeError maps engine errors to statuses: *BadRequestError 400,
-// ErrNotFound 404, anything else 500 (logged, message hidden).
-func writeError(w http.ResponseWriter, err error) {
-	var body errorBody
-	status := http.StatusInternalServerError
+// writeError answers with err in the API's error vocabulary:
+// *BadRequestError is bad_request (400), ErrNotFound not_found (404), and
+// anything else the fixed internal error (500), its cause logged.
+func (h *handler) writeError(w http.ResponseWriter, err error) {
 	var bre *functions.BadRequestError
 	switch {
 	case errors.As(err, &bre):
-		status, body.Error.Code, body.Error.Message = http.StatusBadRequest, "bad_request", bre.Error()
+		apierror.Write(w, &protocol.Error{Code: protocol.CodeBadRequest, Message: bre.Error()})
 	case errors.Is(err, functions.ErrNotFound):
-		status, body.Error.Code, body.Error.Message = http.StatusNotFound, "not_found", err.Error()
+		apierror.Write(w, &protocol.Error{Code: protocol.CodeNotFound, Message: err.Error()})
 	default:
-		slog.Error("functions admin API", "err", err)
-		body.Error.Code, body.Error.Message = "internal", "internal error"
+		h.log.Error("functions admin API", "err", err)
+		apierror.Write(w, protocol.ErrInternal)
 	}
-	writeJSON(w, status, body)
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { apierror.WriteJSON(w, status, v) }

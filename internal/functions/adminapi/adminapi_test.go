@@ -43,7 +43,7 @@ func TestAdminAPIRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	srv := httptest.NewServer(adminapi.NewHandler(e))
+	srv := httptest.NewServer(adminapi.NewHandler(e, nil))
 	defer srv.Close()
 	c := client{t, srv.URL}
 

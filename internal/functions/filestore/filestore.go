@@ -31,9 +31,22 @@ type Store struct {
 
 // New creates dir (and dir/functions) if needed and returns a store on it.
 // Pass <data_dir>/functions-style paths as you like; New uses dir as given.
+// Temporary files a crash left behind (a write killed before its rename)
+// are removed: they never held a committed version.
 func New(dir string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "functions"), 0o700); err != nil {
 		return nil, fmt.Errorf("filestore: %w", err)
+	}
+	for _, d := range []string{dir, filepath.Join(dir, "functions")} {
+		tmps, err := filepath.Glob(filepath.Join(d, ".tmp-*"))
+		if err != nil {
+			return nil, fmt.Errorf("filestore: %w", err)
+		}
+		for _, t := range tmps {
+			if err := os.Remove(t); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("filestore: remove leftover %s: %w", t, err)
+			}
+		}
 	}
 	return &Store{dir: dir}, nil
 }
@@ -47,7 +60,8 @@ func (s *Store) fnPath(name string) (string, error) {
 
 func (s *Store) assocPath() string { return filepath.Join(s.dir, "associations.json") }
 
-// LoadAll reads every function file and associations.json.
+// LoadAll reads every function file and associations.json. An unreadable
+// function file is left out and reported in a *functions.LoadError.
 func (s *Store) LoadAll(ctx context.Context) ([]functions.Function, []functions.Association, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -56,6 +70,7 @@ func (s *Store) LoadAll(ctx context.Context) ([]functions.Function, []functions.
 		return nil, nil, fmt.Errorf("filestore: %w", err)
 	}
 	var fns []functions.Function
+	var bad []error
 	for _, ent := range entries {
 		name, ok := strings.CutSuffix(ent.Name(), ".json")
 		if !ok || ent.IsDir() || !functions.ValidName(name) {
@@ -63,7 +78,8 @@ func (s *Store) LoadAll(ctx context.Context) ([]functions.Function, []functions.
 		}
 		var fn functions.Function
 		if err := readJSON(filepath.Join(s.dir, "functions", ent.Name()), &fn); err != nil {
-			return nil, nil, err
+			bad = append(bad, err)
+			continue
 		}
 		fn.Name = name
 		fns = append(fns, fn)
@@ -71,6 +87,9 @@ func (s *Store) LoadAll(ctx context.Context) ([]functions.Function, []functions.
 	assocs, err := s.loadAssocs()
 	if err != nil {
 		return nil, nil, err
+	}
+	if bad != nil {
+		return fns, assocs, &functions.LoadError{Errs: bad}
 	}
 	return fns, assocs, nil
 }

@@ -72,7 +72,8 @@ func TestReloadPicksUpAnotherWriter(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	opts := functions.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	st, _ := filestore.New(dir)
+	st, err := filestore.New(dir)
+	must(t, err)
 	a, err := functions.New(st, opts)
 	must(t, err)
 	defer a.Close()
@@ -81,12 +82,14 @@ func TestReloadPicksUpAnotherWriter(t *testing.T) {
 	defer b.Close()
 	must(t, a.PutFunction(ctx, functions.Function{Name: "f", Runtime: "js", Source: `function handle(m){ return null }`}))
 	must(t, a.PutAssociation(ctx, functions.Association{Pattern: "*", Functions: []string{"f"}}))
-	if out, _ := b.Apply(ctx, functions.Message{Channel: "c"}); len(out) != 1 {
-		t.Fatalf("b ran functions before Reload: %v", out)
+	if out, err := b.Apply(ctx, functions.Message{Channel: "c"}); err != nil || len(out) != 1 {
+		t.Fatalf("b ran functions before Reload: %v %v", out, err)
 	}
 	must(t, b.Reload(ctx))
-	if out, _ := b.Apply(ctx, functions.Message{Channel: "c"}); len(out) != 0 {
-		t.Fatalf("b did not pick up the change: %v", out)
+	// The function drops the message: no error and nothing out. A failing
+	// Apply also returns nothing, so its error must be checked.
+	if out, err := b.Apply(ctx, functions.Message{Channel: "c"}); err != nil || len(out) != 0 {
+		t.Fatalf("b did not pick up the change: %v %v", out, err)
 	}
 }
 

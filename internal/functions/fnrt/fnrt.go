@@ -35,6 +35,8 @@ type Function struct {
 	TimeoutMS      int               `json:"timeout_ms,omitempty"`
 	Env            map[string]string `json:"env,omitempty"`
 	MaxConcurrency int               `json:"max_concurrency,omitempty"`
+	// MaxMemoryMB is the memory budget of one JS invocation (0: default).
+	MaxMemoryMB int `json:"max_memory_mb,omitempty"`
 }
 
 // Action is what a function decided to do with a message.
@@ -83,6 +85,14 @@ type Config struct {
 	Timeout time.Duration
 	// PoolSize bounds concurrent runs for runtimes that pool interpreters.
 	PoolSize int
+	// MaxMemory is the memory budget of one invocation in bytes, already
+	// resolved from Function.MaxMemoryMB and the default (JS only).
+	MaxMemory int64
+	// OnLog, when set, decides whether a function's log line may be written
+	// (the engine's per-function rate limit); OnLogDropped counts a line
+	// that was not.
+	OnLog        func() bool
+	OnLogDropped func()
 }
 
 // Runtime compiles functions of one kind. Compile must validate the
@@ -94,7 +104,16 @@ type Runtime interface {
 }
 
 // ErrTimeout is wrapped by Run errors caused by the invocation timeout.
-var ErrTimeout = errors.New("function timed out")
+var ErrTimeout = errors.New("timeout: function timed out")
+
+// ErrResourceLimit is wrapped by Run errors of an invocation stopped for
+// using more memory than its budget (or asking for an allocation larger
+// than the budget allows).
+var ErrResourceLimit = errors.New("resource_limit: function exceeded its memory budget")
+
+// ErrUnavailable is wrapped by Run errors when the function could not be
+// started in time (every VM of its pool stayed busy): it never ran.
+var ErrUnavailable = errors.New("unavailable: function is busy")
 
 // Limits shared by all runtimes.
 const (

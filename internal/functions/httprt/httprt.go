@@ -26,7 +26,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"syscall"
 	"time"
 
 	"github.com/eddyrt/eddy/internal/functions/fnrt"
@@ -52,11 +54,21 @@ type Runtime struct {
 	retryDelay time.Duration
 }
 
-// New returns an HTTP runtime with its own connection pool.
-func New() *Runtime {
+// New returns an HTTP runtime with its own connection pool. Unless
+// allowPrivate, it refuses to connect to loopback, private, link-local and
+// other non-public addresses (see PublicOnly).
+func New(allowPrivate bool) *Runtime {
+	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	proxy := http.ProxyFromEnvironment
+	if !allowPrivate {
+		d.ControlContext = PublicOnly
+		// A proxy would make the dial go to the proxy's address and the
+		// check meaningless for the real target.
+		proxy = nil
+	}
 	t := &http.Transport{
-		Proxy:               http.ProxyFromEnvironment,
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		Proxy:               proxy,
+		DialContext:         d.DialContext,
 		MaxIdleConns:        256,
 		MaxIdleConnsPerHost: 64,
 		IdleConnTimeout:     90 * time.Second,
@@ -67,6 +79,49 @@ func New() *Runtime {
 		client:     &http.Client{Transport: t, CheckRedirect: noRedirects},
 		retryDelay: 10 * time.Millisecond,
 	}
+}
+
+// ErrPrivateAddress is returned when a function's URL resolves to an
+// address that is not public and allow_private_urls is off.
+var ErrPrivateAddress = errors.New("address is not public (loopback, private, link-local...); set allow_private_urls to allow it")
+
+// PublicOnly is a net.Dialer ControlContext that refuses every address
+// that is not a public unicast one. It runs after DNS resolution, on the
+// very address being dialed, so a name that resolves (or re-resolves) to
+// 127.0.0.1 or 169.254.169.254 is refused as well as the literal.
+func PublicOnly(_ context.Context, network, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", address, err)
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", address, err)
+	}
+	ip = ip.Unmap()
+	if !ip.IsGlobalUnicast() || ip.IsPrivate() || ip.IsLoopback() || ip.IsLinkLocalUnicast() || nonPublic(ip) {
+		return fmt.Errorf("dial %s: %w", address, ErrPrivateAddress)
+	}
+	return nil
+}
+
+// nonPublic lists special-purpose ranges netip has no predicate for.
+var nonPublicPrefixes = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"),
+	netip.MustParsePrefix("100.64.0.0/10"), // carrier-grade NAT
+	netip.MustParsePrefix("192.0.0.0/24"),
+	netip.MustParsePrefix("198.18.0.0/15"),
+	netip.MustParsePrefix("64:ff9b::/96"), // NAT64 can reach IPv4 private space
+	netip.MustParsePrefix("2001:db8::/32"),
+}
+
+func nonPublic(ip netip.Addr) bool {
+	for _, p := range nonPublicPrefixes {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dlclark/regexp2/v2"
 	"github.com/dop251/goja"
 
 	"github.com/eddyrt/eddy/internal/functions/fnrt"
@@ -27,19 +28,38 @@ const MaxSourceBytes = 256 << 10
 // maxCallStack bounds JS recursion so that a runaway recursion fails fast.
 const maxCallStack = 1024
 
-// Runtime compiles JavaScript functions.
-type Runtime struct{}
+// MaxRegexpMatch bounds one backtracking regular-expression match. goja
+// runs regexes that Go's linear-time engine cannot (lookarounds,
+// backreferences) on dlclark/regexp2, inside one native call that
+// vm.Interrupt cannot stop: /^(\w+\s?)+(?=!)$/ on 41 characters would
+// otherwise run for hours. goja exposes no per-VM setting, so the bound is
+// regexp2's process-wide default (read when a pattern is compiled, which goja
+// does lazily inside the VM). A match past it fails as if nothing matched,
+// and the invocation's own timeout, already due for any function with a
+// shorter one, stops it at the next instruction.
+const MaxRegexpMatch = 100 * time.Millisecond
+
+func init() { regexp2.DefaultMatchTimeout = MaxRegexpMatch }
+
+// Runtime compiles JavaScript functions. It owns the memory watchdog shared
+// by every invocation.
+type Runtime struct {
+	wd *watchdog
+}
 
 // New returns the JavaScript runtime.
-func New() *Runtime { return &Runtime{} }
+func New() *Runtime { return &Runtime{wd: newWatchdog()} }
 
-// Close implements fnrt.Runtime; the runtime holds no shared resources.
-func (*Runtime) Close() error { return nil }
+// Close stops the memory watchdog.
+func (r *Runtime) Close() error {
+	r.wd.close()
+	return nil
+}
 
 // Compile checks fn's syntax, runs its top level once in a fresh VM and
 // requires a global function named handle. Syntax errors name the line and
 // column.
-func (*Runtime) Compile(fn fnrt.Function, cfg fnrt.Config) (fnrt.Instance, error) {
+func (r *Runtime) Compile(fn fnrt.Function, cfg fnrt.Config) (fnrt.Instance, error) {
 	if strings.TrimSpace(fn.Source) == "" {
 		return nil, errors.New("source is empty")
 	}
@@ -51,7 +71,12 @@ func (*Runtime) Compile(fn fnrt.Function, cfg fnrt.Config) (fnrt.Instance, error
 		return nil, syntaxError(err)
 	}
 	size := max(cfg.PoolSize, 1)
+	if cfg.MaxMemory <= 0 {
+		cfg.MaxMemory = DefaultMaxMemory
+	}
 	in := &instance{
+		wd:      r.wd,
+		limits:  newLimits(cfg.MaxMemory),
 		name:    fn.Name,
 		prg:     prg,
 		env:     fn.Env,
@@ -91,6 +116,8 @@ func syntaxError(err error) error {
 // instance is one deployed function: a compiled program and its VM pool.
 // slots holds a token per VM in existence, idle the VMs not in use.
 type instance struct {
+	wd      *watchdog
+	limits  limits
 	name    string
 	prg     *goja.Program
 	env     map[string]string
@@ -101,13 +128,26 @@ type instance struct {
 	closed  atomic.Bool
 }
 
-func (in *instance) get(ctx context.Context) (*vmState, error) {
+// acquireWait is how long a call waits for a VM of a full pool: every VM
+// in use finishes within the timeout, so a wait much longer than that means
+// the function is overloaded or stuck. The second added to it absorbs a
+// busy machine's scheduling delays.
+func acquireWait(timeout time.Duration) time.Duration { return 2*timeout + time.Second }
+
+// get takes an idle VM or makes one, waiting at most wait for a VM of a
+// full pool to come back: a pool whose VMs are all stuck must answer
+// ErrUnavailable, not queue callers forever.
+func (in *instance) get(ctx context.Context, wait time.Duration) (*vmState, error) {
 	select {
 	case v := <-in.idle:
 		return v, nil
 	default:
 	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
 	select {
+	case <-t.C:
+		return nil, fmt.Errorf("%w: no VM of its pool of %d came free within %v", fnrt.ErrUnavailable, cap(in.slots), wait)
 	case v := <-in.idle:
 		return v, nil
 	case in.slots <- struct{}{}:
@@ -126,6 +166,9 @@ func (in *instance) get(ctx context.Context) (*vmState, error) {
 // (interrupted, panicked) or the instance is closed.
 func (in *instance) put(v *vmState) {
 	if v.broken || in.closed.Load() {
+		if v.memoryStopped {
+			in.wd.collectSoon()
+		}
 		<-in.slots
 		return
 	}
@@ -160,8 +203,11 @@ func (in *instance) Run(ctx context.Context, msg fnrt.Message) (fnrt.Result, err
 	if timeout <= 0 {
 		return fnrt.Result{}, fnrt.ErrTimeout
 	}
-	v, err := in.get(ctx)
+	v, err := in.get(ctx, acquireWait(timeout))
 	if err != nil {
+		if errors.Is(err, fnrt.ErrUnavailable) {
+			return fnrt.Result{}, err
+		}
 		return fnrt.Result{}, fmt.Errorf("waiting for a VM: %w", err)
 	}
 	defer in.put(v)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dop251/goja"
@@ -14,25 +16,46 @@ import (
 // errRejected is thrown into JS by ctx.reject to stop the handler.
 var errRejected = errors.New("rejected")
 
-// maxLogBytes bounds one ctx.log line.
-const maxLogBytes = 1024
+// maxLogBytes bounds one ctx.log line; MaxLogLines the lines of one
+// invocation (more are dropped and counted, as are lines the function's
+// rate limit refuses).
+const (
+	maxLogBytes = 1024
+	MaxLogLines = 20
+)
 
 // vmState is one pooled VM with the objects it reuses between calls. It is
 // used by one goroutine at a time.
 type vmState struct {
-	vm        *goja.Runtime
-	handle    goja.Callable
-	parse     goja.Callable
-	stringify goja.Callable
-	ctxObj    *goja.Object
+	vm     *goja.Runtime
+	handle goja.Callable
+	parse  goja.Callable
+	ctxObj *goja.Object
+	in     *instance
+
+	// halt is set when the invocation must stop (timer or memory), for the
+	// Go loops (serializer) that goja's interrupt does not reach.
+	halt atomic.Bool
+
+	// Memory: the watchdog's view (guarded by watchdog.mu), the reason the
+	// invocation was stopped, and the prelude's caps.
+	wdBase, wdBudget     int64
+	limitMu              sync.Mutex
+	limitReason          string
+	heapStop             bool
+	maxString, maxLength int64
+	joining              []*goja.Object // arrays being joined, for cycles
+
+	logLines int // ctx.log lines of this invocation
 
 	// timer interrupts the VM when an invocation runs too long; fired
 	// receives once per expiry, after the interrupt is requested.
 	timer *time.Timer
 	fired chan struct{}
 
-	// broken retires the VM instead of returning it to the pool.
-	broken bool
+	// broken retires the VM instead of returning it to the pool;
+	// memoryStopped says the watchdog stopped it for what it kept.
+	broken, memoryStopped bool
 
 	// message.data is parsed only when the handler reads it, and
 	// stringified back only when it may have changed: a function that
@@ -56,17 +79,23 @@ var errInterrupt = errors.New("interrupted")
 func (in *instance) newVM() (*vmState, error) {
 	vm := goja.New()
 	vm.SetMaxCallStackSize(maxCallStack)
-	v := &vmState{vm: vm, fired: make(chan struct{}, 1)}
+	v := &vmState{vm: vm, in: in, fired: make(chan struct{}, 1)}
 	v.timer = time.AfterFunc(time.Hour, func() {
+		v.halt.Store(true)
 		vm.Interrupt(errInterrupt)
 		v.fired <- struct{}{}
 	})
 	v.timer.Stop()
 
+	if err := v.installLimits(in.limits); err != nil {
+		return nil, err
+	}
 	// Capture the builtins before user code can replace them.
 	jsonObj := vm.Get("JSON").ToObject(vm)
 	v.parse, _ = goja.AssertFunction(jsonObj.Get("parse"))
-	v.stringify, _ = goja.AssertFunction(jsonObj.Get("stringify"))
+	if err := jsonObj.Set("stringify", v.jsStringify); err != nil {
+		return nil, fmt.Errorf("init: %v", err)
+	}
 	freeze, _ := goja.AssertFunction(vm.Get("Object").ToObject(vm).Get("freeze"))
 	v.dataGet = vm.ToValue(func(goja.FunctionCall) goja.Value {
 		if !v.dataParsed {
@@ -95,10 +124,7 @@ func (in *instance) newVM() (*vmState, error) {
 	_ = c.Set("function", in.name)
 	_ = c.Set("reject", v.jsReject)
 	_ = c.Set("publish", v.jsPublish)
-	_ = c.Set("log", func(call goja.FunctionCall) goja.Value {
-		in.cfg.Logger.Info(v.logLine(call.Arguments))
-		return goja.Undefined()
-	})
+	_ = c.Set("log", v.jsLog)
 	v.ctxObj = c
 
 	// Run the top level under the same timeout as a call.
@@ -106,6 +132,9 @@ func (in *instance) newVM() (*vmState, error) {
 		_, err := vm.RunProgram(in.prg)
 		return err
 	})
+	if v.limitReason != "" {
+		return nil, fmt.Errorf("top-level code: %w: %s", fnrt.ErrResourceLimit, v.limitReason)
+	}
 	if err != nil {
 		var ie *goja.InterruptedError
 		if errors.As(err, &ie) {
@@ -123,35 +152,61 @@ func (in *instance) newVM() (*vmState, error) {
 
 // guard runs f with the interrupt timer armed and leaves the VM without a
 // pending interrupt.
+// While f runs the watchdog watches the VM's memory; an invocation it
+// stopped (v.limitReason set) retires the VM, since an interrupt may still
+// be pending.
 func (v *vmState) guard(timeout time.Duration, f func() error) (err error) {
+	v.halt.Store(false)
+	v.limitReason, v.heapStop = "", false
+	v.in.wd.watch(v, v.in.limits.maxBytes)
 	v.timer.Reset(timeout)
 	defer func() {
+		v.in.wd.unwatch(v)
 		if !v.timer.Stop() {
 			<-v.fired
 			v.vm.ClearInterrupt()
 		}
+		v.limitMu.Lock()
+		if v.limitReason != "" {
+			v.broken, v.memoryStopped = true, v.heapStop
+		}
+		v.limitMu.Unlock()
 		if r := recover(); r != nil {
 			v.broken = true
-			err = fmt.Errorf("internal error: %v", r)
+			// JavaScript run from Go outside a call (a getter of the
+			// returned object) panics with goja's own errors.
+			switch x := r.(type) {
+			case *goja.InterruptedError:
+				err = x
+			case *goja.Exception:
+				err = x
+			case *goja.StackOverflowError:
+				err = x
+			default:
+				err = fmt.Errorf("internal error: %v", r)
+			}
 		}
 	}()
 	return f()
 }
 
 func (v *vmState) run(msg fnrt.Message, timeout time.Duration) (fnrt.Result, error) {
-	v.rejected, v.reason, v.fail, v.publish = false, "", nil, nil
+	v.rejected, v.reason, v.fail, v.publish, v.logLines = false, "", nil, nil, 0
 	vm := v.vm
 
-	var ret goja.Value
-	var m *goja.Object
+	var res fnrt.Result
+	var outErr error // the function's output is bad: a failure, not a crash
 	v.rawData, v.data, v.dataParsed, v.dataErr = msg.Data, nil, false, nil
 	defer func() { v.rawData, v.data = nil, nil }()
+	// Everything that runs JavaScript or walks its values, reading and
+	// serializing the output included, runs under the timeout and the
+	// watchdog: a getter or a deep result cannot escape the budget.
 	err := v.guard(timeout, func() error {
 		info, err := v.parseJSON(msg.Info)
 		if err != nil {
 			info = goja.Null()
 		}
-		m = vm.NewObject()
+		m := vm.NewObject()
 		_ = m.Set("channel", msg.Channel)
 		_ = m.Set("event", msg.Event)
 		if err := m.DefineAccessorProperty("data", v.dataGet, v.dataSet, goja.FLAG_TRUE, goja.FLAG_TRUE); err != nil {
@@ -160,9 +215,16 @@ func (v *vmState) run(msg fnrt.Message, timeout time.Duration) (fnrt.Result, err
 		_ = m.Set("user", msg.User)
 		_ = m.Set("ts", msg.TS)
 		_ = v.ctxObj.Set("info", info)
-		ret, err = v.handle(goja.Undefined(), m, v.ctxObj)
-		return err
+		ret, err := v.handle(goja.Undefined(), m, v.ctxObj)
+		if err != nil || v.fail != nil || v.rejected || v.dataErr != nil {
+			return err
+		}
+		res, outErr = v.output(msg, m, ret)
+		return nil
 	})
+	if v.limitReason != "" {
+		return fnrt.Result{}, fmt.Errorf("%w: %s", fnrt.ErrResourceLimit, v.limitReason)
+	}
 	if v.fail != nil {
 		return fnrt.Result{}, v.fail
 	}
@@ -171,6 +233,12 @@ func (v *vmState) run(msg fnrt.Message, timeout time.Duration) (fnrt.Result, err
 	}
 	if v.dataErr != nil {
 		return fnrt.Result{}, fmt.Errorf("message data: %w", v.dataErr)
+	}
+	if v.halt.Load() && (err != nil || outErr != nil) {
+		// The timer fired: whatever the call ended with (an interrupt, or
+		// an error thrown by a Go builtin that saw the halt first), it is a
+		// timeout.
+		err = &goja.InterruptedError{}
 	}
 	if err != nil {
 		var ie *goja.InterruptedError
@@ -189,6 +257,14 @@ func (v *vmState) run(msg fnrt.Message, timeout time.Duration) (fnrt.Result, err
 			return fnrt.Result{}, err
 		}
 	}
+	if outErr != nil {
+		return fnrt.Result{}, outErr
+	}
+	return res, nil
+}
+
+// output turns handle's return value into the Result; it runs inside guard.
+func (v *vmState) output(msg fnrt.Message, m *goja.Object, ret goja.Value) (fnrt.Result, error) {
 	var out *goja.Object
 	switch {
 	case goja.IsNull(ret):
@@ -256,23 +332,51 @@ func (v *vmState) parseJSON(raw []byte) (goja.Value, error) {
 	return v.parse(goja.Undefined(), v.vm.ToValue(string(raw)))
 }
 
-// toJSON stringifies val; undefined becomes null.
+// toJSON serializes a function's output value; undefined becomes null.
+// Errors name what is wrong with the value; errJSONStop means the
+// invocation was stopped meanwhile.
 func (v *vmState) toJSON(val goja.Value) ([]byte, error) {
 	if val == nil || goja.IsUndefined(val) || goja.IsNull(val) {
 		return []byte("null"), nil
 	}
-	s, err := v.stringify(goja.Undefined(), val)
-	if err != nil {
+	out, ok, err := v.serialize(val, fnrt.MaxDataBytes, nil, nil)
+	switch {
+	case errors.Is(err, errJSONSize):
+		return nil, fmt.Errorf("data is larger than %d bytes, the limit", fnrt.MaxDataBytes)
+	case errors.Is(err, errJSONStop):
 		return nil, err
-	}
-	if goja.IsUndefined(s) {
+	case err != nil:
+		var ex *goja.Exception
+		if errors.As(err, &ex) {
+			return nil, fmt.Errorf("serializing threw: %s", v.exceptionReason(ex))
+		}
+		var ie *goja.InterruptedError
+		if errors.As(err, &ie) {
+			return nil, errJSONStop
+		}
+		return nil, err
+	case !ok:
 		return []byte("null"), nil
 	}
-	str := s.String()
-	if len(str) > fnrt.MaxDataBytes {
-		return nil, fmt.Errorf("data is %d bytes, the limit is %d", len(str), fnrt.MaxDataBytes)
+	return out, nil
+}
+
+// jsStringify is the VM's JSON.stringify (see json.go).
+func (v *vmState) jsStringify(call goja.FunctionCall) goja.Value {
+	out, ok, err := v.serialize(call.Argument(0), int(v.maxString), call.Argument(1), call.Argument(2))
+	switch {
+	case errors.Is(err, errJSONSize):
+		v.jsLimit(goja.FunctionCall{Arguments: []goja.Value{v.vm.ToValue("JSON.stringify output"), v.vm.ToValue(len(out)), v.vm.ToValue(v.maxString)}})
+	case errors.Is(err, errJSONDepth), errors.Is(err, errJSONCycle):
+		panic(v.vm.NewTypeError("JSON.stringify: " + err.Error()))
+	case errors.Is(err, errJSONStop):
+		panic(v.vm.NewGoError(err)) // the pending interrupt stops the VM
+	case err != nil:
+		panic(err) // an exception from toJSON, a getter or the replacer; or the interrupt
+	case !ok:
+		return goja.Undefined()
 	}
-	return []byte(str), nil
+	return v.vm.ToValue(string(out))
 }
 
 func (v *vmState) exceptionReason(ex *goja.Exception) string {
@@ -325,6 +429,20 @@ func (v *vmState) jsPublish(call goja.FunctionCall) goja.Value {
 	return goja.Undefined()
 }
 
+// jsLog is ctx.log: at most MaxLogLines lines per invocation, and only
+// while the function's rate limit allows.
+func (v *vmState) jsLog(call goja.FunctionCall) goja.Value {
+	v.logLines++
+	if v.logLines > MaxLogLines || (v.in.cfg.OnLog != nil && !v.in.cfg.OnLog()) {
+		if v.in.cfg.OnLogDropped != nil {
+			v.in.cfg.OnLogDropped()
+		}
+		return goja.Undefined()
+	}
+	v.in.cfg.Logger.Info(v.logLine(call.Arguments))
+	return goja.Undefined()
+}
+
 func (v *vmState) logLine(args []goja.Value) string {
 	var b strings.Builder
 	for i, a := range args {
@@ -333,8 +451,8 @@ func (v *vmState) logLine(args []goja.Value) string {
 		}
 		if o, ok := a.(*goja.Object); ok {
 			if _, isFn := goja.AssertFunction(o); !isFn {
-				if s, err := v.stringify(goja.Undefined(), o); err == nil && !goja.IsUndefined(s) {
-					b.WriteString(s.String())
+				if s, ok, err := v.serialize(o, maxLogBytes, nil, nil); err == nil && ok || errors.Is(err, errJSONSize) {
+					b.Write(s) // a large value is cut at maxLogBytes below
 					continue
 				}
 			}

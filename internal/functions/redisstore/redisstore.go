@@ -52,11 +52,15 @@ func (s *Store) LoadAll(ctx context.Context) ([]functions.Function, []functions.
 	if err != nil {
 		return nil, nil, fmt.Errorf("load associations: %w", err)
 	}
+	// An entry that does not decode is left out and reported, so that one
+	// bad entry cannot stop every node from starting.
+	var bad []error
 	fns := make([]functions.Function, 0, len(fm))
 	for name, v := range fm {
 		var f functions.Function
 		if err := json.Unmarshal([]byte(v), &f); err != nil {
-			return nil, nil, fmt.Errorf("load function %q: %w", name, err)
+			bad = append(bad, fmt.Errorf("load function %q: %w", name, err))
+			continue
 		}
 		fns = append(fns, f)
 	}
@@ -64,9 +68,13 @@ func (s *Store) LoadAll(ctx context.Context) ([]functions.Function, []functions.
 	for pattern, v := range am {
 		var a functions.Association
 		if err := json.Unmarshal([]byte(v), &a); err != nil {
-			return nil, nil, fmt.Errorf("load association %q: %w", pattern, err)
+			bad = append(bad, fmt.Errorf("load association %q: %w", pattern, err))
+			continue
 		}
 		as = append(as, a)
+	}
+	if bad != nil {
+		return fns, as, &functions.LoadError{Errs: bad}
 	}
 	return fns, as, nil
 }

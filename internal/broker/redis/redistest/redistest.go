@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -138,6 +139,33 @@ func (s *Server) Stop() {
 	}
 	_ = cmd.Process.Signal(os.Kill)
 	<-exited
+}
+
+// Pause freezes the server (SIGSTOP): connections stay open and requests
+// get no answer, as when Redis hangs or the network stalls. Resume undoes
+// it; Stop (SIGKILL) ends a paused server too.
+func (s *Server) Pause() {
+	s.tb.Helper()
+	if !s.signal(syscall.SIGSTOP) {
+		s.tb.Fatalf("redistest: pause: server is not running")
+	}
+}
+
+// Resume lets a paused server run again (SIGCONT); a stopped one stays stopped.
+func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig os.Signal) bool {
+	s.tb.Helper()
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd == nil {
+		return false
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		s.tb.Fatalf("redistest: %s: %v", sig, err)
+	}
+	return true
 }
 
 // Restart stops the server if it runs and starts a new one on the same
