@@ -225,6 +225,20 @@ func (e *Engine) compile(fn Function) (*compiled, error) {
 	return &compiled{fn: fn, inst: inst, m: m, log: log}, nil
 }
 
+// dryRun invokes one function for Invoke: an operator's test, not traffic,
+// so it is neither counted nor logged as a failure; the result says how it
+// went.
+func (e *Engine) dryRun(ctx context.Context, c *compiled, msg Message) (fnrt.Result, error) {
+	res, err := c.inst.Run(ctx, msg)
+	if err == nil {
+		err = checkOutput(msg, res)
+	}
+	if err == nil {
+		err = e.checkOutput(&res, msg)
+	}
+	return res, err
+}
+
 // run invokes one function and accounts for it.
 func (e *Engine) run(ctx context.Context, c *compiled, msg Message) (fnrt.Result, error) {
 	start := time.Now()

@@ -301,7 +301,7 @@ func (e *Engine) Invoke(ctx context.Context, name string, msg Message) (InvokeRe
 	if msg.Event == "" {
 		msg.Event = defaultEventName
 	}
-	res, err := e.run(ctx, c, msg)
+	res, err := e.dryRun(ctx, c, msg)
 	if err != nil {
 		return InvokeResult{Action: "error", Reason: err.Error(), Publish: []Message{}}, nil
 	}
