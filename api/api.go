@@ -25,7 +25,12 @@ type PublishRequest struct {
 
 // PublishResponse answers a publish.
 type PublishResponse struct {
+	// ID names the publish: every channel's copy of the message has it.
 	ID string `json:"id"`
+	// Offsets is the offset the message took in each channel, for
+	// correlating with history and subscribers' positions; a channel a
+	// function dropped the message from is absent.
+	Offsets map[string]uint64 `json:"offsets,omitempty"`
 }
 
 // BatchMessage is one item of POST /api/v1/batch.

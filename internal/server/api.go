@@ -98,17 +98,34 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, protocol.ErrShuttingDown)
 		return
 	}
-	id, err := s.publish(r.Context(), publishRequest{channels: channels, event: req.event, data: req.data, source: "api"})
+	offsets := make(map[string]uint64, len(channels))
+	id, err := s.publish(r.Context(), publishRequest{channels: channels, event: req.event, data: req.data, source: "api", offsets: offsets})
 	if err != nil {
 		s.writeError(w, err)
 		return
 	}
-	// {"id":"..."} by hand: encoding/json's encoder cost more than the rest
-	// of the answer.
-	out := make([]byte, 0, 64)
+	// {"id":"...","offsets":{...}} by hand: encoding/json's encoder cost
+	// more than the rest of the answer. The id names the publish (every
+	// channel's copy has it); offsets say where it landed in each channel.
+	out := make([]byte, 0, 64+32*len(offsets))
 	out = append(out, `{"id":`...)
 	out = protocol.AppendString(out, id)
-	out = append(out, "}\n"...)
+	out = append(out, `,"offsets":{`...)
+	first := true
+	for _, ch := range channels {
+		off, ok := offsets[ch]
+		if !ok {
+			continue
+		}
+		if !first {
+			out = append(out, ',')
+		}
+		first = false
+		out = protocol.AppendString(out, ch)
+		out = append(out, ':')
+		out = strconv.AppendUint(out, off, 10)
+	}
+	out = append(out, "}}\n"...)
 	writeJSONBytes(w, http.StatusOK, out)
 }
 

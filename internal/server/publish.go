@@ -17,6 +17,9 @@ type publishRequest struct {
 	user     string
 	info     json.RawMessage
 	source   string // "api" or "client", for metrics
+	// offsets, when not nil, gets the offset the message took in each
+	// requested channel (a channel a function dropped it from is absent).
+	offsets map[string]uint64
 }
 
 // publish runs one publish end to end: validate, functions, broker. It
@@ -62,6 +65,11 @@ func (s *Server) publishAt(ctx context.Context, req publishRequest) (string, uin
 			}
 			if ci == 0 && offset == 0 && m.Channel == ch {
 				offset = pos.Offset
+			}
+			if req.offsets != nil && m.Channel == ch {
+				if _, seen := req.offsets[ch]; !seen {
+					req.offsets[ch] = pos.Offset
+				}
 			}
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eddyrt/eddy/api"
 	"github.com/eddyrt/eddy/internal/auth"
 	"github.com/eddyrt/eddy/internal/config"
 	"github.com/eddyrt/eddy/internal/servertest"
@@ -64,5 +65,22 @@ func TestTooLargeErrorCarriesTheRequestID(t *testing.T) {
 	f := ws.ExpectError("too_large")
 	if f.Num("id") != 77 {
 		t.Fatalf("too_large error %v lacks the request id 77", f)
+	}
+}
+
+// A publish to several channels answers one id (the publish's, shared by
+// every channel's copy) and the offset the message took in each channel.
+func TestPublishAnswersTheOffsetPerChannel(t *testing.T) {
+	s := servertest.Start(t)
+	ctx := context.Background()
+	if _, err := s.API().Publish(ctx, "a:1", "e", 1); err != nil {
+		t.Fatal(err)
+	}
+	var out api.PublishResponse
+	if err := s.API().Do(ctx, "POST", "/api/v1/publish", api.PublishRequest{Channels: []string{"a:1", "b:1"}, Event: "e", Data: []byte("2")}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.ID == "" || out.Offsets["a:1"] != 2 || out.Offsets["b:1"] != 1 || len(out.Offsets) != 2 {
+		t.Fatalf("publish answered %+v, want an id and offsets a:1=2 b:1=1", out)
 	}
 }
