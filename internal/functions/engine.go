@@ -225,22 +225,18 @@ func (e *Engine) compile(fn Function) (*compiled, error) {
 	return &compiled{fn: fn, inst: inst, m: m, log: log}, nil
 }
 
-// dryRun invokes one function for Invoke: an operator's test, not traffic,
-// so it is neither counted nor logged as a failure; the result says how it
-// went.
-func (e *Engine) dryRun(ctx context.Context, c *compiled, msg Message) (fnrt.Result, error) {
-	res, err := c.inst.Run(ctx, msg)
-	if err == nil {
-		err = checkOutput(msg, res)
-	}
-	if err == nil {
-		err = e.checkOutput(&res, msg)
-	}
-	return res, err
-}
-
 // run invokes one function and accounts for it.
 func (e *Engine) run(ctx context.Context, c *compiled, msg Message) (fnrt.Result, error) {
+	return e.invoke(ctx, c, msg, false)
+}
+
+// dryRun invokes one function for Invoke, an operator's test: it is counted
+// like any invocation, but a failure is the answer, not a warning to log.
+func (e *Engine) dryRun(ctx context.Context, c *compiled, msg Message) (fnrt.Result, error) {
+	return e.invoke(ctx, c, msg, true)
+}
+
+func (e *Engine) invoke(ctx context.Context, c *compiled, msg Message, dry bool) (fnrt.Result, error) {
 	start := time.Now()
 	res, err := c.inst.Run(ctx, msg)
 	if err == nil {
@@ -254,7 +250,9 @@ func (e *Engine) run(ctx context.Context, c *compiled, msg Message) (fnrt.Result
 	switch {
 	case errors.Is(err, fnrt.ErrUnavailable):
 		c.m.unavailable.Inc()
-		c.logFailure(err, msg.Channel)
+		if !dry {
+			c.logFailure(err, msg.Channel)
+		}
 	case err != nil:
 		c.m.failures.Inc()
 		switch {
@@ -265,7 +263,9 @@ func (e *Engine) run(ctx context.Context, c *compiled, msg Message) (fnrt.Result
 		case errors.Is(err, ErrInvalidOutput):
 			c.m.invalidOutput.Inc()
 		}
-		c.logFailure(err, msg.Channel)
+		if !dry {
+			c.logFailure(err, msg.Channel)
+		}
 	case res.Action == fnrt.Reject:
 		c.m.rejections.Inc()
 	}

@@ -59,6 +59,8 @@ type conn struct {
 	frames sync.Mutex
 	// released is closed when teardown has released the subscriptions.
 	released chan struct{}
+	// pubs runs the connection's publishes off the frame handler.
+	pubs publishQueue
 
 	// Owned by the frame handler.
 	badFrames   int
@@ -176,6 +178,7 @@ func (c *conn) teardown(d *protocol.Disconnect, drain bool) {
 	c.subs = nil
 	c.mu.Unlock()
 	c.frames.Unlock()
+	c.waitPublishes()
 	// Not c.ctx, which is cancelled: the releasing calls get their own
 	// time, cut short when Shutdown gives up waiting (s.releaseCtx).
 	ctx, cancel := context.WithTimeout(c.s.releaseCtx, releaseTimeout)
@@ -406,6 +409,13 @@ func (c *conn) handlePublish(ctx context.Context, f *protocol.ClientFrame, id *a
 		c.sendError(f.ID, protocol.Errorf(protocol.CodeRateLimited, "publish rate of user %q over publish_rate_per_user (%g messages per second, all its connections together)", id.User, c.s.cfg.PublishRatePerUser))
 		return
 	}
+	if !c.enqueuePublish(f, id) {
+		c.sendError(f.ID, protocol.Errorf(protocol.CodeRateLimited, "%d publishes of this connection are still waiting; wait for their acks", maxQueuedPublishes))
+	}
+}
+
+// doPublish publishes f for the connection's publish queue and answers it.
+func (c *conn) doPublish(ctx context.Context, f *protocol.ClientFrame, id *auth.Identity) {
 	msgID, err := c.s.publish(ctx, publishRequest{
 		channels: []string{f.Channel}, event: f.Event, data: f.Data,
 		user: id.User, info: id.Info, source: "client",
