@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/eddyrt/eddy/internal/outbox"
 	"log/slog"
 	"net"
 	"net/http"
@@ -42,12 +43,42 @@ func newTLSConfig(cfg config.Config, log *slog.Logger) (*tls.Config, error) {
 	return nil, nil
 }
 
-// wrapTLS makes ln serve TLS when the server has certificates.
+// wrapTLS makes ln serve TLS when the server has certificates. Each TLS
+// connection runs over a non-blocking outbox.Socket, as plain ones do in
+// upgrade, so a TLS peer that stops reading also keeps its encrypted bytes
+// to itself and never holds a shared writer.
 func (s *Server) wrapTLS(ln net.Listener) net.Listener {
 	if s.tls == nil {
 		return ln
 	}
-	return tls.NewListener(ln, s.tls)
+	return &tlsListener{Listener: ln, config: s.tls}
+}
+
+type tlsListener struct {
+	net.Listener
+	config *tls.Config
+}
+
+func (l *tlsListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if sock, ok := outbox.NewSocket(c, writeTimeout); ok {
+		c = sock
+	}
+	return tls.Server(c, l.config), nil
+}
+
+// socketUnder returns the non-blocking socket a connection writes through:
+// c itself, or the one under a TLS connection; ok is false when writes
+// block (then bounded by writeTimeout).
+func socketUnder(c net.Conn) (*outbox.Socket, bool) {
+	if tc, isTLS := c.(*tls.Conn); isTLS {
+		sock, ok := tc.NetConn().(*outbox.Socket)
+		return sock, ok
+	}
+	return nil, false
 }
 
 // certReloader serves a certificate from files and loads them again when

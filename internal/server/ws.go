@@ -81,10 +81,15 @@ func (s *Server) refuseWebSocket(r *http.Request) (int, string) {
 func (s *Server) upgrade(netConn net.Conn, br *bufio.Reader, r *http.Request, ip string) {
 	// Writes go through a non-blocking socket, so that a peer that stops
 	// reading holds its own bytes, never a shared writer (outbox.Socket).
+	// Under TLS the socket is already there, beneath the TLS connection
+	// (wrapTLS), and gws writes TLS records through it.
 	wire := netConn
-	sock, nonBlocking := outbox.NewSocket(netConn, writeTimeout)
-	if nonBlocking {
-		wire = sock
+	sock, nonBlocking := socketUnder(netConn)
+	if !nonBlocking {
+		sock, nonBlocking = outbox.NewSocket(netConn, writeTimeout)
+		if nonBlocking {
+			wire = sock
+		}
 	}
 	socket, err := s.upgrader.UpgradeFromConn(wire, br, r)
 	if err != nil {
