@@ -3,7 +3,6 @@ package server_test
 import (
 	"bufio"
 	"context"
-	"io"
 	"net/http"
 	"os"
 	"strconv"
@@ -42,27 +41,18 @@ func rss(t *testing.T) int64 {
 	return 0
 }
 
-// metricFloat scrapes one sample ("name{labels}") from the server's /metrics.
+// metricFloat is metricValue as a number (0 when the sample is absent).
 func metricFloat(t *testing.T, s *servertest.Server, sample string) float64 {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, s.APIBase()+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+servertest.APIKey)
-	resp, err := http.DefaultClient.Do(req)
+	v := metricValue(t, s, sample)
+	if v == "" {
+		return 0
+	}
+	f, err := strconv.ParseFloat(v, 64)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, sample+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return f
-		}
-	}
-	return 0
+	return f
 }
 
 // TestAbusiveFunctionsLeaveTheServerWorking (issue 12): functions that

@@ -25,6 +25,15 @@ import (
 // messages.
 func dialNonReader(t testing.TB, addr, token, channel string) net.Conn {
 	t.Helper()
+	conn := dialSmallBuffer(t, addr)
+	writeHandshakeAndSubscribe(t, conn, token, channel)
+	return conn
+}
+
+// dialSmallBuffer connects to addr with a receive buffer as small as the
+// kernel allows, so the server's socket to it fills after a few messages.
+func dialSmallBuffer(t testing.TB, addr string) net.Conn {
+	t.Helper()
 	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
 		var serr error
 		err := rc.Control(func(fd uintptr) {
@@ -40,6 +49,13 @@ func dialNonReader(t testing.TB, addr, token, channel string) net.Conn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// writeHandshakeAndSubscribe sends the upgrade request, auth and subscribe
+// in one write and reads nothing.
+func writeHandshakeAndSubscribe(t testing.TB, conn net.Conn, token, channel string) {
+	t.Helper()
 	auth, _ := json.Marshal(map[string]any{"type": "auth", "token": token})
 	sub, _ := json.Marshal(map[string]any{"type": "subscribe", "id": 1, "channel": channel})
 	req := "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
@@ -48,7 +64,6 @@ func dialNonReader(t testing.TB, addr, token, channel string) net.Conn {
 	if _, err := conn.Write(packet); err != nil {
 		t.Fatal(err)
 	}
-	return conn
 }
 
 // countingReader counts the messages a healthy subscriber receives without

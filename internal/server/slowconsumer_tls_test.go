@@ -5,13 +5,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -98,31 +96,9 @@ func TestNonReadersDoNotHoldBackAHealthySubscriberOverTLS(t *testing.T) {
 // subscribe, then nothing is ever read.
 func dialNonReaderTLS(t testing.TB, addr string, tc *tls.Config, token, channel string) {
 	t.Helper()
-	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		err := rc.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 1024)
-		})
-		if err != nil {
-			return err
-		}
-		return serr
-	}}
-	raw, err := d.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn := tls.Client(raw, tc)
-	t.Cleanup(func() { raw.Close() })
+	conn := tls.Client(dialSmallBuffer(t, addr), tc)
 	if err := conn.Handshake(); err != nil {
 		t.Fatal(err)
 	}
-	auth, _ := json.Marshal(map[string]any{"type": "auth", "token": token})
-	sub, _ := json.Marshal(map[string]any{"type": "subscribe", "id": 1, "channel": channel})
-	req := "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
-		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-	packet := append(append([]byte(req), clientFrame(auth)...), clientFrame(sub)...)
-	if _, err := conn.Write(packet); err != nil {
-		t.Fatal(err)
-	}
+	writeHandshakeAndSubscribe(t, conn, token, channel)
 }
