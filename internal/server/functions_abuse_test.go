@@ -3,7 +3,6 @@ package server_test
 import (
 	"bufio"
 	"context"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
