@@ -12,7 +12,7 @@ export interface ContextSource {
 export interface Settings {
   /** Existing VPC to deploy into (looked up at synth time); undefined: create one. */
   vpcId?: string;
-  /** NAT gateways of a created VPC (1 is cheapest; 2 survives the loss of an AZ). */
+  /** NAT gateways of a created VPC (1 is cheapest; 2 survives the loss of an AZ; never 0: tasks pull images and secrets through NAT). */
   natGateways: number;
   /** Tasks to run, and the floor of autoscaling. */
   desiredCount: number;
@@ -60,7 +60,7 @@ const FARGATE_SIZES: Record<number, (mem: number) => boolean> = {
 export function readSettings(src: ContextSource): Settings {
   const s: Settings = {
     vpcId: str(src, 'vpcId'),
-    natGateways: int(src, 'natGateways', 1, 0, 3),
+    natGateways: int(src, 'natGateways', 1, 1, 3),
     desiredCount: int(src, 'desiredCount', 2, 1, 1000),
     maxCount: int(src, 'maxCount', 10, 1, 1000),
     cpu: int(src, 'cpu', 512, 256, 16384),

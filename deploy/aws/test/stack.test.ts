@@ -387,3 +387,18 @@ test('a registry image given as context is used as is (synth.test.ts covers the 
     ContainerDefinitions: [Match.objectLike({ Image: 'ghcr.io/me/eddy:1.2.3' })],
   });
 });
+
+test('an existing VPC is looked up only when vpcId is given', () => {
+  // Without vpcId the assembly asks for no context at all (see the first test
+  // and synth.test.ts, which runs with --no-lookups).
+  const plain = new App({ context: { image: 'public.ecr.aws/example/eddy:test' } });
+  new EddyStack(plain, 'Eddy', { settings: readSettings(plain.node) });
+  assert.equal(plain.synth().manifest.missing, undefined);
+
+  const app = new App({ context: { image: 'public.ecr.aws/example/eddy:test', vpcId: 'vpc-0123456789abcdef0' } });
+  new EddyStack(app, 'Eddy', { settings: readSettings(app.node), env: { account: '123456789012', region: 'us-east-1' } });
+  const missing = app.synth().manifest.missing ?? [];
+  const vpcLookups = missing.filter((m) => m.provider === 'vpc-provider');
+  assert.equal(vpcLookups.length, 1, JSON.stringify(missing));
+  assert.equal((vpcLookups[0].props as any).filter['vpc-id'], 'vpc-0123456789abcdef0');
+});
