@@ -38,7 +38,9 @@ test('cdk synth stages deploy/Dockerfile with the repository as context, without
     delete env.CDK_DEFAULT_ACCOUNT;
     delete env.CDK_DEFAULT_REGION;
     // --no-lookups: a lookup that is not already answered is an error.
-    const r = spawnSync(cdkBin, ['synth', '--quiet', '--no-notices', '--no-lookups', '--output', out], {
+    // --build true: `npm test` has just compiled the app with tsc (cdk.json's
+    // build step, which `cdk deploy` runs, would compile it a second time).
+    const r = spawnSync(cdkBin, ['synth', '--quiet', '--no-notices', '--no-lookups', '--build', 'true', '--output', out], {
       cwd: appDir,
       env,
       encoding: 'utf8',
