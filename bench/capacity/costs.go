@@ -35,7 +35,7 @@ type Costs struct {
 	PresenceRefreshEvery float64 // seconds between refreshes of a member (presence_ttl / 3)
 
 	// Redis memory, bytes.
-	HistoryEntryBytes float64 // per history stream entry besides the payload
+	HistoryEntryBytes float64 // per history stream entry besides the payload (the entry's JSON fields and the stream's own overhead)
 	ChannelMetaBytes  float64 // per channel with an offset (the eddy:m hash)
 	PresenceMemBytes  float64 // per presence member (hash field + sorted set entry)
 }
@@ -64,7 +64,7 @@ func DefaultCosts() Costs {
 		RedisJoinCPU:         205,  // run E: Redis process CPU 0.41 s over 2,000 joins and 1,996 leaves
 		RedisRefreshCPU:      23,   // run F: commandstats HSET+ZADD usec over 16,807 member refreshes
 		PresenceRefreshEvery: 10,   // presence_ttl 30 s / 3 (internal/broker/redis/presence.go refreshLoop)
-		HistoryEntryBytes:    100,  // run B: MEMORY USAGE of a 100-entry stream 19,040 B with ~90 B entries
+		HistoryEntryBytes:    160,  // run B: MEMORY USAGE of a 100-entry stream 19,040 B, payloads of 31 B: 190 B per entry
 		ChannelMetaBytes:     120,  // run D: MEMORY USAGE of eddy:m:{channel} 104-120 B
 		PresenceMemBytes:     246,  // run G: MEMORY USAGE eddy:p + eddy:px with 1,000 members: 128,320 + 118,160 B
 	}

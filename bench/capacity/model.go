@@ -257,12 +257,12 @@ func plan(w Workload, m Machine, c Costs, n int) Plan {
 	s("Redis CPU", "one channel (all its keys share a hash slot, so one shard): %s CPU-s/s", dec(p.HotChannelCPU))
 
 	// Redis memory.
-	histBytes := w.Channels * w.HistorySize * (c.HistoryEntryBytes + w.MessageBytes + c.EnvelopeBytes)
+	histBytes := w.Channels * w.HistorySize * (c.HistoryEntryBytes + w.MessageBytes)
 	metaBytes := w.Channels * c.ChannelMetaBytes
 	presBytes := members * c.PresenceMemBytes
 	p.RedisMemGiB = (histBytes + metaBytes + presBytes) / (1 << 30)
-	s("Redis memory", "history %s ch × %s entries × (%s + %s + %s) B + meta %s ch × %s B + presence %s members × %s B = %s GiB",
-		num(w.Channels), num(w.HistorySize), num(c.HistoryEntryBytes), num(w.MessageBytes), num(c.EnvelopeBytes),
+	s("Redis memory", "history %s ch × %s entries × (%s + %s) B + meta %s ch × %s B + presence %s members × %s B = %s GiB",
+		num(w.Channels), num(w.HistorySize), num(c.HistoryEntryBytes), num(w.MessageBytes),
 		num(w.Channels), num(c.ChannelMetaBytes), num(members), num(c.PresenceMemBytes), dec(p.RedisMemGiB))
 
 	// Redis network.
