@@ -250,7 +250,7 @@ func plan(w Workload, m Machine, c Costs, n int) Plan {
 			rcpu("member refreshes", members/c.PresenceRefreshEvery, c.RedisRefreshCPU)
 	}
 	perChanRate := w.PublishesPerSec / w.Channels
-	p.HotChannelCPU = perChanRate * pubUS / 1e6
+	p.HotChannelCPU = (perChanRate*pubUS + w.ConnectsPerSec*subsPerConn/w.Channels*c.RedisSubscribeCPU) / 1e6
 	if w.Presence {
 		p.HotChannelCPU += (math.Max(w.JoinsPerSec, w.LeavesPerSec)*c.RedisJoinCPU + w.SubscribersPerChannel/c.PresenceRefreshEvery*c.RedisRefreshCPU) / w.Channels / 1e6
 	}

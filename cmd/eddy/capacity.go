@@ -15,6 +15,7 @@ func init() { extraCommands = append(extraCommands, newCapacityCmd) }
 func newCapacityCmd(*globals) *cobra.Command {
 	w := capacity.Workload{}
 	m := capacity.DefaultMachine()
+	c := capacity.DefaultCosts()
 	leaves := -1.0
 	cmd := &cobra.Command{
 		Use:   "capacity",
@@ -30,7 +31,7 @@ each one comes from). Nothing is contacted; every step is printed.`,
 			if leaves >= 0 {
 				w.LeavesPerSec = leaves
 			}
-			p, err := capacity.Compute(w, m, capacity.DefaultCosts())
+			p, err := capacity.Compute(w, m, c)
 			if err != nil {
 				return err
 			}
@@ -56,5 +57,10 @@ each one comes from). Nothing is contacted; every step is printed.`,
 	f.Float64Var(&m.TargetUtil, "target-util", m.TargetUtil, "fraction of CPU, memory and network to plan for")
 	f.Float64Var(&m.RedisMemGiB, "redis-mem-gib", m.RedisMemGiB, "memory per Redis shard, GiB")
 	f.Float64Var(&m.RedisNICGbps, "redis-gbps", m.RedisNICGbps, "network per Redis shard, Gbit/s")
+	// The costs that vary most between runs, to plan with a pessimistic figure.
+	f.Float64Var(&c.DeliveryCPU, "delivery-us", c.DeliveryCPU, "node CPU µs per delivered message")
+	f.Float64Var(&c.PublishCPU, "publish-us", c.PublishCPU, "node CPU µs per publish through the HTTP API")
+	f.Float64Var(&c.IngressCPU, "ingress-us", c.IngressCPU, "node CPU µs per message received from Redis")
+	f.Float64Var(&c.RedisJoinCPU, "redis-join-us", c.RedisJoinCPU, "Redis CPU µs per presence join with its leave")
 	return cmd
 }
