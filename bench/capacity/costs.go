@@ -44,8 +44,8 @@ type Costs struct {
 func DefaultCosts() Costs {
 	return Costs{
 		DeliveryCPU:          2.0,  // bench/README.md: 1.70 µs single node, 2.00 µs two nodes over Redis (results/final-*-1000*.json); 1.53 µs measured again here
-		PublishCPU:           86,   // node with no subscribers serving half the publishes over Redis, load average 10-14 (run C)
-		IngressCPU:           20,   // derived, run C: subscriber node CPU minus its API share and connects, per received message
+		PublishCPU:           90,   // runs C and H: the node serving the API with no subscribers, 86 and 91 µs per publish over Redis (load average 10-20)
+		IngressCPU:           20,   // run H: the subscriber node's CPU per message received from Redis (19.6 µs, 77 messages per write); run C by subtraction: ~30 µs
 		ConnectCPU:           150,  // bench/README.md: 149-151 µs per connection (r2 connections pairs); 250 µs at load 14 over Redis (run D)
 		PresenceEventCPU:     0.73, // derived, run E: node CPU minus connects over 2,032,756 events
 		ConnKiB:              9.7,  // bench/README.md: 8.1-9.7 KiB (results/final-conns-15000.json); 7.42 KiB over Redis (run D)
@@ -57,9 +57,9 @@ func DefaultCosts() Costs {
 		WSHeaderBytes:        4,    // RFC 6455 server frame header for 126-65535 bytes
 		RedisMsgOverhead:     155,  // run C: total_net_output_bytes / PUBLISH minus the ~40 B payload
 		RedisPubOverhead:     310,  // run C: total_net_input_bytes / publish minus the payload
-		RedisPublishCPU:      32,   // run C: Redis process CPU 0.30 s over 9,489 publishes and 1,000 subscribes (commandstats EVALSHA 20.9 µs)
+		RedisPublishCPU:      32,   // run C: Redis process CPU 0.30 s over 9,489 publishes and 1,000 subscribes; run H: 30 µs (commandstats EVALSHA 20.9-57.8 µs)
 		RedisHistoryCPU:      7,    // run B: commandstats XADD 7.05 µs per call
-		RedisPerNodeCPU:      2,    // estimate: one more client output buffer write per PUBLISH (commandstats PUBLISH 1.6-1.8 µs to 1-2 nodes)
+		RedisPerNodeCPU:      2.4,  // redis-benchmark PUBLISH with 0 and 50 subscribed connections: (117-131 µs − 7-10 µs) / 50
 		RedisSubscribeCPU:    53,   // run D: Redis process CPU 0.16 s over 3,000 subscribes (commandstats 25.7 µs)
 		RedisJoinCPU:         205,  // run E: Redis process CPU 0.41 s over 2,000 joins and 1,996 leaves
 		RedisRefreshCPU:      23,   // run F: commandstats HSET+ZADD usec over 16,807 member refreshes

@@ -42,10 +42,10 @@ func TestReportShowsEachStep(t *testing.T) {
 	for _, want := range []string{
 		"deliveries/s = publishes/s 10,000 × subscribers per channel 100 = 1,000,000",
 		"deliveries 1,000,000/s × 2 µs = 2 CPU-s/s",
-		"total 3.9 CPU-s/s / (2 cores × 70% target) = 3 nodes",
+		"total 3.94 CPU-s/s / (2 cores × 70% target) = 3 nodes",
 		"connections 1,000,000 × 14.4 KiB = 13.73 GiB",
 		"nodes = max(CPU 3, memory 5, network 1) = 5",
-		"publishes 10,000/s × 40 µs = 0.4 CPU-s/s",
+		"publishes 10,000/s × 41.6 µs = 0.416 CPU-s/s",
 		"result: 5 Eddy nodes, 1 Redis shards",
 	} {
 		if !strings.Contains(out, want) {
