@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -29,5 +31,29 @@ func TestCapacityRefusesBadInput(t *testing.T) {
 	}
 	if _, err := runRoot("capacity", "--target-util", "0"); err == nil || !strings.Contains(err.Error(), "target utilisation") {
 		t.Fatalf("--target-util 0: %v", err)
+	}
+}
+
+// TestCapacityDocMatchesProgram keeps docs/capacity.md true: every
+// "$ eddy capacity ..." block there must be what the program prints.
+func TestCapacityDocMatchesProgram(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/capacity.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?s)```\\n\\$ eddy (capacity[^\\n]*)\\n(.*?)```").FindAllStringSubmatch(string(doc), -1)
+	if len(blocks) < 3 {
+		t.Fatalf("found %d eddy capacity examples in docs/capacity.md, want at least 3", len(blocks))
+	}
+	for _, b := range blocks {
+		out, err := runRoot(strings.Fields(b[1])...)
+		if err != nil {
+			t.Fatalf("eddy %s: %v", b[1], err)
+		}
+		for _, line := range strings.Split(b[2], "\n") {
+			if strings.TrimSpace(line) != "" && !strings.Contains(out, strings.TrimSpace(line)) {
+				t.Errorf("eddy %s: docs/capacity.md shows %q, the program prints:\n%s", b[1], line, out)
+			}
+		}
 	}
 }
