@@ -57,7 +57,7 @@ type Broker struct {
 	kick     chan struct{}
 
 	histSubj, delivSubj string // with a trailing '.'
-	streamName         string
+	streamName          string
 
 	handler atomic.Pointer[handlerRef]
 	deliver chan *natsgo.Msg // every channel subscription's messages, in arrival order

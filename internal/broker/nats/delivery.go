@@ -38,6 +38,11 @@ func (b *Broker) Subscribe(ctx context.Context, channel string) error {
 	// first.
 	_ = sub.SetPendingLimits(-1, -1)
 	// The server has the subscription once it answered a ping sent after it.
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, opTimeout)
+		defer cancel()
+	}
 	if err := b.nc.FlushWithContext(ctx); err != nil {
 		_ = sub.Unsubscribe()
 		return unavailable("subscribe", err)

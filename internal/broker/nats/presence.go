@@ -24,8 +24,8 @@ type localMembers struct {
 	// refresh never puts back a member removed meanwhile.
 	putMu sync.Mutex
 	mu    sync.Mutex
-	m    map[string]protocol.Member // by key
-	kick chan struct{}
+	m     map[string]protocol.Member // by key
+	kick  chan struct{}
 }
 
 func (l *localMembers) init() {
