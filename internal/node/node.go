@@ -168,6 +168,7 @@ func startNATS(cfg config.Config, log *slog.Logger) (*natsbroker.Broker, error) 
 		URL:         cfg.NATS,
 		Logger:      log, // the broker names its own component
 		PresenceTTL: cfg.PresenceTTL,
+		NodeTTL:     cfg.NodeTTL,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("nats: %w", err)

@@ -166,3 +166,42 @@ func TestNATSClusterServerRestart(t *testing.T) {
 		t.Fatalf("offsets not contiguous: %v", offs)
 	}
 }
+
+// TestNATSClusterPresenceAndInfoFromEveryNode: joins on two nodes reach a
+// watcher on a third, every node lists the same members, and every node's
+// /api/v1/info lists the three nodes.
+func TestNATSClusterPresenceAndInfoFromEveryNode(t *testing.T) {
+	_, nodes := natsCluster(t, 3)
+	watcher := servertest.Connect(t, nodes[2].WSURL, servertest.Token(t, "watcher", nil, nil))
+	watcher.Request(map[string]any{"type": "subscribe", "id": 1, "channel": "chat:room"})
+	a := servertest.Connect(t, nodes[0].WSURL, servertest.Token(t, "alice", nil, nil))
+	a.Request(map[string]any{"type": "subscribe", "id": 1, "channel": "chat:room"})
+	b := servertest.Connect(t, nodes[1].WSURL, servertest.Token(t, "bob", nil, nil))
+	b.Request(map[string]any{"type": "subscribe", "id": 1, "channel": "chat:room"})
+	joined := map[string]bool{}
+	for !joined["alice"] || !joined["bob"] {
+		f := watcher.Expect("presence")
+		if f.Str("action") == "join" {
+			joined[f["member"].(map[string]any)["user"].(string)] = true
+		}
+	}
+	for i, n := range nodes {
+		p, err := n.API().Presence(context.Background(), "chat:room")
+		if err != nil {
+			t.Fatal(err)
+		}
+		users := map[string]bool{}
+		for _, m := range p.Members {
+			users[m.User] = true
+		}
+		if !users["alice"] || !users["bob"] || !users["watcher"] || len(p.Members) != 3 {
+			t.Fatalf("presence seen from node %d: %+v", i, p.Members)
+		}
+	}
+	for i, n := range nodes {
+		servertest.Eventually(t, fmt.Sprintf("three live nodes in node %d's info", i), func() bool {
+			info, err := n.API().Info(context.Background())
+			return err == nil && len(info.Nodes) == 3
+		})
+	}
+}

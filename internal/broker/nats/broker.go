@@ -32,6 +32,8 @@ type Options struct {
 	// Prefix starts every subject, the stream's and the bucket's names;
 	// default "eddy". Letters, digits, '-' and '_' only.
 	Prefix string
+	// NodeTTL is how long an Announce lasts; default 30s.
+	NodeTTL time.Duration
 	// PresenceTTL is how long a member outlives the last refresh by its
 	// node; the node refreshes its members every PresenceTTL/3. Default 30s.
 	PresenceTTL time.Duration
@@ -45,12 +47,13 @@ type Options struct {
 
 // Broker is the NATS broker. Make one with New; it is safe for concurrent use.
 type Broker struct {
-	opts   Options
-	log    *slog.Logger
-	nc     *natsgo.Conn
-	js     jetstream.JetStream
-	stream atomic.Pointer[streamRef]
-	kv     atomic.Pointer[kvRef]
+	opts    Options
+	log     *slog.Logger
+	nc      *natsgo.Conn
+	js      jetstream.JetStream
+	stream  atomic.Pointer[streamRef]
+	kv      atomic.Pointer[kvRef]
+	nodesKV atomic.Pointer[kvRef]
 
 	connects atomic.Uint64
 	ensured  atomic.Bool // the stream and bucket exist as far as we know
@@ -119,6 +122,9 @@ func New(opts Options) (*Broker, error) {
 	}
 	if opts.PresenceTTL <= 0 {
 		opts.PresenceTTL = defaultTTL
+	}
+	if opts.NodeTTL <= 0 {
+		opts.NodeTTL = defaultTTL
 	}
 	if opts.MetaTTL <= 0 {
 		opts.MetaTTL = defaultMetaTTL
@@ -251,6 +257,17 @@ func (b *Broker) ensure(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("presence bucket: %w", err)
 	}
+	nodes, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      b.opts.Prefix + "_nodes",
+		Description: "Eddy node announcements",
+		TTL:         b.opts.NodeTTL,
+		Storage:     jetstream.FileStorage,
+		Replicas:    b.opts.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("nodes bucket: %w", err)
+	}
+	b.nodesKV.Store(&kvRef{nodes})
 	b.stream.Store(&streamRef{s})
 	b.kv.Store(&kvRef{kv})
 	return nil
@@ -276,12 +293,13 @@ func (b *Broker) Connects() uint64 { return b.connects.Load() }
 // NodeID is this node's id.
 func (b *Broker) NodeID() string { return b.opts.NodeID }
 
-// Close removes this node's members, stops the background work and closes
-// the connection.
+// Close removes this node's announcement, stops the background work and
+// closes the connection. Its presence members expire by themselves.
 func (b *Broker) Close() error {
 	if !b.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	b.forgetNode()
 	b.cancel()
 	b.wg.Wait()
 	b.nc.Close()

@@ -1,12 +1,15 @@
 package nats
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/eddyrt/eddy/api"
 	"github.com/eddyrt/eddy/internal/broker"
 	"github.com/eddyrt/eddy/internal/broker/brokertest"
 	"github.com/eddyrt/eddy/internal/broker/nats/natstest"
@@ -51,4 +54,49 @@ func TestBrokerContractAcrossNodes(t *testing.T) {
 		}
 		return mk("a"), mk("b"), ttl
 	})
+}
+
+// Announcements of two nodes are listed by both; a closed node's goes.
+func TestNodeRegistry(t *testing.T) {
+	srv := natstest.Start(t)
+	mk := func(id string) *Broker {
+		b, err := New(Options{URL: srv.URL(), Prefix: "reg", NodeID: id, NodeTTL: time.Minute, Logger: testLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.Close() })
+		deadline := time.Now().Add(10 * time.Second)
+		for !b.Ready() {
+			if time.Now().After(deadline) {
+				t.Fatal("broker not ready")
+			}
+			time.Sleep(10 * time.Millisecond) // polling a readiness flag
+		}
+		return b
+	}
+	a, b := mk("a"), mk("b")
+	ctx := context.Background()
+	for _, br := range []*Broker{a, b} {
+		if err := br.Announce(ctx, api.NodeInfo{Name: br.NodeID() + "-name"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := func() []string {
+		ns, err := b.Nodes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, n := range ns {
+			out = append(out, n.ID+"="+n.Name)
+		}
+		return out
+	}
+	if got := ids(); !slices.Equal(got, []string{"a=a-name", "b=b-name"}) {
+		t.Fatalf("nodes %v", got)
+	}
+	_ = a.Close()
+	if got := ids(); !slices.Equal(got, []string{"b=b-name"}) {
+		t.Fatalf("nodes after a closed: %v", got)
+	}
 }

@@ -94,30 +94,19 @@ func (b *Broker) Members(ctx context.Context, channel string) ([]protocol.Member
 	if err != nil {
 		return nil, unavailable("members", err)
 	}
-	w, err := kv.Watch(ctx, token(channel)+".*", jetstream.IgnoreDeletes())
+	entries, err := readAll(ctx, kv, token(channel)+".*")
 	if err != nil {
 		return nil, unavailable("members", err)
 	}
-	defer func() { _ = w.Stop() }()
-	var out []protocol.Member
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, unavailable("members", ctx.Err())
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, unavailable("members", errors.New("watch ended"))
-			}
-			if e == nil { // the initial values are all in
-				return out, nil
-			}
-			var m protocol.Member
-			if err := json.Unmarshal(e.Value(), &m); err != nil {
-				return nil, fmt.Errorf("nats broker: member %s: %w", e.Key(), err)
-			}
-			out = append(out, m)
+	out := make([]protocol.Member, 0, len(entries))
+	for _, e := range entries {
+		var m protocol.Member
+		if err := json.Unmarshal(e.Value(), &m); err != nil {
+			return nil, fmt.Errorf("nats broker: member %s: %w", e.Key(), err)
 		}
+		out = append(out, m)
 	}
+	return out, nil
 }
 
 // refreshLoop puts this node's members again every PresenceTTL/3, and at
