@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/eddyrt/eddy/internal/broker"
 	"github.com/eddyrt/eddy/internal/broker/nats/natstest"
@@ -19,6 +20,7 @@ func BenchmarkPublish(b *testing.B) {
 	}
 	defer br.Close()
 	for !br.Ready() {
+		time.Sleep(10 * time.Millisecond) // polling a readiness flag
 	}
 	ctx := context.Background()
 	b.ResetTimer()
