@@ -33,10 +33,9 @@ func (b *Broker) Subscribe(ctx context.Context, channel string) error {
 	if err != nil {
 		return unavailable("subscribe", err)
 	}
-	// Drops are reported through the error handler; the buffer is the
-	// shared deliver channel, so the per-subscription limits must not bite
-	// first.
-	_ = sub.SetPendingLimits(-1, -1)
+	// A channel subscription has no pending limits of its own: when the
+	// shared deliver channel is full, NATS drops the message and reports a
+	// slow consumer to the error handler (counted as a reconnect).
 	// The server has the subscription once it answered a ping sent after it.
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
