@@ -53,6 +53,7 @@ type Config struct {
 	LogLevel         string                    `koanf:"log_level"`
 	DataDir          string                    `koanf:"data_dir"`
 	Redis            []string                  `koanf:"redis"`
+	NATS             string                    `koanf:"nats"`
 	NodeName         string                    `koanf:"node_name"`
 	PresenceTTL      time.Duration             `koanf:"presence_ttl"`
 	NodeTTL          time.Duration             `koanf:"node_ttl"`
@@ -139,6 +140,7 @@ var settings = []setting{
 	{"log_level", "debug, info, warn or error", "info"},
 	{"data_dir", "directory for functions and other state", "eddy-data"},
 	{"redis", "Redis URLs for cluster mode (repeat or comma-separate to shard); empty: in-memory broker", []string{}},
+	{"nats", "NATS URL (nats://host:4222; comma-separate a NATS cluster's servers) for cluster mode over NATS JetStream instead of Redis (docs/cluster.md)", ""},
 	{"node_name", "name of this node in the cluster (default: host name)", ""},
 	{"presence_ttl", "cluster mode: how long presence members of a node that died linger", 30 * time.Second},
 	{"node_ttl", "cluster mode: how long a node that stopped announcing stays in /api/v1/info", 30 * time.Second},
@@ -511,6 +513,14 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("redis: address %d (%q): %w", i, u, err)
 		}
 	}
+	if c.NATS != "" {
+		if len(c.Redis) > 0 {
+			return errors.New("nats and redis: set one broker, not both")
+		}
+		if err := checkNATSURL(c.NATS); err != nil {
+			return fmt.Errorf("nats: %q: %w", c.NATS, err)
+		}
+	}
 	for name, o := range c.Namespaces {
 		if err := o.validate(); err != nil {
 			return fmt.Errorf("namespaces.%s: %w", name, err)
@@ -549,6 +559,24 @@ func checkRedisURL(s string) error {
 		}
 	default:
 		return fmt.Errorf("must start with redis://, rediss:// or unix://, like redis://127.0.0.1:6379/0")
+	}
+	return nil
+}
+
+// checkNATSURL accepts what the NATS broker can dial: one or more
+// comma-separated nats:// or tls:// URLs with a host.
+func checkNATSURL(s string) error {
+	for _, one := range strings.Split(s, ",") {
+		u, err := url.Parse(strings.TrimSpace(one))
+		if err != nil {
+			return fmt.Errorf("not a URL: %w", err)
+		}
+		if u.Scheme != "nats" && u.Scheme != "tls" {
+			return fmt.Errorf("must start with nats:// or tls://, like nats://127.0.0.1:4222")
+		}
+		if u.Host == "" {
+			return fmt.Errorf("has no host; write it like nats://127.0.0.1:4222")
+		}
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	natsbroker "github.com/eddyrt/eddy/internal/broker/nats"
 	redisbroker "github.com/eddyrt/eddy/internal/broker/redis"
 	"github.com/eddyrt/eddy/internal/config"
 	"github.com/eddyrt/eddy/internal/functions"
@@ -32,6 +33,7 @@ type Node struct {
 	Options server.Options
 	Engine  *functions.Engine
 	Redis   *redisbroker.Broker // nil with the memory broker
+	NATS    *natsbroker.Broker  // nil unless cfg.NATS is set
 }
 
 // RedisWait is how long Build waits for Redis to answer before giving up.
@@ -52,6 +54,16 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 		n.Options.Broker, n.Options.NodeID = rb, rb.NodeID()
 		store = redisstore.New(rb)
 	} else {
+		if cfg.NATS != "" {
+			nb, err := startNATS(cfg, log)
+			if err != nil {
+				return nil, err
+			}
+			n.NATS = nb
+			n.Options.Broker, n.Options.NodeID = nb, nb.NodeID()
+		}
+		// Functions stay in each node's data_dir with NATS: its broker
+		// carries no cluster notices (docs/cluster.md).
 		fs, err := filestore.New(filepath.Join(cfg.DataDir, "functions"))
 		if err != nil {
 			return nil, fmt.Errorf("functions store in data_dir %s: %w", cfg.DataDir, err)
@@ -118,6 +130,9 @@ func (n *Node) Close() {
 	if n.Redis != nil {
 		_ = n.Redis.Close()
 	}
+	if n.NATS != nil {
+		_ = n.NATS.Close()
+	}
 	if n.Engine != nil {
 		_ = n.Engine.Close()
 	}
@@ -144,4 +159,27 @@ func startRedis(cfg config.Config, log *slog.Logger) (*redisbroker.Broker, error
 		time.Sleep(50 * time.Millisecond) // polling a readiness flag; there is no event to await
 	}
 	return rb, nil
+}
+
+// startNATS connects the NATS broker and waits a while for NATS, like
+// startRedis.
+func startNATS(cfg config.Config, log *slog.Logger) (*natsbroker.Broker, error) {
+	nb, err := natsbroker.New(natsbroker.Options{
+		URL:         cfg.NATS,
+		Logger:      log, // the broker names its own component
+		PresenceTTL: cfg.PresenceTTL,
+		NodeTTL:     cfg.NodeTTL,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("nats: %w", err)
+	}
+	deadline := time.Now().Add(RedisWait)
+	for !nb.Ready() {
+		if time.Now().After(deadline) {
+			_ = nb.Close()
+			return nil, fmt.Errorf("nats: %s not ready (reachable, with JetStream enabled) after %s", cfg.NATS, RedisWait)
+		}
+		time.Sleep(50 * time.Millisecond) // polling a readiness flag; there is no event to await
+	}
+	return nb, nil
 }
