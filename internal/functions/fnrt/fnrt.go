@@ -93,6 +93,8 @@ type Config struct {
 	// that was not.
 	OnLog        func() bool
 	OnLogDropped func()
+	// KV is the store behind ctx.kv; nil leaves functions without one.
+	KV KV
 }
 
 // Runtime compiles functions of one kind. Compile must validate the

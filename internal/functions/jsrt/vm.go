@@ -48,6 +48,11 @@ type vmState struct {
 
 	logLines int // ctx.log lines of this invocation
 
+	// deadline ends the invocation: ctx.kv calls, which block in Go where
+	// the interrupt cannot reach, give up at it.
+	deadline time.Time
+	kvShared map[string]*goja.Object // ctx.kv.shared(name) objects, reused
+
 	// timer interrupts the VM when an invocation runs too long; fired
 	// receives once per expiry, after the interrupt is requested.
 	timer *time.Timer
@@ -125,6 +130,9 @@ func (in *instance) newVM() (*vmState, error) {
 	_ = c.Set("reject", v.jsReject)
 	_ = c.Set("publish", v.jsPublish)
 	_ = c.Set("log", v.jsLog)
+	if in.cfg.KV != nil {
+		_ = c.Set("kv", v.newKV(""))
+	}
 	v.ctxObj = c
 
 	// Run the top level under the same timeout as a call.
@@ -157,6 +165,7 @@ func (in *instance) newVM() (*vmState, error) {
 // be pending.
 func (v *vmState) guard(timeout time.Duration, f func() error) (err error) {
 	v.halt.Store(false)
+	v.deadline = time.Now().Add(timeout)
 	v.limitReason, v.heapStop = "", false
 	v.in.wd.watch(v, v.in.limits.maxBytes)
 	v.timer.Reset(timeout)
