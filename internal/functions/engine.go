@@ -222,10 +222,11 @@ func (e *Engine) compile(fn Function) (*compiled, error) {
 	logs := rate.NewLimiter(LogRate, LogBurst)
 	inst, err := rt.Compile(fn, fnrt.Config{
 		Logger: log, Timeout: timeout, PoolSize: e.opts.PoolSize,
-		MaxMemory:    int64(fn.MaxMemoryMB) << 20,
-		OnLog:        logs.Allow,
-		OnLogDropped: m.logDropped.Inc,
-		KV:           e.opts.KV,
+		MaxMemory:        int64(fn.MaxMemoryMB) << 20,
+		OnLog:            logs.Allow,
+		OnLogDropped:     m.logDropped.Inc,
+		KV:               e.opts.KV,
+		AllowPrivateURLs: e.opts.AllowPrivateURLs,
 	})
 	if err != nil {
 		return nil, badRequest(fn.Name, "%v", err)
@@ -266,7 +267,8 @@ func (e *Engine) invoke(ctx context.Context, c *compiled, msg Message, dry bool)
 		switch {
 		case errors.Is(err, fnrt.ErrTimeout):
 			c.m.timeouts.Inc()
-		case errors.Is(err, fnrt.ErrResourceLimit), errors.Is(err, fnrt.ErrKVLimit):
+		case errors.Is(err, fnrt.ErrResourceLimit), errors.Is(err, fnrt.ErrKVLimit),
+			errors.Is(err, fnrt.ErrFetchLimit), errors.Is(err, fnrt.ErrFetchRefused):
 			c.m.limits.Inc()
 		case errors.Is(err, ErrInvalidOutput):
 			c.m.invalidOutput.Inc()

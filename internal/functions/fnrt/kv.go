@@ -58,3 +58,11 @@ func KVScope(app, function, shared string) string {
 	}
 	return app + "/fn/" + function
 }
+
+// ErrFetchLimit is wrapped by ctx.fetch errors of a call past a bound
+// (calls per invocation, body sizes, redirects).
+var ErrFetchLimit = errors.New("fetch_limit: function exceeded its outbound HTTP limits")
+
+// ErrFetchRefused is wrapped by ctx.fetch errors of a call to a host off
+// the function's allow_hosts, or to a non-public address.
+var ErrFetchRefused = errors.New("fetch_refused: outbound HTTP target not allowed")

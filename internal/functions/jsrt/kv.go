@@ -152,7 +152,5 @@ func (v *vmState) kvCheck(op string, ctx context.Context, err error) {
 // pending when the call ends, so the VM is retired.
 func (v *vmState) kvFail(op string, err error) {
 	v.fail = fmt.Errorf("ctx.kv.%s: %w", op, err)
-	v.broken = true
-	v.vm.Interrupt(v.fail)
-	panic(v.vm.NewGoError(v.fail))
+	v.stop()
 }
