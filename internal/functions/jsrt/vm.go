@@ -3,6 +3,7 @@ package jsrt
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -81,6 +82,8 @@ type vmState struct {
 }
 
 var errInterrupt = errors.New("interrupted")
+
+var promiseType = reflect.TypeOf((*goja.Promise)(nil))
 
 func (in *instance) newVM() (*vmState, error) {
 	vm := goja.New()
@@ -235,7 +238,8 @@ func (v *vmState) run(msg fnrt.Message, timeout time.Duration) (fnrt.Result, err
 		// (ctx.fetch, ctx.kv) is settled synchronously and goja runs the
 		// continuations before the call returns, so the promise is
 		// settled now unless it awaits something that never settles.
-		if o, ok := ret.(*goja.Object); ok {
+		// (ExportType first: Export of the message would read its data.)
+		if o, ok := ret.(*goja.Object); ok && o.ExportType() == promiseType {
 			if p, ok := o.Export().(*goja.Promise); ok {
 				switch p.State() {
 				case goja.PromiseStateFulfilled:
