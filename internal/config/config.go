@@ -60,6 +60,7 @@ type Config struct {
 	Pprof            bool                      `koanf:"pprof"`
 	Demo             bool                      `koanf:"demo"`
 	AllowPrivateURLs bool                      `koanf:"allow_private_urls"`
+	FunctionsPool    int                       `koanf:"functions_pool_size"`
 	ChannelDefaults  ChannelOptions            `koanf:"channel_defaults"`
 	Namespaces       map[string]ChannelOptions `koanf:"namespaces"`
 
@@ -160,6 +161,7 @@ var settings = []setting{
 	{"http_read_timeout", "time to read one HTTP API request, headers and body (WebSockets are not affected once upgraded)", 30 * time.Second},
 	{"demo", "serve the demo chat page and a development token endpoint (never in production)", false},
 	{"allow_private_urls", "let HTTP functions reach loopback, private and link-local addresses (refused by default)", false},
+	{"functions_pool_size", "VMs per JavaScript function (0: one per CPU)", 0},
 }
 
 // Default returns the built-in settings.
@@ -487,6 +489,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("max_subscriptions: must be at least 1, got %d", c.MaxSubscriptions)
 	case c.MaxBatch < 1 || c.MaxBatch > 100_000:
 		return fmt.Errorf("max_batch: must be 1-100000, got %d", c.MaxBatch)
+	case c.FunctionsPool < 0 || c.FunctionsPool > 256:
+		return fmt.Errorf("functions_pool_size: must be 0 (one per CPU) to 256, got %d", c.FunctionsPool)
 	case c.PublishRate <= 0:
 		return fmt.Errorf("publish_rate: must be positive, got %g", c.PublishRate)
 	case c.MaxConnections < 0:

@@ -18,6 +18,7 @@ import (
 	"github.com/eddyrt/eddy/internal/functions/fnrt"
 	"github.com/eddyrt/eddy/internal/functions/httprt"
 	"github.com/eddyrt/eddy/internal/functions/jsrt"
+	"github.com/eddyrt/eddy/internal/functions/kvstore"
 )
 
 // Defaults and limits.
@@ -67,6 +68,9 @@ type Options struct {
 	// link-local addresses (config allow_private_urls); off, such targets
 	// are refused after DNS resolution.
 	AllowPrivateURLs bool
+	// KV is the store behind ctx.kv (kvstore.Redis in cluster mode); nil
+	// gives the engine its own in-memory store.
+	KV fnrt.KV
 }
 
 // Engine holds the deployed functions and associations and runs them.
@@ -163,6 +167,9 @@ func New(store Store, opts Options) (*Engine, error) {
 	if opts.PoolSize <= 0 {
 		opts.PoolSize = runtime.GOMAXPROCS(0)
 	}
+	if opts.KV == nil {
+		opts.KV = kvstore.NewMemory()
+	}
 	e := &Engine{
 		store:   store,
 		opts:    opts,
@@ -215,9 +222,11 @@ func (e *Engine) compile(fn Function) (*compiled, error) {
 	logs := rate.NewLimiter(LogRate, LogBurst)
 	inst, err := rt.Compile(fn, fnrt.Config{
 		Logger: log, Timeout: timeout, PoolSize: e.opts.PoolSize,
-		MaxMemory:    int64(fn.MaxMemoryMB) << 20,
-		OnLog:        logs.Allow,
-		OnLogDropped: m.logDropped.Inc,
+		MaxMemory:        int64(fn.MaxMemoryMB) << 20,
+		OnLog:            logs.Allow,
+		OnLogDropped:     m.logDropped.Inc,
+		KV:               e.opts.KV,
+		AllowPrivateURLs: e.opts.AllowPrivateURLs,
 	})
 	if err != nil {
 		return nil, badRequest(fn.Name, "%v", err)
@@ -258,7 +267,8 @@ func (e *Engine) invoke(ctx context.Context, c *compiled, msg Message, dry bool)
 		switch {
 		case errors.Is(err, fnrt.ErrTimeout):
 			c.m.timeouts.Inc()
-		case errors.Is(err, fnrt.ErrResourceLimit):
+		case errors.Is(err, fnrt.ErrResourceLimit), errors.Is(err, fnrt.ErrKVLimit),
+			errors.Is(err, fnrt.ErrFetchLimit), errors.Is(err, fnrt.ErrFetchRefused):
 			c.m.limits.Inc()
 		case errors.Is(err, ErrInvalidOutput):
 			c.m.invalidOutput.Inc()

@@ -3,7 +3,9 @@ package functions_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/eddyrt/eddy/internal/functions"
@@ -78,20 +80,40 @@ func TestExamples(t *testing.T) {
 		t.Fatalf("bot /time: %+v", res)
 	}
 
-	// counter reports an increment per channel at most once a second per VM.
-	e2 := newEngine(t, functions.Options{PoolSize: 1})
+	// counter keeps an exact count per channel in ctx.kv, shared by the
+	// function's VMs, and reports every REPORT_EVERY-th total once.
+	e2 := newEngine(t, functions.Options{PoolSize: 4})
 	fn, _ = e.GetFunction(ctx, "counter")
+	fn.Env = map[string]string{"REPORT_EVERY": "50"}
+	fn.TimeoutMS = 2000 // exactness is the point here; 50 ms is tight under -race on a busy machine
 	if err := e2.PutFunction(ctx, fn); err != nil {
 		t.Fatal(err)
 	}
+	var mu sync.Mutex
 	var reports []string
-	for range 3 {
-		res, _ := e2.Invoke(ctx, "counter", msg("chat:a", `1`))
-		for _, p := range res.Publish {
-			reports = append(reports, p.Channel+" "+string(p.Data))
-		}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				res, err := e2.Invoke(ctx, "counter", msg("chat:a", `1`))
+				if err != nil || res.Action != "pass" {
+					t.Errorf("counter: %+v %v", res, err)
+					return
+				}
+				mu.Lock()
+				for _, p := range res.Publish {
+					reports = append(reports, p.Channel+" "+string(p.Data))
+				}
+				mu.Unlock()
+			}
+		}()
 	}
-	if len(reports) != 1 || reports[0] != `stats:chat:a {"channel":"chat:a","count":1}` {
+	wg.Wait()
+	slices.Sort(reports)
+	if want := []string{`stats:chat:a {"channel":"chat:a","count":100}`, `stats:chat:a {"channel":"chat:a","count":150}`,
+		`stats:chat:a {"channel":"chat:a","count":200}`, `stats:chat:a {"channel":"chat:a","count":50}`}; !slices.Equal(reports, want) {
 		t.Fatalf("counter reports: %q", reports)
 	}
 	if res, _ := e2.Invoke(ctx, "counter", msg("stats:chat:a", `1`)); len(res.Publish) != 0 || res.Action != "pass" {

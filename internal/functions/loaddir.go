@@ -34,6 +34,7 @@ type ManifestFunction struct {
 	Env            map[string]string `json:"env,omitempty"`
 	MaxConcurrency int               `json:"max_concurrency,omitempty"`
 	MaxMemoryMB    int               `json:"max_memory_mb,omitempty"`
+	AllowHosts     []string          `json:"allow_hosts,omitempty"`
 }
 
 // LoadDir reads dir/associations.json and the JavaScript files it names
@@ -56,7 +57,7 @@ func LoadDir(dir string) ([]Function, []Association, error) {
 	for _, name := range slices.Sorted(maps.Keys(m.Functions)) {
 		mf := m.Functions[name]
 		fn := Function{Name: name, Runtime: mf.Runtime, URL: mf.URL, Secret: mf.Secret,
-			TimeoutMS: mf.TimeoutMS, Env: mf.Env, MaxConcurrency: mf.MaxConcurrency, MaxMemoryMB: mf.MaxMemoryMB}
+			TimeoutMS: mf.TimeoutMS, Env: mf.Env, MaxConcurrency: mf.MaxConcurrency, MaxMemoryMB: mf.MaxMemoryMB, AllowHosts: mf.AllowHosts}
 		if fn.Runtime == "" {
 			fn.Runtime = RuntimeJS
 			if mf.URL != "" {

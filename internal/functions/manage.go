@@ -56,6 +56,9 @@ func validateFunction(fn Function) error {
 	if fn.TimeoutMS < 0 || fn.TimeoutMS > MaxTimeoutMS {
 		return badRequest(fn.Name, "timeout_ms must be between 1 and %d (0 for the default)", MaxTimeoutMS)
 	}
+	if len(fn.AllowHosts) > 0 && fn.Runtime != RuntimeJS {
+		return badRequest(fn.Name, "allow_hosts is for runtime js (ctx.fetch)")
+	}
 	if fn.MaxMemoryMB != 0 && (fn.Runtime != RuntimeJS || fn.MaxMemoryMB < jsrt.MinMemoryMB || fn.MaxMemoryMB > jsrt.MaxMemoryMB) {
 		return badRequest(fn.Name, "max_memory_mb is for runtime js, between %d and %d (0 for the default of %d)", jsrt.MinMemoryMB, jsrt.MaxMemoryMB, jsrt.DefaultMaxMemory>>20)
 	}

@@ -21,6 +21,8 @@ import (
 	"github.com/eddyrt/eddy/internal/functions"
 	"github.com/eddyrt/eddy/internal/functions/adminapi"
 	"github.com/eddyrt/eddy/internal/functions/filestore"
+	"github.com/eddyrt/eddy/internal/functions/fnrt"
+	"github.com/eddyrt/eddy/internal/functions/kvstore"
 	"github.com/eddyrt/eddy/internal/functions/redisstore"
 	"github.com/eddyrt/eddy/internal/protocol"
 	"github.com/eddyrt/eddy/internal/server"
@@ -45,6 +47,7 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 	reg := prometheus.NewRegistry()
 	n := &Node{Options: server.Options{Config: cfg, Logger: log, Registry: reg, ExtraHandlers: map[string]http.Handler{}}}
 	var store functions.Store
+	var kv fnrt.KV // nil: the engine's own memory store
 	if len(cfg.Redis) > 0 {
 		rb, err := startRedis(cfg, log)
 		if err != nil {
@@ -53,6 +56,7 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 		n.Redis = rb
 		n.Options.Broker, n.Options.NodeID = rb, rb.NodeID()
 		store = redisstore.New(rb)
+		kv = kvstore.NewRedis(rb)
 	} else {
 		if cfg.NATS != "" {
 			nb, err := startNATS(cfg, log)
@@ -76,6 +80,8 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 		ValidChannel:     protocol.ValidateChannel,
 		ValidData:        validFunctionData,
 		AllowPrivateURLs: cfg.AllowPrivateURLs,
+		PoolSize:         cfg.FunctionsPool,
+		KV:               kv,
 	})
 	if err != nil {
 		n.Close()

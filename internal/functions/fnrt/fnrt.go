@@ -37,6 +37,9 @@ type Function struct {
 	MaxConcurrency int               `json:"max_concurrency,omitempty"`
 	// MaxMemoryMB is the memory budget of one JS invocation (0: default).
 	MaxMemoryMB int `json:"max_memory_mb,omitempty"`
+	// AllowHosts are the hosts ctx.fetch may reach (JS only): names or
+	// addresses, or "*.example.com" for subdomains.
+	AllowHosts []string `json:"allow_hosts,omitempty"`
 }
 
 // Action is what a function decided to do with a message.
@@ -93,6 +96,10 @@ type Config struct {
 	// that was not.
 	OnLog        func() bool
 	OnLogDropped func()
+	// KV is the store behind ctx.kv; nil leaves functions without one.
+	KV KV
+	// AllowPrivateURLs lets ctx.fetch reach non-public addresses.
+	AllowPrivateURLs bool
 }
 
 // Runtime compiles functions of one kind. Compile must validate the

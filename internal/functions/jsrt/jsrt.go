@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -45,15 +46,41 @@ func init() { regexp2.DefaultMatchTimeout = MaxRegexpMatch }
 // by every invocation.
 type Runtime struct {
 	wd *watchdog
+	// ctx.fetch's clients: fetchPublic dials only public addresses.
+	fetchPublic, fetchAny *http.Client
 }
 
 // New returns the JavaScript runtime.
-func New() *Runtime { return &Runtime{wd: newWatchdog()} }
+func New() *Runtime {
+	return &Runtime{wd: newWatchdog(), fetchPublic: newFetchClient(false), fetchAny: newFetchClient(true)}
+}
 
 // Close stops the memory watchdog.
 func (r *Runtime) Close() error {
 	r.wd.close()
+	r.fetchPublic.CloseIdleConnections()
+	r.fetchAny.CloseIdleConnections()
 	return nil
+}
+
+// MaxAllowHosts bounds a function's allow_hosts.
+const MaxAllowHosts = 32
+
+// allowHosts validates and normalizes allow_hosts.
+func allowHosts(hosts []string) ([]string, error) {
+	if len(hosts) > MaxAllowHosts {
+		return nil, fmt.Errorf("allow_hosts has %d entries, the limit is %d", len(hosts), MaxAllowHosts)
+	}
+	out := make([]string, 0, len(hosts))
+	for _, h := range hosts {
+		h = strings.ToLower(strings.TrimSpace(h))
+		name := strings.TrimPrefix(h, "*.")
+		if name == "" || len(h) > 253 || strings.ContainsAny(name, "/:@*? \t") && !strings.HasPrefix(name, "[") {
+			return nil, fmt.Errorf("allow_hosts entry %q is not a host name or address (like api.example.com, *.example.com or 203.0.113.7)", h)
+		}
+		out = append(out, strings.Trim(h, "[]"))
+	}
+	return out, nil
 }
 
 // Compile checks fn's syntax, runs its top level once in a fresh VM and
@@ -70,20 +97,30 @@ func (r *Runtime) Compile(fn fnrt.Function, cfg fnrt.Config) (fnrt.Instance, err
 	if err != nil {
 		return nil, syntaxError(err)
 	}
+	hosts, err := allowHosts(fn.AllowHosts)
+	if err != nil {
+		return nil, err
+	}
+	fetch := r.fetchPublic
+	if cfg.AllowPrivateURLs {
+		fetch = r.fetchAny
+	}
 	size := max(cfg.PoolSize, 1)
 	if cfg.MaxMemory <= 0 {
 		cfg.MaxMemory = DefaultMaxMemory
 	}
 	in := &instance{
-		wd:      r.wd,
-		limits:  newLimits(cfg.MaxMemory),
-		name:    fn.Name,
-		prg:     prg,
-		env:     fn.Env,
-		cfg:     cfg,
-		timeout: cfg.Timeout,
-		idle:    make(chan *vmState, size),
-		slots:   make(chan struct{}, size),
+		wd:         r.wd,
+		limits:     newLimits(cfg.MaxMemory),
+		name:       fn.Name,
+		prg:        prg,
+		env:        fn.Env,
+		cfg:        cfg,
+		timeout:    cfg.Timeout,
+		fetch:      fetch,
+		allowHosts: hosts,
+		idle:       make(chan *vmState, size),
+		slots:      make(chan struct{}, size),
 	}
 	in.slots <- struct{}{}
 	v, err := in.newVM()
@@ -123,9 +160,12 @@ type instance struct {
 	env     map[string]string
 	cfg     fnrt.Config
 	timeout time.Duration
-	idle    chan *vmState
-	slots   chan struct{}
-	closed  atomic.Bool
+	// fetch is ctx.fetch's client, allowHosts the hosts it may reach.
+	fetch      *http.Client
+	allowHosts []string
+	idle       chan *vmState
+	slots      chan struct{}
+	closed     atomic.Bool
 }
 
 // acquireWait is how long a call waits for a VM of a full pool: every VM

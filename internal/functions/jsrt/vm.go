@@ -3,6 +3,7 @@ package jsrt
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,6 +48,12 @@ type vmState struct {
 	joining              []*goja.Object // arrays being joined, for cycles
 
 	logLines int // ctx.log lines of this invocation
+	fetches  int // ctx.fetch calls of this invocation
+
+	// deadline ends the invocation: ctx.kv calls, which block in Go where
+	// the interrupt cannot reach, give up at it.
+	deadline time.Time
+	kvShared map[string]*goja.Object // ctx.kv.shared(name) objects, reused
 
 	// timer interrupts the VM when an invocation runs too long; fired
 	// receives once per expiry, after the interrupt is requested.
@@ -75,6 +82,8 @@ type vmState struct {
 }
 
 var errInterrupt = errors.New("interrupted")
+
+var promiseType = reflect.TypeOf((*goja.Promise)(nil))
 
 func (in *instance) newVM() (*vmState, error) {
 	vm := goja.New()
@@ -125,6 +134,10 @@ func (in *instance) newVM() (*vmState, error) {
 	_ = c.Set("reject", v.jsReject)
 	_ = c.Set("publish", v.jsPublish)
 	_ = c.Set("log", v.jsLog)
+	_ = c.Set("fetch", v.jsFetch)
+	if in.cfg.KV != nil {
+		_ = c.Set("kv", v.newKV(""))
+	}
 	v.ctxObj = c
 
 	// Run the top level under the same timeout as a call.
@@ -157,6 +170,7 @@ func (in *instance) newVM() (*vmState, error) {
 // be pending.
 func (v *vmState) guard(timeout time.Duration, f func() error) (err error) {
 	v.halt.Store(false)
+	v.deadline = time.Now().Add(timeout)
 	v.limitReason, v.heapStop = "", false
 	v.in.wd.watch(v, v.in.limits.maxBytes)
 	v.timer.Reset(timeout)
@@ -191,11 +205,12 @@ func (v *vmState) guard(timeout time.Duration, f func() error) (err error) {
 }
 
 func (v *vmState) run(msg fnrt.Message, timeout time.Duration) (fnrt.Result, error) {
-	v.rejected, v.reason, v.fail, v.publish, v.logLines = false, "", nil, nil, 0
+	v.rejected, v.reason, v.fail, v.publish, v.logLines, v.fetches = false, "", nil, nil, 0, 0
 	vm := v.vm
 
 	var res fnrt.Result
-	var outErr error // the function's output is bad: a failure, not a crash
+	var outErr error      // the function's output is bad: a failure, not a crash
+	var thrown goja.Value // an async handler's rejection
 	v.rawData, v.data, v.dataParsed, v.dataErr = msg.Data, nil, false, nil
 	defer func() { v.rawData, v.data = nil, nil }()
 	// Everything that runs JavaScript or walks its values, reading and
@@ -219,6 +234,24 @@ func (v *vmState) run(msg fnrt.Message, timeout time.Duration) (fnrt.Result, err
 		if err != nil || v.fail != nil || v.rejected || v.dataErr != nil {
 			return err
 		}
+		// An async handler returns a promise. Everything it awaits
+		// (ctx.fetch, ctx.kv) is settled synchronously and goja runs the
+		// continuations before the call returns, so the promise is
+		// settled now unless it awaits something that never settles.
+		// (ExportType first: Export of the message would read its data.)
+		if o, ok := ret.(*goja.Object); ok && o.ExportType() == promiseType {
+			if p, ok := o.Export().(*goja.Promise); ok {
+				switch p.State() {
+				case goja.PromiseStateFulfilled:
+					ret = p.Result()
+				case goja.PromiseStateRejected:
+					thrown = p.Result() // as if a plain handler threw it
+					return nil
+				default:
+					return errors.New("handle's promise never settled (it awaits something that is not ctx.fetch or ctx.kv)")
+				}
+			}
+		}
 		res, outErr = v.output(msg, m, ret)
 		return nil
 	})
@@ -233,6 +266,9 @@ func (v *vmState) run(msg fnrt.Message, timeout time.Duration) (fnrt.Result, err
 	}
 	if v.dataErr != nil {
 		return fnrt.Result{}, fmt.Errorf("message data: %w", v.dataErr)
+	}
+	if thrown != nil && err == nil && !v.halt.Load() {
+		return fnrt.Result{Action: fnrt.Reject, Reason: valueReason(thrown)}, nil
 	}
 	if v.halt.Load() && (err != nil || outErr != nil) {
 		// The timer fired: whatever the call ended with (an interrupt, or
@@ -379,8 +415,11 @@ func (v *vmState) jsStringify(call goja.FunctionCall) goja.Value {
 	return v.vm.ToValue(string(out))
 }
 
-func (v *vmState) exceptionReason(ex *goja.Exception) string {
-	val := ex.Value()
+func (v *vmState) exceptionReason(ex *goja.Exception) string { return valueReason(ex.Value()) }
+
+// valueReason is the rejection reason of a thrown value: its message if
+// it has one.
+func valueReason(val goja.Value) string {
 	if o, ok := val.(*goja.Object); ok {
 		if msg := o.Get("message"); msg != nil && !goja.IsUndefined(msg) {
 			return fnrt.Truncate(msg.String(), fnrt.MaxReasonBytes)
