@@ -567,6 +567,12 @@ func (h *handler) handle(line []byte) {
 		c.mu.Unlock()
 		if sub != nil {
 			sub.applySubscribed(&f)
+			if f.requestID() == 0 {
+				// Unsolicited: the server resynchronised the subscription
+				// after its broker came back and could not recover what was
+				// missed (recovered:false); the connection stays open.
+				sub.unsolicited(f.Recovered != nil && *f.Recovered)
+			}
 		}
 		fallthrough
 	default:

@@ -36,7 +36,9 @@ func WithHandler(f func(*Message)) SubscribeOption {
 	return func(s *Subscription) { s.any = append(s.any, f) }
 }
 
-// WithRecoverHandler is told after each resubscribe whether every missed
+// WithRecoverHandler is told after each resubscribe, and when the server
+// resynchronised the subscription by itself after a broker outage without
+// recovering it (an unsolicited subscribed frame), whether every missed
 // message was recovered; false means the app should reload its state.
 func WithRecoverHandler(f func(recovered bool)) SubscribeOption {
 	return func(s *Subscription) { s.onRecover = append(s.onRecover, f) }
@@ -98,6 +100,19 @@ func (s *Subscription) applySubscribed(f *frame) {
 		s.members[m.Conn] = m
 	}
 	s.membersTotal = max(f.MembersTotal, len(f.Members))
+}
+
+// unsolicited tells the recover handlers of a subscribed frame the server
+// sent by itself; they run on their own goroutine, as after a resubscribe.
+func (s *Subscription) unsolicited(recovered bool) {
+	s.mu.Lock()
+	handlers := append([]func(bool){}, s.onRecover...)
+	s.mu.Unlock()
+	go func() {
+		for _, h := range handlers {
+			h(recovered)
+		}
+	}()
 }
 
 // resubscribe restores every subscription after a reconnect.

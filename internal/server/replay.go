@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/eddyrt/eddy/internal/broker"
@@ -84,9 +85,12 @@ func (r *replay) run() {
 				return
 			}
 			err := sub.deliverLocked(m, frame)
-			stop := err != nil || sub.gap
 			sub.mu.Unlock()
-			if stop {
+			if errors.Is(err, errHole) {
+				go sub.resync() // the history itself skipped: read it again
+				return
+			}
+			if err != nil {
 				return // the connection is closing
 			}
 			r.page = r.page[1:]
@@ -116,9 +120,6 @@ func (r *replay) nextPage() bool {
 		// replayed stands; the client resubscribes from its last offset and
 		// either recovers the rest or learns recovered:false.
 		sub.c.s.log.Debug("replay abandoned", "conn", sub.c.id, "channel", sub.channel, "at", r.last, "err", err)
-		sub.mu.Lock()
-		sub.gap = true
-		sub.mu.Unlock()
 		go sub.c.closeWith(protocol.DisconnectMissedMessages, true)
 		return false
 	}
@@ -147,20 +148,27 @@ func (r *replay) finish() {
 		if sub.epoch == r.pos.Epoch && sub.last < r.pos.Offset {
 			sub.last = r.pos.Offset // not replayed because not asked for
 		}
-		n, need := 0, 0
+		n, need, hole := 0, 0, false
 		for _, p := range sub.pending {
 			size := p.size()
 			if !sub.c.roomFor(size) {
 				need = size
 				break
 			}
-			if p.m == nil {
+			if p.m != nil && p.m.Epoch != r.pos.Epoch {
+				// Of a stream the history no longer shows (the one before a
+				// loss): dropped. Were it of a newer one, the next message
+				// of that stream reveals the hole and resynchronises.
+			} else if p.m == nil {
 				// a presence window: joins the subscribed reply listed are
 				// left out, as in live delivery
 				if frame := sub.filterKnownLocked(p.frame, p.events); frame != nil {
 					_ = sub.c.out.Enqueue(frame)
 				}
-			} else if err := sub.deliverLocked(p.m, p.frame); err != nil {
+			} else if err := sub.deliverLocked(p.m, p.frame); errors.Is(err, errHole) {
+				hole = true // more was missed after pos: p waits for the resync
+				break
+			} else if err != nil {
 				sub.mu.Unlock()
 				return
 			}
@@ -169,6 +177,13 @@ func (r *replay) finish() {
 		}
 		clear(sub.pending[:n])
 		sub.pending = sub.pending[n:]
+		if hole || (len(sub.pending) == 0 && sub.stale) {
+			// Still catching up: read from history what came after last.
+			sub.stale = false
+			sub.mu.Unlock()
+			go sub.resync()
+			return
+		}
 		if len(sub.pending) == 0 {
 			sub.pending, sub.pendingBytes = nil, 0
 			sub.catchingUp = false
