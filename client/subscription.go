@@ -102,10 +102,15 @@ func (s *Subscription) applySubscribed(f *frame) {
 	s.membersTotal = max(f.MembersTotal, len(f.Members))
 }
 
-// unsolicited tells the recover handlers of a subscribed frame the server
-// sent by itself; they run on their own goroutine, as after a resubscribe.
-func (s *Subscription) unsolicited(recovered bool) {
+// resynced takes the position of a subscribed frame the server sent by
+// itself (it carries no members: the presence set stays as it is) and tells
+// the recover handlers, on their own goroutine as after a resubscribe.
+func (s *Subscription) resynced(f *frame) {
+	recovered := f.Recovered != nil && *f.Recovered
 	s.mu.Lock()
+	if !recovered {
+		s.epoch, s.offset, s.positions = f.Epoch, f.Offset, true
+	}
 	handlers := append([]func(bool){}, s.onRecover...)
 	s.mu.Unlock()
 	go func() {
