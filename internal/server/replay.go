@@ -98,7 +98,20 @@ func (r *replay) run() {
 				r.last = m.Offset
 			}
 		}
-		if r.last >= r.pos.Offset || !r.nextPage() {
+		if r.last >= r.pos.Offset {
+			break
+		}
+		more, err := r.nextPage()
+		if err != nil {
+			// The history moved past the replay (trimmed or expired while
+			// it ran, or the stream was lost), or the broker failed: what
+			// was replayed stands, and a resync goes on from there, telling
+			// the client recovered:false if the rest is gone.
+			sub.c.s.log.Debug("replay interrupted: resynchronising", "conn", sub.c.id, "channel", sub.channel, "at", r.last, "err", err)
+			go sub.resync()
+			return
+		}
+		if !more {
 			break
 		}
 	}
@@ -106,8 +119,8 @@ func (r *replay) run() {
 }
 
 // nextPage reads the history after the last replayed message; false when
-// there is nothing more to read or the replay was abandoned.
-func (r *replay) nextPage() bool {
+// there is nothing more to read.
+func (r *replay) nextPage() (bool, error) {
 	sub := r.sub
 	ctx, cancel := context.WithTimeout(context.Background(), replayReadTimeout)
 	defer cancel()
@@ -115,16 +128,10 @@ func (r *replay) nextPage() bool {
 	q := broker.HistoryQuery{Since: &since, Limit: sub.c.replayPageSize(), Options: brokerOptions(sub.opts)}
 	page, _, err := sub.c.s.broker.History(ctx, sub.channel, q)
 	if err != nil {
-		// The history moved past the replay (trimmed or expired while it
-		// ran, or the stream was lost), or the broker failed. What was
-		// replayed stands; the client resubscribes from its last offset and
-		// either recovers the rest or learns recovered:false.
-		sub.c.s.log.Debug("replay abandoned", "conn", sub.c.id, "channel", sub.channel, "at", r.last, "err", err)
-		go sub.c.closeWith(protocol.DisconnectMissedMessages, true)
-		return false
+		return false, err
 	}
 	r.page = page
-	return len(page) > 0
+	return len(page) > 0, nil
 }
 
 // replayPageSize is how many messages one history read of a replay asks
