@@ -565,7 +565,13 @@ func (h *handler) handle(line []byte) {
 		c.mu.Lock()
 		sub := c.subs[f.Channel]
 		c.mu.Unlock()
-		if sub != nil {
+		switch {
+		case sub != nil && f.requestID() == 0:
+			// Unsolicited: the server resynchronised the subscription after
+			// its broker came back and could not recover what was missed
+			// (recovered:false); the connection stays open.
+			sub.resynced(&f)
+		case sub != nil:
 			sub.applySubscribed(&f)
 		}
 		fallthrough

@@ -36,7 +36,9 @@ func WithHandler(f func(*Message)) SubscribeOption {
 	return func(s *Subscription) { s.any = append(s.any, f) }
 }
 
-// WithRecoverHandler is told after each resubscribe whether every missed
+// WithRecoverHandler is told after each resubscribe, and when the server
+// resynchronised the subscription by itself after a broker outage without
+// recovering it (an unsolicited subscribed frame), whether every missed
 // message was recovered; false means the app should reload its state.
 func WithRecoverHandler(f func(recovered bool)) SubscribeOption {
 	return func(s *Subscription) { s.onRecover = append(s.onRecover, f) }
@@ -98,6 +100,24 @@ func (s *Subscription) applySubscribed(f *frame) {
 		s.members[m.Conn] = m
 	}
 	s.membersTotal = max(f.MembersTotal, len(f.Members))
+}
+
+// resynced takes the position of a subscribed frame the server sent by
+// itself (it carries no members: the presence set stays as it is) and tells
+// the recover handlers, on their own goroutine as after a resubscribe.
+func (s *Subscription) resynced(f *frame) {
+	recovered := f.Recovered != nil && *f.Recovered
+	s.mu.Lock()
+	if !recovered {
+		s.epoch, s.offset, s.positions = f.Epoch, f.Offset, true
+	}
+	handlers := append([]func(bool){}, s.onRecover...)
+	s.mu.Unlock()
+	go func() {
+		for _, h := range handlers {
+			h(recovered)
+		}
+	}()
 }
 
 // resubscribe restores every subscription after a reconnect.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/eddyrt/eddy/internal/broker"
@@ -84,9 +85,12 @@ func (r *replay) run() {
 				return
 			}
 			err := sub.deliverLocked(m, frame)
-			stop := err != nil || sub.gap
 			sub.mu.Unlock()
-			if stop {
+			if errors.Is(err, errHole) {
+				go sub.resync() // the history itself skipped: read it again
+				return
+			}
+			if err != nil {
 				return // the connection is closing
 			}
 			r.page = r.page[1:]
@@ -94,7 +98,20 @@ func (r *replay) run() {
 				r.last = m.Offset
 			}
 		}
-		if r.last >= r.pos.Offset || !r.nextPage() {
+		if r.last >= r.pos.Offset {
+			break
+		}
+		more, err := r.nextPage()
+		if err != nil {
+			// The history moved past the replay (trimmed or expired while
+			// it ran, or the stream was lost), or the broker failed: what
+			// was replayed stands, and a resync goes on from there, telling
+			// the client recovered:false if the rest is gone.
+			sub.c.s.log.Debug("replay interrupted: resynchronising", "conn", sub.c.id, "channel", sub.channel, "at", r.last, "err", err)
+			go sub.resync()
+			return
+		}
+		if !more {
 			break
 		}
 	}
@@ -102,8 +119,8 @@ func (r *replay) run() {
 }
 
 // nextPage reads the history after the last replayed message; false when
-// there is nothing more to read or the replay was abandoned.
-func (r *replay) nextPage() bool {
+// there is nothing more to read.
+func (r *replay) nextPage() (bool, error) {
 	sub := r.sub
 	ctx, cancel := context.WithTimeout(context.Background(), replayReadTimeout)
 	defer cancel()
@@ -111,19 +128,10 @@ func (r *replay) nextPage() bool {
 	q := broker.HistoryQuery{Since: &since, Limit: sub.c.replayPageSize(), Options: brokerOptions(sub.opts)}
 	page, _, err := sub.c.s.broker.History(ctx, sub.channel, q)
 	if err != nil {
-		// The history moved past the replay (trimmed or expired while it
-		// ran, or the stream was lost), or the broker failed. What was
-		// replayed stands; the client resubscribes from its last offset and
-		// either recovers the rest or learns recovered:false.
-		sub.c.s.log.Debug("replay abandoned", "conn", sub.c.id, "channel", sub.channel, "at", r.last, "err", err)
-		sub.mu.Lock()
-		sub.gap = true
-		sub.mu.Unlock()
-		go sub.c.closeWith(protocol.DisconnectMissedMessages, true)
-		return false
+		return false, err
 	}
 	r.page = page
-	return len(page) > 0
+	return len(page) > 0, nil
 }
 
 // replayPageSize is how many messages one history read of a replay asks
@@ -147,20 +155,27 @@ func (r *replay) finish() {
 		if sub.epoch == r.pos.Epoch && sub.last < r.pos.Offset {
 			sub.last = r.pos.Offset // not replayed because not asked for
 		}
-		n, need := 0, 0
+		n, need, hole := 0, 0, false
 		for _, p := range sub.pending {
 			size := p.size()
 			if !sub.c.roomFor(size) {
 				need = size
 				break
 			}
-			if p.m == nil {
+			if p.m != nil && p.m.Epoch != r.pos.Epoch {
+				// Of a stream the history no longer shows (the one before a
+				// loss): dropped. Were it of a newer one, the next message
+				// of that stream reveals the hole and resynchronises.
+			} else if p.m == nil {
 				// a presence window: joins the subscribed reply listed are
 				// left out, as in live delivery
 				if frame := sub.filterKnownLocked(p.frame, p.events); frame != nil {
 					_ = sub.c.out.Enqueue(frame)
 				}
-			} else if err := sub.deliverLocked(p.m, p.frame); err != nil {
+			} else if err := sub.deliverLocked(p.m, p.frame); errors.Is(err, errHole) {
+				hole = true // more was missed after pos: p waits for the resync
+				break
+			} else if err != nil {
 				sub.mu.Unlock()
 				return
 			}
@@ -169,6 +184,13 @@ func (r *replay) finish() {
 		}
 		clear(sub.pending[:n])
 		sub.pending = sub.pending[n:]
+		if hole || (len(sub.pending) == 0 && sub.stale) {
+			// Still catching up: read from history what came after last.
+			sub.stale = false
+			sub.mu.Unlock()
+			go sub.resync()
+			return
+		}
 		if len(sub.pending) == 0 {
 			sub.pending, sub.pendingBytes = nil, 0
 			sub.catchingUp = false

@@ -401,9 +401,9 @@ func (s *Server) pingLoop() {
 
 // watchBroker reacts to the broker losing its backing service. While it is
 // away, clients stay connected and publishes fail with unavailable. When it
-// returns, messages may have been missed in between, so every client is
-// closed with 1012: it reconnects and resubscribes from its last offset,
-// recovering the gap from history or learning recovered:false.
+// returns, messages may have been missed in between, so every subscription
+// is resynchronised over its open connection (resync.go): it gets what it
+// missed from history, or a subscribed frame with recovered:false.
 func (s *Server) watchBroker(r broker.Readiness) {
 	defer s.stopped.Done()
 	t := time.NewTicker(200 * time.Millisecond)
@@ -433,10 +433,8 @@ func (s *Server) watchBroker(r broker.Readiness) {
 			s.log.Warn("broker unavailable: publishes fail with 503 until it returns")
 		}
 		if reconnected {
-			s.log.Info("broker available again: asking clients to reconnect and recover", "connections", s.conns.len())
-			s.conns.each(func(c *conn) {
-				c.closeWith(protocol.DisconnectBrokerReconnected, true)
-			})
+			s.log.Info("broker available again: resynchronising subscriptions from history", "connections", s.conns.len())
+			s.conns.each(func(c *conn) { c.resyncAll() })
 		}
 		wasReady = ready
 	}

@@ -36,7 +36,10 @@ type subscription struct {
 	pendingBytes int
 	epoch        string
 	last         uint64 // offset of the newest message queued to the client
-	gap          bool   // a hole in the offsets was seen: nothing more is queued
+	// stale is set when the broker came back while a catch-up ran: the
+	// catch-up is followed by a resync (resync.go), since messages of the
+	// outage may be neither in what it read nor in pending.
+	stale bool
 	// left is set by leave: the subscription has ended (unsubscribe or the
 	// connection's teardown), so a replay still under way stops.
 	left bool
@@ -64,7 +67,14 @@ func (sub *subscription) Deliver(m *protocol.Message, frame []byte) {
 		sub.holdLocked(pendingFrame{m: m, frame: frame})
 		return
 	}
-	_ = sub.deliverLocked(m, frame)
+	if errors.Is(sub.deliverLocked(m, frame), errHole) {
+		// Messages before this one never reached this node: it waits, with
+		// what follows, while the missed ones are read from history.
+		sub.catchingUp = true
+		sub.holdLocked(pendingFrame{m: m, frame: frame})
+		go sub.resync()
+		return
+	}
 	sub.mu.Unlock()
 }
 
@@ -80,28 +90,26 @@ func (sub *subscription) holdLocked(p pendingFrame) {
 	}
 }
 
+// errHole is deliverLocked's answer to a message that does not follow the
+// last one delivered: a later offset, or another epoch (the stream was
+// lost and restarted). The caller resynchronises the subscription.
+var errHole = errors.New("hole in the channel's offsets")
+
 // deliverLocked queues one message unless the client already has it; sub.mu
-// held. An error means the connection's queue is closed (or overflowed).
+// held. errHole means nothing was queued because messages are missing
+// before m; another error means the connection's queue is closed (or
+// overflowed).
 func (sub *subscription) deliverLocked(m *protocol.Message, frame []byte) error {
 	if m.Epoch == sub.epoch && m.Offset <= sub.last {
 		return nil
 	}
-	if m.Epoch == sub.epoch && m.Offset > sub.last+1 && !sub.gap {
+	if m.Epoch != sub.epoch || m.Offset > sub.last+1 {
 		// Messages between last and this one never reached this node (its
-		// broker connection broke and came back). Delivering this one would
-		// hide the hole; instead the client gets what it has, then a close,
-		// and resubscribes from last: history fills the gap, or it learns
-		// recovered:false.
-		sub.gap = true
-		go sub.c.closeWith(protocol.DisconnectMissedMessages, true)
-		return nil
+		// broker connection broke and came back), or the stream restarted.
+		// Delivering this one would hide the hole from the client.
+		return errHole
 	}
-	if sub.gap {
-		return nil
-	}
-	// A new epoch means the stream restarted (e.g. Redis lost it): its
-	// offsets start over, and the client learns so from the epoch field.
-	sub.epoch, sub.last = m.Epoch, m.Offset
+	sub.last = m.Offset
 	if frame == nil {
 		frame = protocol.AppendMessage(nil, m)
 	}

@@ -20,6 +20,13 @@ export interface EddyOptions {
     backoffBase?: number;
     /** Backoff cap in ms. Default 30000. */
     backoffCap?: number;
+    /**
+     * How long (ms) a connection must stay up for the backoff to start over
+     * from `backoffBase`. Default 5000. A connection the server closes sooner
+     * (a crash loop, a recovery it cannot serve) counts as a failed attempt,
+     * so the delays keep growing instead of reconnecting in a tight loop.
+     */
+    stableAfter?: number;
     /** How long a request waits for its reply, in ms. Default 10000. */
     requestTimeout?: number;
     /** Refresh the token this long (ms) before it expires, at most half its remaining life. Default 30000. */
@@ -46,6 +53,7 @@ export declare class Eddy {
     private usedInitialToken;
     private nextId;
     private attempt;
+    private readyAt;
     private connGen;
     private stopped;
     private reconnectTimer;

@@ -17,6 +17,8 @@ class Eddy {
     this.usedInitialToken = false;
     this.nextId = 0;
     this.attempt = 0;
+    this.readyAt = 0;
+    // Date.now() of the current connection's ready, 0 when none
     this.connGen = 0;
     this.stopped = false;
     this._conn = "";
@@ -108,6 +110,8 @@ class Eddy {
     const ws = this.ws;
     this.ws = null;
     this.ready = false;
+    this.readyAt = 0;
+    this.attempt = 0;
     this._state = "closed";
     for (const sub of this.subs.values()) sub._disconnected();
     if (ws) {
@@ -179,6 +183,8 @@ class Eddy {
     };
   }
   onClose(code, reason) {
+    if (this.readyAt && Date.now() - this.readyAt >= (this.opts.stableAfter ?? 5e3)) this.attempt = 0;
+    this.readyAt = 0;
     this.ws = null;
     this.ready = false;
     this.clearRefresh();
@@ -216,7 +222,7 @@ class Eddy {
   }
   onReady(f) {
     this.ready = true;
-    this.attempt = 0;
+    this.readyAt = Date.now();
     this._state = "connected";
     this._conn = String(f.conn ?? "");
     this._user = String(f.user ?? "");
@@ -331,6 +337,9 @@ class Eddy {
       }
       case "presence":
         this.subs.get(f.channel)?._onPresence(f);
+        break;
+      case "subscribed":
+        if (typeof f.id !== "number") this.subs.get(f.channel)?._onResynced(f);
         break;
       case "error":
         this.events.emit("error", new EddyError(f.code ?? "internal", f.message));

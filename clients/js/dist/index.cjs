@@ -283,6 +283,28 @@ var Subscription = class {
     this.events.emit("*", msg.event, msg.data, msg);
     return true;
   }
+  /**
+   * @internal An unsolicited `subscribed` (no id): the server resynchronised
+   * the subscription over the open connection after its broker came back
+   * and the history no longer covered what was missed (`recovered:false`).
+   * The position moves to the one given, and "subscribed" is emitted as
+   * after a resubscribe that could not recover.
+   */
+  _onResynced(f) {
+    if (this._state !== "subscribed") return;
+    const epoch = typeof f.epoch === "string" ? f.epoch : void 0;
+    const offset = typeof f.offset === "number" ? f.offset : void 0;
+    if (epoch === void 0 || offset === void 0) return;
+    this.pos = { epoch, offset };
+    const ev = {
+      channel: this.channel,
+      epoch,
+      offset,
+      resubscribed: true,
+      recovered: f.recovered === true
+    };
+    this.events.emit("subscribed", ev);
+  }
   /** @internal */
   _onPresence(f) {
     if (this._state === "unsubscribed") return;
@@ -308,6 +330,8 @@ var Eddy = class {
     this.usedInitialToken = false;
     this.nextId = 0;
     this.attempt = 0;
+    this.readyAt = 0;
+    // Date.now() of the current connection's ready, 0 when none
     this.connGen = 0;
     this.stopped = false;
     this._conn = "";
@@ -399,6 +423,8 @@ var Eddy = class {
     const ws = this.ws;
     this.ws = null;
     this.ready = false;
+    this.readyAt = 0;
+    this.attempt = 0;
     this._state = "closed";
     for (const sub of this.subs.values()) sub._disconnected();
     if (ws) {
@@ -470,6 +496,8 @@ var Eddy = class {
     };
   }
   onClose(code, reason) {
+    if (this.readyAt && Date.now() - this.readyAt >= (this.opts.stableAfter ?? 5e3)) this.attempt = 0;
+    this.readyAt = 0;
     this.ws = null;
     this.ready = false;
     this.clearRefresh();
@@ -507,7 +535,7 @@ var Eddy = class {
   }
   onReady(f) {
     this.ready = true;
-    this.attempt = 0;
+    this.readyAt = Date.now();
     this._state = "connected";
     this._conn = String(f.conn ?? "");
     this._user = String(f.user ?? "");
@@ -622,6 +650,9 @@ var Eddy = class {
       }
       case "presence":
         this.subs.get(f.channel)?._onPresence(f);
+        break;
+      case "subscribed":
+        if (typeof f.id !== "number") this.subs.get(f.channel)?._onResynced(f);
         break;
       case "error":
         this.events.emit("error", new EddyError(f.code ?? "internal", f.message));

@@ -159,6 +159,28 @@ class Subscription {
     this.events.emit("*", msg.event, msg.data, msg);
     return true;
   }
+  /**
+   * @internal An unsolicited `subscribed` (no id): the server resynchronised
+   * the subscription over the open connection after its broker came back
+   * and the history no longer covered what was missed (`recovered:false`).
+   * The position moves to the one given, and "subscribed" is emitted as
+   * after a resubscribe that could not recover.
+   */
+  _onResynced(f) {
+    if (this._state !== "subscribed") return;
+    const epoch = typeof f.epoch === "string" ? f.epoch : void 0;
+    const offset = typeof f.offset === "number" ? f.offset : void 0;
+    if (epoch === void 0 || offset === void 0) return;
+    this.pos = { epoch, offset };
+    const ev = {
+      channel: this.channel,
+      epoch,
+      offset,
+      resubscribed: true,
+      recovered: f.recovered === true
+    };
+    this.events.emit("subscribed", ev);
+  }
   /** @internal */
   _onPresence(f) {
     if (this._state === "unsubscribed") return;

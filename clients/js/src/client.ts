@@ -445,6 +445,11 @@ export class Eddy {
       case "presence":
         this.subs.get(f.channel)?._onPresence(f);
         break;
+      case "subscribed":
+        // Without an id: the server resynchronised the subscription by
+        // itself after a broker outage and could not recover what was missed.
+        if (typeof f.id !== "number") this.subs.get(f.channel)?._onResynced(f);
+        break;
       case "error":
         this.events.emit("error", new EddyError(f.code ?? "internal", f.message));
         break;

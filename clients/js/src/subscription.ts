@@ -237,6 +237,29 @@ export class Subscription {
     return true;
   }
 
+  /**
+   * @internal An unsolicited `subscribed` (no id): the server resynchronised
+   * the subscription over the open connection after its broker came back
+   * and the history no longer covered what was missed (`recovered:false`).
+   * The position moves to the one given, and "subscribed" is emitted as
+   * after a resubscribe that could not recover.
+   */
+  _onResynced(f: Frame): void {
+    if (this._state !== "subscribed") return; // a subscribe in flight answers for itself
+    const epoch = typeof f.epoch === "string" ? f.epoch : undefined;
+    const offset = typeof f.offset === "number" ? f.offset : undefined;
+    if (epoch === undefined || offset === undefined) return;
+    this.pos = { epoch, offset };
+    const ev: SubscribedEvent = {
+      channel: this.channel,
+      epoch,
+      offset,
+      resubscribed: true,
+      recovered: f.recovered === true,
+    };
+    this.events.emit("subscribed", ev);
+  }
+
   /** @internal */
   _onPresence(f: Frame): void {
     if (this._state === "unsubscribed") return;

@@ -200,6 +200,31 @@ test("recovered:false when the server lost the stream (new epoch)", async (t) =>
   assert.equal((await once(room, "e"))[0], "new");
 });
 
+test("unsolicited subscribed (recovered:false) moves the position without a reconnect", async (t) => {
+  const { fake, eddy } = await setup(t);
+  const room = eddy.subscribe("resync");
+  await once(room, "subscribed");
+  fake.publish("resync", "e", 1);
+  await once(room, "e");
+  let disconnects = 0;
+  eddy.on("disconnected", () => disconnects++);
+  // The server's broker came back without the stream: it says so by itself,
+  // with no id, then delivers the new stream.
+  fake.epoch = "E2";
+  fake.channels.clear();
+  const subscribed = once(room, "subscribed");
+  for (const conn of fake.conns) conn.sendFrames([{ type: "subscribed", channel: "resync", epoch: "E2", offset: 0, recovered: false }]);
+  const sub = await subscribed;
+  assert.equal(sub.recovered, false);
+  assert.equal(sub.resubscribed, true);
+  assert.equal(sub.epoch, "E2");
+  assert.deepEqual(room.position, { epoch: "E2", offset: 0 });
+  fake.publish("resync", "e", "new");
+  assert.equal((await once(room, "e"))[0], "new");
+  assert.equal(disconnects, 0);
+  assert.equal(fake.frames.filter((x) => x.f.type === "subscribe").length, 1, "no resubscribe");
+});
+
 test("reconnect after the server restarts on the same port", async (t) => {
   let fake = await startFake();
   const port = fake.port;
