@@ -14,11 +14,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/eddyrt/eddy/internal/config"
+	"github.com/eddyrt/eddy/internal/server"
 	"github.com/eddyrt/eddy/internal/servertest"
 )
 
-// counterValue reads a counter (summed over labels matching label=value,
-// or all series with label "") from a server's registry in process: a
+// counterValue reads a counter or gauge (summed over the series with
+// label=value, or over all series with label "") from a server's registry in process: a
 // draining node's listeners are closed, so /metrics cannot be scraped.
 func counterValue(t testing.TB, s *servertest.Server, name, label, value string) float64 {
 	t.Helper()
@@ -43,7 +44,7 @@ func counterValue(t testing.TB, s *servertest.Server, name, label, value string)
 				}
 			}
 			if match {
-				sum += m.GetCounter().GetValue()
+				sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 			}
 		}
 	}
@@ -56,6 +57,7 @@ func counterValue(t testing.TB, s *servertest.Server, name, label, value string)
 // the ticker, so a sampler delayed by a loaded machine widens its own bound
 // instead of failing: counts are asserted, never timings.
 type rateWatch struct {
+	slice     time.Duration
 	perSecond float64
 	slack     int
 	count     func() float64
@@ -68,15 +70,15 @@ type rateWatch struct {
 	slices   int // slices that saw any count
 }
 
-func watchRate(perSecond float64, slack int, count func() float64) *rateWatch {
-	w := &rateWatch{perSecond: perSecond, slack: slack, count: count, stop: make(chan struct{}), done: make(chan struct{})}
+func watchRate(slice time.Duration, perSecond float64, slack int, count func() float64) *rateWatch {
+	w := &rateWatch{slice: slice, perSecond: perSecond, slack: slack, count: count, stop: make(chan struct{}), done: make(chan struct{})}
 	go w.run()
 	return w
 }
 
 func (w *rateWatch) run() {
 	defer close(w.done)
-	t := time.NewTicker(100 * time.Millisecond)
+	t := time.NewTicker(w.slice)
 	defer t.Stop()
 	last, lastAt := w.count(), time.Now()
 	for {
@@ -198,8 +200,8 @@ func TestShutdownDrainsClientsOverDrainDuration(t *testing.T) {
 
 	// The server's own count of 1012 closes, read where it happens: the
 	// clients' reading lags behind on a loaded machine and would bunch up.
-	closes := func() float64 { return counterValue(t, n, "eddy_disconnects_total", "code", "1012") }
-	watch := watchRate(float64(conns)/drain.Seconds(), 10, closes)
+	closes := func() float64 { return server.Closes(n.Server, "1012") }
+	watch := watchRate(100*time.Millisecond, float64(conns)/drain.Seconds(), 10, closes)
 	ctx, cancel := context.WithTimeout(context.Background(), n.Config.ShutdownTimeout)
 	defer cancel()
 	err := n.Shutdown(ctx)
