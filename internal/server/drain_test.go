@@ -90,7 +90,8 @@ func (w *rateWatch) run() {
 		}
 		now, at := w.count(), time.Now()
 		n := int(now - last)
-		bound := int(math.Ceil(w.perSecond*at.Sub(lastAt).Seconds()))*2 + w.slack
+		// The last slice, cut short by finish, is bounded as a whole one.
+		bound := int(math.Ceil(w.perSecond*max(at.Sub(lastAt), w.slice).Seconds()))*2 + w.slack
 		w.mu.Lock()
 		if n > 0 {
 			w.slices++
