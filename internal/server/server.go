@@ -341,10 +341,10 @@ func (s *Server) addr(i int) net.Addr {
 
 // Shutdown drains the node: readiness goes false, listeners close, in-flight
 // API calls finish, then every client is closed with 1012 so it reconnects
-// elsewhere, spread evenly over drain_duration (drain.go). Each connection tears itself down on its own goroutine; when
-// ctx ends, their releasing broker calls are cut short. It returns when
-// done or when ctx ends. It closes the broker
-// only when the server created it (Options.Broker nil).
+// elsewhere, spread evenly over drain_duration (drain.go). Each connection
+// tears itself down on its own goroutine; when ctx ends, their releasing
+// broker calls are cut short. It returns when done or when ctx ends. It
+// closes the broker only when the server created it (Options.Broker nil).
 func (s *Server) Shutdown(ctx context.Context) error {
 	if !s.draining.CompareAndSwap(false, true) {
 		return nil
