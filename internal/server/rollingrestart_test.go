@@ -99,7 +99,7 @@ func TestRollingRestartBehindHAProxy(t *testing.T) {
 	const (
 		clients  = 3000
 		channels = 10
-		drain    = 6 * time.Second
+		drain    = 8 * time.Second
 	)
 	rs := redistest.Start(t)
 	addrs := []string{servertest.FreeAddr(t), servertest.FreeAddr(t), servertest.FreeAddr(t)}
