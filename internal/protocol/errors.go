@@ -25,7 +25,7 @@ type Disconnect struct {
 
 // The server's disconnects; docs/protocol.md lists the codes.
 var (
-	DisconnectShutdown          = Disconnect{CloseServiceRestart, "server restarting"}
+	DisconnectShutdown          = Disconnect{CloseServiceRestart, "server restarting: reconnect"}
 	DisconnectBrokerReconnected = Disconnect{CloseServiceRestart, "broker reconnected: resubscribe to recover"}
 	DisconnectMissedMessages    = Disconnect{CloseServiceRestart, "missed messages: resubscribe to recover"}
 	DisconnectPingTimeout       = Disconnect{CloseGoingAway, "ping timeout"}

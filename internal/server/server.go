@@ -341,10 +341,10 @@ func (s *Server) addr(i int) net.Addr {
 
 // Shutdown drains the node: readiness goes false, listeners close, in-flight
 // API calls finish, then every client is closed with 1012 so it reconnects
-// elsewhere. Each connection tears itself down on its own goroutine; when
-// ctx ends, their releasing broker calls are cut short. It returns when
-// done or when ctx ends. It closes the broker
-// only when the server created it (Options.Broker nil).
+// elsewhere, spread evenly over drain_duration (drain.go). Each connection
+// tears itself down on its own goroutine; when ctx ends, their releasing
+// broker calls are cut short. It returns when done or when ctx ends. It
+// closes the broker only when the server created it (Options.Broker nil).
 func (s *Server) Shutdown(ctx context.Context) error {
 	if !s.draining.CompareAndSwap(false, true) {
 		return nil
@@ -359,11 +359,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			firstErr = fmt.Errorf("drain HTTP: %w", err)
 		}
 	}
-	// Each connection tears itself down on its own goroutine: one stuck
-	// broker call holds up only its connection, and none past ctx.
-	s.conns.each(func(c *conn) { c.closeWith(protocol.DisconnectShutdown, true) })
 	giveUp := context.AfterFunc(ctx, s.cancelRelease)
 	defer giveUp()
+	// Each connection tears itself down on its own goroutine: one stuck
+	// broker call holds up only its connection, and none past ctx. The
+	// closes are spread over drain_duration (drain.go).
+	s.drain(ctx, protocol.DisconnectShutdown)
 	if err := s.conns.waitEmpty(ctx); err != nil && firstErr == nil {
 		firstErr = fmt.Errorf("close connections: %w", err)
 	}

@@ -56,6 +56,8 @@ func Config() config.Config {
 	cfg.APIKey = APIKey
 	cfg.AdminKey = AdminKey
 	cfg.ShutdownTimeout = 5 * time.Second
+	// Tests close their clients at once unless they test the drain.
+	cfg.DrainDuration = 0
 	return cfg
 }
 
