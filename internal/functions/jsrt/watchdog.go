@@ -194,6 +194,13 @@ func (w *watchdog) check() {
 	forceGC := false
 	w.mu.Lock()
 	for v := range w.active {
+		// A base taken while an earlier invocation's garbage was still
+		// counted as live (its GC had not run yet) would hide this one's
+		// growth: once the live heap is seen below the base, that garbage
+		// is gone and the base follows it down.
+		if live < v.wdBase {
+			v.wdBase = live
+		}
 		switch {
 		case live-v.wdBase > v.wdBudget:
 			v.stopForMemory(fmt.Sprintf("heap grew by %d MiB, the budget is %d MiB", (live-v.wdBase)>>20, v.wdBudget>>20), true)
