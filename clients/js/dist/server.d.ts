@@ -25,6 +25,25 @@ export interface TokenOptions {
     /** Extra claims, merged in last. */
     claims?: Record<string, unknown>;
 }
+/** One message of a batch. */
+export interface BatchMessage {
+    channel: string;
+    event: string;
+    data?: unknown;
+}
+/** The fate of one batch message: published, or refused with the server's error. */
+export type BatchResult = {
+    id: string;
+    offset?: number;
+    error?: undefined;
+} | {
+    id?: undefined;
+    offset?: undefined;
+    error: {
+        code: string;
+        message: string;
+    };
+};
 /** Server-side helper. Keep the api key and secret out of browsers. */
 export declare class EddyServer {
     private readonly opts;
@@ -33,6 +52,17 @@ export declare class EddyServer {
     publish(channel: string, event: string, data?: unknown): Promise<{
         id: string;
     }>;
+    /**
+     * Publishes many messages in one request (POST /api/v1/batch). Each goes
+     * through the server's functions like a single publish, in order; resolves
+     * with one result per message, in order: `{ id, offset }` when published
+     * (`offset` absent when a function dropped it or sent it elsewhere), or
+     * `{ error: { code, message } }` when that message alone was refused.
+     * Rejects only when the request as a whole fails (auth, more than the
+     * server's `max_batch`, network).
+     */
+    batch(messages: BatchMessage[]): Promise<BatchResult[]>;
+    private post;
     /** Signs a client token (HS256 JWT) with the server's secret. */
     createToken(options: TokenOptions): string;
 }

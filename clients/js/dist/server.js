@@ -10,17 +10,40 @@ class EddyServer {
   }
   /** Publishes a message over the HTTP API; resolves with the message id. */
   async publish(channel, event, data) {
+    const body = await this.post("/api/v1/publish", { channel, event, data: data === void 0 ? null : data });
+    return { id: String(body?.id ?? "") };
+  }
+  /**
+   * Publishes many messages in one request (POST /api/v1/batch). Each goes
+   * through the server's functions like a single publish, in order; resolves
+   * with one result per message, in order: `{ id, offset }` when published
+   * (`offset` absent when a function dropped it or sent it elsewhere), or
+   * `{ error: { code, message } }` when that message alone was refused.
+   * Rejects only when the request as a whole fails (auth, more than the
+   * server's `max_batch`, network).
+   */
+  async batch(messages) {
+    if (!Array.isArray(messages)) throw new Error("eddy: batch takes an array of { channel, event, data }");
+    const items = messages.map((m) => ({ channel: m.channel, event: m.event, data: m.data === void 0 ? null : m.data }));
+    const body = await this.post("/api/v1/batch", { messages: items });
+    const results = body?.results;
+    if (!Array.isArray(results) || results.length !== messages.length) {
+      throw new EddyError("http", `eddy: POST /api/v1/batch: ${Array.isArray(results) ? results.length : "no"} results for ${messages.length} messages`);
+    }
+    return results;
+  }
+  async post(path, payload) {
     const { apiUrl, apiKey } = this.opts;
     if (!apiUrl) throw new Error("eddy: apiUrl is required to publish");
     if (!apiKey) throw new Error("eddy: apiKey is required to publish");
     const doFetch = this.opts.fetch ?? globalThis.fetch;
-    const url = apiUrl.replace(/\/+$/, "") + "/api/v1/publish";
+    const url = apiUrl.replace(/\/+$/, "") + path;
     let res;
     try {
       res = await doFetch(url, {
         method: "POST",
         headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
-        body: JSON.stringify({ channel, event, data: data === void 0 ? null : data }),
+        body: JSON.stringify(payload),
         signal: AbortSignal.timeout(this.opts.timeout ?? 1e4)
       });
     } catch (err) {
@@ -40,7 +63,7 @@ class EddyServer {
       if (err && typeof err.code === "string") throw new EddyError(err.code, err.message, res.status);
       throw new EddyError("http", `eddy: POST ${url}: HTTP ${res.status} ${text.slice(0, 200)}`, res.status);
     }
-    return { id: String(body?.id ?? "") };
+    return body;
   }
   /** Signs a client token (HS256 JWT) with the server's secret. */
   createToken(options) {

@@ -59,7 +59,7 @@ export interface DisconnectedEvent {
 export interface ReconnectingEvent {
     /** Milliseconds until the next attempt. */
     delay: number;
-    /** Zero-based attempt number since the last successful connection. */
+    /** Zero-based attempt number since the last connection that stayed up for `stableAfter`. */
     attempt: number;
 }
 /** A stream position: what `since` carries. */
