@@ -90,16 +90,17 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	s.allowCORS(w, r)
 	w.WriteHeader(http.StatusOK)
-	hello, _ := json.Marshal(map[string]any{"type": "session", "session": id})
-	if err := st.write(sseEvent(nil, [][]byte{hello})); err != nil {
-		s.limits.release(ip)
-		return
-	}
 	c := s.allocConn()
 	c.sse, c.ip = st, ip
 	st.filter.onInvalid = func(frame []byte) { s.frameDropped(c.id, frame) }
 	s.startConn(c, st)
+	// Known before the client learns its id, so its first POST finds it.
+	// Nothing is sent before the session event but, perhaps, a ping
+	// comment, which is no event.
 	s.sseConns.Store(id, c)
+	hello, _ := json.Marshal(map[string]any{"type": "session", "session": id})
+	// A failed write is a client gone: its request's context ends the loop.
+	_ = st.write(sseEvent(nil, [][]byte{hello}))
 	stopping := s.stop
 	for ended := false; !ended; {
 		select {
@@ -205,14 +206,27 @@ func (s *Server) allowCORS(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// sseEvent appends one event to b: each frame its own data line (JSON has
-// no raw newlines), so the event's data is the frames joined by newlines,
-// exactly a WebSocket message's batch.
+// sseEvent appends one event to b: each frame its own data line, so the
+// event's data is the frames joined by newlines, exactly a WebSocket
+// message's batch. A JSON object has no raw newline, but a "frame" may be
+// several joined already (presence windows, protocol.JoinBatch): each of
+// its lines gets its own data line, or the stream would break.
 func sseEvent(b []byte, frames [][]byte) []byte {
 	for _, f := range frames {
-		b = append(b, "data: "...)
-		b = append(b, f...)
-		b = append(b, '\n')
+		for len(f) > 0 {
+			line := f
+			if i := bytes.IndexByte(f, '\n'); i >= 0 {
+				line, f = f[:i], f[i+1:]
+			} else {
+				f = nil
+			}
+			if len(line) == 0 {
+				continue
+			}
+			b = append(b, "data: "...)
+			b = append(b, line...)
+			b = append(b, '\n')
+		}
 	}
 	return append(b, '\n')
 }

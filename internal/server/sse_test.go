@@ -443,3 +443,34 @@ func TestSSEDropConnections(t *testing.T) {
 		break
 	}
 }
+
+// Presence events of one window reach a connection as one shared frame of
+// several newline-joined objects; each must stay a frame of its own on the
+// stream (it once broke the stream's framing).
+func TestSSEPresenceEvents(t *testing.T) {
+	cfg := servertest.Config()
+	cfg.Namespaces["chat"] = config.ChannelOptions{Presence: true, JoinLeave: true}
+	s := servertest.StartWith(t, server.Options{Config: cfg})
+	a := sseAuth(t, s, "pa")
+	a.post(map[string]any{"type": "subscribe", "id": 1, "channel": "chat:1"})
+	a.expect("subscribed")
+	joined := map[string]bool{}
+	var others []*sseClient
+	for _, u := range []string{"pb", "pc", "pd"} {
+		c := sseAuth(t, s, u)
+		c.post(map[string]any{"type": "subscribe", "id": 1, "channel": "chat:1"})
+		others = append(others, c)
+	}
+	for _, c := range others {
+		c.expect("subscribed")
+	}
+	for len(joined) < 3 {
+		f := a.next()
+		if f.Type() == "presence" && f.Str("action") == "join" {
+			m, _ := f["member"].(map[string]any)
+			if u, _ := m["user"].(string); u != "pa" {
+				joined[u] = true
+			}
+		}
+	}
+}
