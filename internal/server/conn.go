@@ -41,7 +41,8 @@ func newWriterPool() *outbox.Pool {
 // node's set when both the read loop and teardown are over.
 type conn struct {
 	s        *Server
-	socket   *gws.Conn
+	socket   *gws.Conn  // nil on the SSE transport
+	sse      *sseStream // nil on WebSocket (sse.go)
 	out      *outbox.Outbox
 	id       string
 	seq      uint64
@@ -78,16 +79,30 @@ type conn struct {
 // newConn starts a connection on socket; sock is the non-blocking socket
 // under it, or nil when writes block (then bounded by writeTimeout).
 func (s *Server) newConn(socket *gws.Conn, sock *outbox.Socket) *conn {
-	seq := s.ids.Add(1)
-	c := &conn{s: s, socket: socket, seq: seq, handled: make(chan struct{}, 1), released: make(chan struct{})}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.id = s.nextID("c-")
-	c.lastRead.Store(time.Now().UnixNano())
+	c := s.allocConn()
+	c.socket = socket
 	onInvalid := func(frame []byte) { s.frameDropped(c.id, frame) }
 	var w outbox.Writer = &socketWriter{socket: socket, onInvalid: onInvalid}
 	if sock != nil {
 		w = &nonBlockingWriter{socketWriter: socketWriter{socket: socket, onInvalid: onInvalid}, sock: sock}
 	}
+	s.startConn(c, w)
+	return c
+}
+
+// allocConn makes a connection not yet started (startConn), for any transport.
+func (s *Server) allocConn() *conn {
+	seq := s.ids.Add(1)
+	c := &conn{s: s, seq: seq, handled: make(chan struct{}, 1), released: make(chan struct{})}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.id = s.nextID("c-")
+	c.lastRead.Store(time.Now().UnixNano())
+	return c
+}
+
+// startConn gives c its outbox over w, arms the auth timeout and adds c to
+// the node's set.
+func (s *Server) startConn(c *conn, w outbox.Writer) {
 	c.out = outbox.New(w, outbox.Options{
 		MaxQueueBytes: s.cfg.MaxQueueBytes,
 		FlushDelay:    s.cfg.WriteDelay,
@@ -97,7 +112,7 @@ func (s *Server) newConn(socket *gws.Conn, sock *outbox.Socket) *conn {
 		},
 		OnWriteError: func(err error) {
 			s.log.Debug("write failed", "conn", c.id, "err", err)
-			_ = socket.NetConn().Close()
+			c.abort()
 		},
 	})
 	c.mu.Lock()
@@ -108,7 +123,16 @@ func (s *Server) newConn(socket *gws.Conn, sock *outbox.Socket) *conn {
 	s.conns.add(c)
 	s.metrics.connections.Inc()
 	s.metrics.connects.Inc()
-	return c
+}
+
+// abort cuts the connection's transport without a close frame, as a
+// network failure would; the read side then ends it (cleanup).
+func (c *conn) abort() {
+	if c.sse != nil {
+		c.sse.abort()
+		return
+	}
+	_ = c.socket.NetConn().Close()
 }
 
 func (c *conn) touch() { c.lastRead.Store(time.Now().UnixNano()) }
@@ -201,6 +225,10 @@ func (c *conn) writeClose(d *protocol.Disconnect, drain bool) {
 		}
 	}
 	c.out.Close()
+	if c.sse != nil {
+		c.sse.writeClose(d)
+		return
+	}
 	if d == nil {
 		return
 	}

@@ -101,6 +101,7 @@ type Server struct {
 	ids     atomic.Uint64 // message and connection ids
 
 	conns     connSet
+	sseConns  sync.Map // SSE session id → *conn (sse.go)
 	writers   *outbox.Pool
 	handlers  *handlerPool
 	draining  atomic.Bool
@@ -229,6 +230,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.app.prefetchKeys(ctx, s.log)
 	clientMux := http.NewServeMux()
 	clientMux.HandleFunc("GET /ws", s.handleWebSocket)
+	s.mountSSE(clientMux)
 	for pattern, h := range s.opts.ExtraHandlers {
 		clientMux.Handle(pattern, h)
 	}
@@ -463,5 +465,5 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 // DropConnections cuts every client's TCP connection without a close frame,
 // as a network failure would. Tests use it to exercise recovery.
 func (s *Server) DropConnections() {
-	s.conns.each(func(c *conn) { _ = c.socket.NetConn().Close() })
+	s.conns.each(func(c *conn) { c.abort() })
 }

@@ -1,4 +1,5 @@
 import { type Listener } from "./emitter.js";
+import { type SseSocketConstructor } from "./sse.js";
 import { Subscription } from "./subscription.js";
 import type { DisconnectedEvent, Message, ReadyEvent, ReconnectingEvent, WebSocketConstructor } from "./types.js";
 export interface EddyOptions {
@@ -12,6 +13,19 @@ export interface EddyOptions {
     getToken?: () => string | Promise<string>;
     /** A WebSocket implementation, e.g. the `ws` package in Node. Default: globalThis.WebSocket. */
     WebSocket?: WebSocketConstructor | (new (url: string) => unknown);
+    /**
+     * The transports to try, in order, when connecting: a WebSocket, then the
+     * SSE transport (an event stream plus POSTs) for networks that block
+     * WebSockets. The one that last opened is tried first on a reconnect.
+     * Default ["websocket", "sse"].
+     */
+    transports?: Transport[];
+    /** The SSE endpoint. Default: the url with ws(s) as http(s) and a trailing /ws as /sse. */
+    sseUrl?: string;
+    /** fetch for the SSE transport. Default: globalThis.fetch. */
+    fetch?: typeof fetch;
+    /** The SSE transport's implementation (tests). Default: SseSocket. */
+    SSE?: SseSocketConstructor;
     /** Connect right after construction (in a microtask). Default true; otherwise call connect(). */
     autoConnect?: boolean;
     /** Reconnect automatically after a drop. Default true. */
@@ -32,6 +46,7 @@ export interface EddyOptions {
     /** Refresh the token this long (ms) before it expires, at most half its remaining life. Default 30000. */
     refreshMargin?: number;
 }
+export type Transport = "websocket" | "sse";
 export type ConnectionState = "disconnected" | "connecting" | "connected" | "reconnecting" | "closed";
 /**
  * A connection to an Eddy server. Connects at once (unless autoConnect is
@@ -42,6 +57,9 @@ export declare class Eddy {
     readonly url: string;
     private readonly opts;
     private readonly WS;
+    private readonly transports;
+    private preferred;
+    private _transport;
     private readonly events;
     private readonly subs;
     private readonly pending;
@@ -66,6 +84,8 @@ export declare class Eddy {
     get state(): ConnectionState;
     /** The connection id from the last `ready`. */
     get conn(): string;
+    /** The transport of the open connection ("websocket" or "sse"), "" when none is open. */
+    get transport(): Transport | "";
     /** The user (`sub`) from the last `ready`. */
     get user(): string;
     on(event: "connecting", fn: () => void): () => void;
@@ -94,6 +114,12 @@ export declare class Eddy {
     private backoff;
     private nextToken;
     private open;
+    /**
+     * Opens the first transport of order; one that closes before it opened
+     * (blocked by a proxy, refused) gives way to the next at once. Only when
+     * none opened does the connection count as failed.
+     */
+    private openTransport;
     private onClose;
     private scheduleReconnect;
     private clearReconnect;

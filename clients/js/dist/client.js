@@ -3,11 +3,15 @@ import { Emitter } from "./emitter.js";
 import { EddyError } from "./errors.js";
 import { splitFrames } from "./frames.js";
 import { decodeJwtExp } from "./jwt.js";
+import { SseSocket, sseUrlFor } from "./sse.js";
 import { Subscription } from "./subscription.js";
 const OPEN = 1;
 const MAX_TIMER = 2147483647;
 class Eddy {
   constructor(url, options = {}) {
+    this.preferred = 0;
+    // index in transports of the one that last opened
+    this._transport = "";
     this.events = new Emitter();
     this.subs = /* @__PURE__ */ new Map();
     this.pending = /* @__PURE__ */ new Map();
@@ -26,7 +30,17 @@ class Eddy {
     this.url = url;
     this.opts = options;
     const WS = options.WebSocket ?? globalThis.WebSocket;
-    if (!WS) throw new Error("eddy: no WebSocket implementation; pass the `WebSocket` option (e.g. from the ws package)");
+    const hasFetch = !!(options.fetch ?? globalThis.fetch);
+    const wanted = options.transports ?? ["websocket", "sse"];
+    for (const t of wanted) {
+      if (t !== "websocket" && t !== "sse") throw new Error(`eddy: unknown transport ${JSON.stringify(t)}; use "websocket" or "sse"`);
+    }
+    this.transports = wanted.filter((t) => t === "websocket" ? !!WS : hasFetch || !!options.SSE);
+    if (!this.transports.length) {
+      throw new Error(
+        wanted.includes("websocket") ? "eddy: no WebSocket implementation; pass the `WebSocket` option (e.g. from the ws package)" : "eddy: no fetch implementation for the SSE transport; pass the `fetch` option"
+      );
+    }
     if (!options.token && !options.getToken) throw new Error("eddy: a `token` or `getToken` option is required");
     this.WS = WS;
     this.token = options.token;
@@ -56,6 +70,10 @@ class Eddy {
   /** The connection id from the last `ready`. */
   get conn() {
     return this._conn;
+  }
+  /** The transport of the open connection ("websocket" or "sse"), "" when none is open. */
+  get transport() {
+    return this._transport;
   }
   /** The user (`sub`) from the last `ready`. */
   get user() {
@@ -109,6 +127,7 @@ class Eddy {
     this.failPending(() => true, "closed", "client closed");
     const ws = this.ws;
     this.ws = null;
+    this._transport = "";
     this.ready = false;
     this.readyAt = 0;
     this.attempt = 0;
@@ -154,38 +173,68 @@ class Eddy {
     }
     if (gen !== this.connGen || this.stopped) return;
     this.token = token;
+    const order = [this.preferred, ...this.transports.keys()].filter((v, i, a) => a.indexOf(v) === i);
+    this.openTransport(token, order);
+  }
+  /**
+   * Opens the first transport of order; one that closes before it opened
+   * (blocked by a proxy, refused) gives way to the next at once. Only when
+   * none opened does the connection count as failed.
+   */
+  openTransport(token, order) {
+    const idx = order[0];
+    const kind = this.transports[idx];
+    const rest = order.slice(1);
     let ws;
     try {
-      ws = new this.WS(this.url);
+      if (kind === "sse") {
+        const SSE = this.opts.SSE ?? SseSocket;
+        ws = new SSE(this.opts.sseUrl ?? sseUrlFor(this.url), this.opts.fetch);
+      } else {
+        ws = new this.WS(this.url);
+      }
     } catch (err) {
       this.events.emit("error", err instanceof Error ? err : new Error(String(err)));
-      this.scheduleReconnect();
+      if (rest.length) this.openTransport(token, rest);
+      else this.scheduleReconnect();
       return;
     }
     this.ws = ws;
+    let opened = false;
     try {
       ws.binaryType = "arraybuffer";
     } catch {
     }
     ws.onopen = () => {
-      if (this.ws === ws) this.send({ type: "auth", token });
+      if (this.ws !== ws) return;
+      opened = true;
+      this.preferred = idx;
+      this._transport = kind;
+      this.send({ type: "auth", token });
     };
     ws.onmessage = (ev) => {
       if (this.ws === ws) this.onData(ev.data);
     };
     ws.onerror = (ev) => {
       if (this.ws !== ws) return;
-      const msg = ev && (ev.message || ev.error && ev.error.message) || "websocket error";
+      const msg = ev && (ev.message || ev.error && ev.error.message) || `${kind} error`;
       this.events.emit("error", new Error(`eddy: ${msg}`));
     };
     ws.onclose = (ev) => {
-      if (this.ws === ws) this.onClose(ev.code, ev.reason);
+      if (this.ws !== ws) return;
+      if (!opened && rest.length && !this.stopped) {
+        this.ws = null;
+        this.openTransport(token, rest);
+        return;
+      }
+      this.onClose(ev.code, ev.reason);
     };
   }
   onClose(code, reason) {
     if (this.readyAt && Date.now() - this.readyAt >= (this.opts.stableAfter ?? 5e3)) this.attempt = 0;
     this.readyAt = 0;
     this.ws = null;
+    this._transport = "";
     this.ready = false;
     this.clearRefresh();
     this.failPending((p) => p.sent, "disconnected", `connection closed (${code})`);

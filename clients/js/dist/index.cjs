@@ -23,11 +23,13 @@ __export(index_exports, {
   Eddy: () => Eddy,
   EddyError: () => EddyError,
   RESERVED_EVENTS: () => RESERVED_EVENTS,
+  SseSocket: () => SseSocket,
   Subscription: () => Subscription,
   backoffDelay: () => backoffDelay,
   decodeJwtExp: () => decodeJwtExp,
   default: () => Eddy,
-  splitFrames: () => splitFrames
+  splitFrames: () => splitFrames,
+  sseUrlFor: () => sseUrlFor
 });
 module.exports = __toCommonJS(index_exports);
 
@@ -123,6 +125,157 @@ function decodeJwtExp(token) {
     return void 0;
   }
 }
+
+// src/sse.ts
+function sseUrlFor(wsUrl) {
+  const u = new URL(wsUrl);
+  if (u.protocol === "ws:") u.protocol = "http:";
+  else if (u.protocol === "wss:") u.protocol = "https:";
+  u.pathname = u.pathname.replace(/\/ws\/?$/, "").replace(/\/$/, "") + "/sse";
+  return u.toString();
+}
+var CONNECTING = 0;
+var OPEN = 1;
+var CLOSED = 3;
+var SseSocket = class {
+  /** url is the SSE endpoint (see sseUrlFor). */
+  constructor(url, fetchImpl) {
+    this.url = url;
+    this.readyState = CONNECTING;
+    this.onopen = null;
+    this.onmessage = null;
+    this.onclose = null;
+    this.onerror = null;
+    /** The session id the server gave this stream (its POSTs' address). */
+    this.session = "";
+    this.ctrl = new AbortController();
+    this.queue = [];
+    this.posting = false;
+    const f = fetchImpl ?? globalThis.fetch;
+    if (!f) throw new Error("eddy: no fetch implementation for the SSE transport");
+    this.fetchImpl = f;
+    void this.run();
+  }
+  send(data) {
+    if (this.readyState !== OPEN) throw new Error("eddy: SSE transport not open");
+    this.queue.push(data);
+    void this.flush();
+  }
+  close(code = 1e3, reason = "") {
+    this.end(code, reason, false);
+  }
+  /** Cuts the stream without a close, as a network failure would (tests). */
+  terminate() {
+    this.end(1006, "sse stream terminated", true);
+  }
+  end(code, reason, error) {
+    if (this.readyState === CLOSED) return;
+    this.readyState = CLOSED;
+    this.ctrl.abort();
+    if (error) this.onerror?.({ message: reason });
+    setTimeout(() => this.onclose?.({ code, reason }), 0);
+  }
+  async run() {
+    let res;
+    try {
+      res = await this.fetchImpl(this.url, {
+        headers: { accept: "text/event-stream" },
+        cache: "no-store",
+        signal: this.ctrl.signal
+      });
+    } catch (err) {
+      this.end(1006, `sse: ${err instanceof Error ? err.message : String(err)}`, true);
+      return;
+    }
+    if (!res.ok || !res.body) {
+      this.end(1006, `sse: GET ${this.url} answered ${res.status}`, true);
+      return;
+    }
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
+    let buf = "";
+    let data = [];
+    try {
+      for (; ; ) {
+        const { value, done } = await reader.read();
+        if (done || this.readyState === CLOSED) break;
+        buf += decoder.decode(value, { stream: true });
+        const lines = buf.split("\n");
+        buf = lines.pop();
+        for (let line of lines) {
+          if (line.endsWith("\r")) line = line.slice(0, -1);
+          if (line === "") {
+            if (data.length) this.dispatch(data.join("\n"));
+            data = [];
+            if (this.readyState === CLOSED) return;
+          } else if (line.startsWith(":")) {
+            if (this.readyState === OPEN) void this.post("");
+          } else if (line.startsWith("data:")) {
+            data.push(line.slice(line.startsWith("data: ") ? 6 : 5));
+          }
+        }
+      }
+    } catch (err) {
+      this.end(1006, `sse: ${err instanceof Error ? err.message : String(err)}`, true);
+      return;
+    }
+    this.end(1006, "sse stream ended", true);
+  }
+  dispatch(text) {
+    if (this.readyState === CONNECTING) {
+      let f;
+      try {
+        f = JSON.parse(text);
+      } catch {
+      }
+      if (f?.type !== "session" || !f.session) {
+        this.end(1006, "sse: the stream did not start with a session", true);
+        return;
+      }
+      this.session = f.session;
+      this.readyState = OPEN;
+      this.onopen?.({});
+      return;
+    }
+    if (text.startsWith('{"type":"close"')) {
+      try {
+        const f = JSON.parse(text);
+        this.end(Number(f.code) || 1006, String(f.reason ?? ""), false);
+        return;
+      } catch {
+      }
+    }
+    this.onmessage?.({ data: text });
+  }
+  async flush() {
+    if (this.posting || !this.queue.length) return;
+    const body = this.queue.join("\n") + "\n";
+    this.queue = [];
+    this.posting = true;
+    try {
+      await this.post(body);
+    } finally {
+      this.posting = false;
+    }
+    if (this.readyState === OPEN) void this.flush();
+  }
+  async post(body) {
+    try {
+      const res = await this.fetchImpl(`${this.url}/${encodeURIComponent(this.session)}`, {
+        method: "POST",
+        headers: { "content-type": "text/plain;charset=utf-8" },
+        body,
+        signal: this.ctrl.signal
+      });
+      await res.arrayBuffer().catch(() => void 0);
+      if (!res.ok && res.status !== 404 && res.status !== 410 && this.readyState === OPEN) {
+        this.end(1006, `sse: POST answered ${res.status}`, true);
+      }
+    } catch (err) {
+      if (this.readyState === OPEN) this.end(1006, `sse: POST failed: ${err instanceof Error ? err.message : String(err)}`, true);
+    }
+  }
+};
 
 // src/subscription.ts
 var RESERVED_EVENTS = /* @__PURE__ */ new Set([
@@ -317,10 +470,13 @@ var Subscription = class {
 };
 
 // src/client.ts
-var OPEN = 1;
+var OPEN2 = 1;
 var MAX_TIMER = 2147483647;
 var Eddy = class {
   constructor(url, options = {}) {
+    this.preferred = 0;
+    // index in transports of the one that last opened
+    this._transport = "";
     this.events = new Emitter();
     this.subs = /* @__PURE__ */ new Map();
     this.pending = /* @__PURE__ */ new Map();
@@ -339,7 +495,17 @@ var Eddy = class {
     this.url = url;
     this.opts = options;
     const WS = options.WebSocket ?? globalThis.WebSocket;
-    if (!WS) throw new Error("eddy: no WebSocket implementation; pass the `WebSocket` option (e.g. from the ws package)");
+    const hasFetch = !!(options.fetch ?? globalThis.fetch);
+    const wanted = options.transports ?? ["websocket", "sse"];
+    for (const t of wanted) {
+      if (t !== "websocket" && t !== "sse") throw new Error(`eddy: unknown transport ${JSON.stringify(t)}; use "websocket" or "sse"`);
+    }
+    this.transports = wanted.filter((t) => t === "websocket" ? !!WS : hasFetch || !!options.SSE);
+    if (!this.transports.length) {
+      throw new Error(
+        wanted.includes("websocket") ? "eddy: no WebSocket implementation; pass the `WebSocket` option (e.g. from the ws package)" : "eddy: no fetch implementation for the SSE transport; pass the `fetch` option"
+      );
+    }
     if (!options.token && !options.getToken) throw new Error("eddy: a `token` or `getToken` option is required");
     this.WS = WS;
     this.token = options.token;
@@ -369,6 +535,10 @@ var Eddy = class {
   /** The connection id from the last `ready`. */
   get conn() {
     return this._conn;
+  }
+  /** The transport of the open connection ("websocket" or "sse"), "" when none is open. */
+  get transport() {
+    return this._transport;
   }
   /** The user (`sub`) from the last `ready`. */
   get user() {
@@ -422,6 +592,7 @@ var Eddy = class {
     this.failPending(() => true, "closed", "client closed");
     const ws = this.ws;
     this.ws = null;
+    this._transport = "";
     this.ready = false;
     this.readyAt = 0;
     this.attempt = 0;
@@ -467,38 +638,68 @@ var Eddy = class {
     }
     if (gen !== this.connGen || this.stopped) return;
     this.token = token;
+    const order = [this.preferred, ...this.transports.keys()].filter((v, i, a) => a.indexOf(v) === i);
+    this.openTransport(token, order);
+  }
+  /**
+   * Opens the first transport of order; one that closes before it opened
+   * (blocked by a proxy, refused) gives way to the next at once. Only when
+   * none opened does the connection count as failed.
+   */
+  openTransport(token, order) {
+    const idx = order[0];
+    const kind = this.transports[idx];
+    const rest = order.slice(1);
     let ws;
     try {
-      ws = new this.WS(this.url);
+      if (kind === "sse") {
+        const SSE = this.opts.SSE ?? SseSocket;
+        ws = new SSE(this.opts.sseUrl ?? sseUrlFor(this.url), this.opts.fetch);
+      } else {
+        ws = new this.WS(this.url);
+      }
     } catch (err) {
       this.events.emit("error", err instanceof Error ? err : new Error(String(err)));
-      this.scheduleReconnect();
+      if (rest.length) this.openTransport(token, rest);
+      else this.scheduleReconnect();
       return;
     }
     this.ws = ws;
+    let opened = false;
     try {
       ws.binaryType = "arraybuffer";
     } catch {
     }
     ws.onopen = () => {
-      if (this.ws === ws) this.send({ type: "auth", token });
+      if (this.ws !== ws) return;
+      opened = true;
+      this.preferred = idx;
+      this._transport = kind;
+      this.send({ type: "auth", token });
     };
     ws.onmessage = (ev) => {
       if (this.ws === ws) this.onData(ev.data);
     };
     ws.onerror = (ev) => {
       if (this.ws !== ws) return;
-      const msg = ev && (ev.message || ev.error && ev.error.message) || "websocket error";
+      const msg = ev && (ev.message || ev.error && ev.error.message) || `${kind} error`;
       this.events.emit("error", new Error(`eddy: ${msg}`));
     };
     ws.onclose = (ev) => {
-      if (this.ws === ws) this.onClose(ev.code, ev.reason);
+      if (this.ws !== ws) return;
+      if (!opened && rest.length && !this.stopped) {
+        this.ws = null;
+        this.openTransport(token, rest);
+        return;
+      }
+      this.onClose(ev.code, ev.reason);
     };
   }
   onClose(code, reason) {
     if (this.readyAt && Date.now() - this.readyAt >= (this.opts.stableAfter ?? 5e3)) this.attempt = 0;
     this.readyAt = 0;
     this.ws = null;
+    this._transport = "";
     this.ready = false;
     this.clearRefresh();
     this.failPending((p) => p.sent, "disconnected", `connection closed (${code})`);
@@ -605,7 +806,7 @@ var Eddy = class {
   // ---- frames and requests ----
   send(f) {
     const ws = this.ws;
-    if (ws && ws.readyState === OPEN) ws.send(JSON.stringify(f));
+    if (ws && ws.readyState === OPEN2) ws.send(JSON.stringify(f));
   }
   onData(data) {
     let text;

@@ -1,4 +1,5 @@
 import { Eddy } from "./client.js";
+import { SseSocket, sseUrlFor } from "./sse.js";
 import { Subscription, RESERVED_EVENTS } from "./subscription.js";
 import { EddyError } from "./errors.js";
 import { backoffDelay } from "./backoff.js";
@@ -9,9 +10,11 @@ export {
   Eddy,
   EddyError,
   RESERVED_EVENTS,
+  SseSocket,
   Subscription,
   backoffDelay,
   decodeJwtExp,
   Eddy2 as default,
-  splitFrames
+  splitFrames,
+  sseUrlFor
 };

@@ -3,6 +3,7 @@ import { Emitter, type Listener } from "./emitter.js";
 import { EddyError } from "./errors.js";
 import { splitFrames } from "./frames.js";
 import { decodeJwtExp } from "./jwt.js";
+import { SseSocket, sseUrlFor, type SseSocketConstructor } from "./sse.js";
 import { Subscription, type RequestHandlers, type SubscriptionHost } from "./subscription.js";
 import type {
   DisconnectedEvent,
@@ -25,6 +26,19 @@ export interface EddyOptions {
   getToken?: () => string | Promise<string>;
   /** A WebSocket implementation, e.g. the `ws` package in Node. Default: globalThis.WebSocket. */
   WebSocket?: WebSocketConstructor | (new (url: string) => unknown);
+  /**
+   * The transports to try, in order, when connecting: a WebSocket, then the
+   * SSE transport (an event stream plus POSTs) for networks that block
+   * WebSockets. The one that last opened is tried first on a reconnect.
+   * Default ["websocket", "sse"].
+   */
+  transports?: Transport[];
+  /** The SSE endpoint. Default: the url with ws(s) as http(s) and a trailing /ws as /sse. */
+  sseUrl?: string;
+  /** fetch for the SSE transport. Default: globalThis.fetch. */
+  fetch?: typeof fetch;
+  /** The SSE transport's implementation (tests). Default: SseSocket. */
+  SSE?: SseSocketConstructor;
   /** Connect right after construction (in a microtask). Default true; otherwise call connect(). */
   autoConnect?: boolean;
   /** Reconnect automatically after a drop. Default true. */
@@ -46,6 +60,8 @@ export interface EddyOptions {
   refreshMargin?: number;
 }
 
+export type Transport = "websocket" | "sse";
+
 export type ConnectionState = "disconnected" | "connecting" | "connected" | "reconnecting" | "closed";
 
 interface Pending extends RequestHandlers {
@@ -65,7 +81,10 @@ const MAX_TIMER = 2_147_483_647;
 export class Eddy {
   readonly url: string;
   private readonly opts: EddyOptions;
-  private readonly WS: WebSocketConstructor;
+  private readonly WS: WebSocketConstructor | undefined;
+  private readonly transports: Transport[];
+  private preferred = 0; // index in transports of the one that last opened
+  private _transport: Transport | "" = "";
   private readonly events = new Emitter();
   private readonly subs = new Map<string, Subscription>();
   private readonly pending = new Map<number, Pending>();
@@ -92,7 +111,20 @@ export class Eddy {
     const WS = (options.WebSocket ?? (globalThis as { WebSocket?: unknown }).WebSocket) as
       | WebSocketConstructor
       | undefined;
-    if (!WS) throw new Error("eddy: no WebSocket implementation; pass the `WebSocket` option (e.g. from the ws package)");
+    const hasFetch = !!(options.fetch ?? (globalThis as { fetch?: unknown }).fetch);
+    const wanted = options.transports ?? ["websocket", "sse"];
+    for (const t of wanted) {
+      if (t !== "websocket" && t !== "sse") throw new Error(`eddy: unknown transport ${JSON.stringify(t)}; use "websocket" or "sse"`);
+    }
+    // A transport this runtime cannot run is left out, unless nothing remains.
+    this.transports = wanted.filter((t) => (t === "websocket" ? !!WS : hasFetch || !!options.SSE));
+    if (!this.transports.length) {
+      throw new Error(
+        wanted.includes("websocket")
+          ? "eddy: no WebSocket implementation; pass the `WebSocket` option (e.g. from the ws package)"
+          : "eddy: no fetch implementation for the SSE transport; pass the `fetch` option",
+      );
+    }
     if (!options.token && !options.getToken) throw new Error("eddy: a `token` or `getToken` option is required");
     this.WS = WS;
     this.token = options.token;
@@ -125,6 +157,11 @@ export class Eddy {
   /** The connection id from the last `ready`. */
   get conn(): string {
     return this._conn;
+  }
+
+  /** The transport of the open connection ("websocket" or "sse"), "" when none is open. */
+  get transport(): Transport | "" {
+    return this._transport;
   }
 
   /** The user (`sub`) from the last `ready`. */
@@ -195,6 +232,7 @@ export class Eddy {
     this.failPending(() => true, "closed", "client closed");
     const ws = this.ws;
     this.ws = null;
+    this._transport = "";
     this.ready = false;
     this.readyAt = 0;
     this.attempt = 0; // a later connect() starts afresh
@@ -245,33 +283,64 @@ export class Eddy {
     }
     if (gen !== this.connGen || this.stopped) return;
     this.token = token;
+    // The transport that last opened first, then the others in order.
+    const order = [this.preferred, ...this.transports.keys()].filter((v, i, a) => a.indexOf(v) === i);
+    this.openTransport(token, order);
+  }
+
+  /**
+   * Opens the first transport of order; one that closes before it opened
+   * (blocked by a proxy, refused) gives way to the next at once. Only when
+   * none opened does the connection count as failed.
+   */
+  private openTransport(token: string, order: number[]): void {
+    const idx = order[0]!;
+    const kind = this.transports[idx]!;
+    const rest = order.slice(1);
     let ws: WebSocketLike;
     try {
-      ws = new this.WS(this.url);
+      if (kind === "sse") {
+        const SSE = this.opts.SSE ?? SseSocket;
+        ws = new SSE(this.opts.sseUrl ?? sseUrlFor(this.url), this.opts.fetch);
+      } else {
+        ws = new this.WS!(this.url);
+      }
     } catch (err) {
       this.events.emit("error", err instanceof Error ? err : new Error(String(err)));
-      this.scheduleReconnect();
+      if (rest.length) this.openTransport(token, rest);
+      else this.scheduleReconnect();
       return;
     }
     this.ws = ws;
+    let opened = false;
     try {
       (ws as { binaryType?: string }).binaryType = "arraybuffer";
     } catch {
       /* not supported */
     }
     ws.onopen = () => {
-      if (this.ws === ws) this.send({ type: "auth", token });
+      if (this.ws !== ws) return;
+      opened = true;
+      this.preferred = idx;
+      this._transport = kind;
+      this.send({ type: "auth", token });
     };
     ws.onmessage = (ev) => {
       if (this.ws === ws) this.onData(ev.data);
     };
     ws.onerror = (ev) => {
       if (this.ws !== ws) return;
-      const msg = (ev && (ev.message || (ev.error && ev.error.message))) || "websocket error";
+      const msg = (ev && (ev.message || (ev.error && ev.error.message))) || `${kind} error`;
       this.events.emit("error", new Error(`eddy: ${msg}`));
     };
     ws.onclose = (ev) => {
-      if (this.ws === ws) this.onClose(ev.code, ev.reason);
+      if (this.ws !== ws) return;
+      if (!opened && rest.length && !this.stopped) {
+        this.ws = null;
+        this.openTransport(token, rest);
+        return;
+      }
+      this.onClose(ev.code, ev.reason);
     };
   }
 
@@ -280,6 +349,7 @@ export class Eddy {
     if (this.readyAt && Date.now() - this.readyAt >= (this.opts.stableAfter ?? 5_000)) this.attempt = 0;
     this.readyAt = 0;
     this.ws = null;
+    this._transport = "";
     this.ready = false;
     this.clearRefresh();
     this.failPending((p) => p.sent, "disconnected", `connection closed (${code})`);

@@ -1,4 +1,5 @@
-export { Eddy, type EddyOptions, type ConnectionState } from "./client.js";
+export { Eddy, type EddyOptions, type ConnectionState, type Transport } from "./client.js";
+export { SseSocket, sseUrlFor, type SseSocketConstructor } from "./sse.js";
 export { Subscription, RESERVED_EVENTS, type SubscriptionState } from "./subscription.js";
 export { EddyError, type ErrorCode } from "./errors.js";
 export { backoffDelay } from "./backoff.js";

@@ -7,7 +7,7 @@ import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import WebSocket from "ws";
-import { Eddy } from "../dist/index.js";
+import { Eddy, SseSocket } from "../dist/index.js";
 import { EddyServer } from "../dist/server.js";
 import { once, until, sleep } from "./helpers/fake-server.mjs";
 import { API_KEY, SECRET, buildServer, startServer, tempDir, unavailableReason } from "./helpers/real-server.mjs";
@@ -16,8 +16,8 @@ import { API_KEY, SECRET, buildServer, startServer, tempDir, unavailableReason }
 // can cut its own client's connection.
 function tracked(Base, list) {
   return class extends Base {
-    constructor(url) {
-      super(url);
+    constructor(...args) {
+      super(...args);
       list.push(this);
     }
   };
@@ -37,16 +37,38 @@ class DuplicatingWS extends WebSocket {
   }
 }
 
+// The same over the SSE transport: each event's data handed over twice.
+class DuplicatingSSE extends SseSocket {
+  constructor(...args) {
+    super(...args);
+    let fn = null;
+    Object.defineProperty(this, "onmessage", {
+      get: () => fn,
+      set: (f) => {
+        fn = f && ((ev) => {
+          f(ev);
+          f(ev);
+        });
+      },
+    });
+  }
+}
+
 const reason = unavailableReason();
 
-describe("client behaviours against the real server", { skip: reason || false, timeout: 240_000 }, () => {
+for (const transport of ["websocket", "sse"]) describe(`client behaviours against the real server over ${transport}`, { skip: reason || false, timeout: 240_000 }, () => {
   let tmp, bin, srv, api;
   const clients = [];
   // A client of url (default: the shared server); its sockets are in .sockets.
+  // opts.duplicate: a transport that hands every message over twice.
   const client = (opts, url = srv.url) => {
     const sockets = [];
-    const WS = tracked(opts.WebSocket ?? WebSocket, sockets);
-    const e = new Eddy(url, { backoffBase: 100, backoffCap: 1000, requestTimeout: 5000, ...opts, WebSocket: WS });
+    const { duplicate, ...rest } = opts;
+    const t =
+      transport === "sse"
+        ? { transports: ["sse"], SSE: tracked(duplicate ? DuplicatingSSE : SseSocket, sockets) }
+        : { transports: ["websocket"], WebSocket: tracked(duplicate ? DuplicatingWS : WebSocket, sockets) };
+    const e = new Eddy(url, { backoffBase: 100, backoffCap: 1000, requestTimeout: 5000, ...rest, ...t });
     e.sockets = sockets;
     clients.push(e);
     return e;
@@ -69,7 +91,7 @@ describe("client behaviours against the real server", { skip: reason || false, t
   });
 
   test("offset dedupe: every real frame delivered twice reaches the app once, in order", async () => {
-    const eddy = client({ WebSocket: DuplicatingWS, token: tok({ sub: "dup" }) });
+    const eddy = client({ duplicate: true, token: tok({ sub: "dup" }) });
     const name = chan();
     const room = eddy.subscribe(name);
     await once(room, "subscribed");

@@ -5,7 +5,7 @@ import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import WebSocket from "ws";
-import { Eddy } from "../dist/index.js";
+import { Eddy, SseSocket } from "../dist/index.js";
 import { EddyServer } from "../dist/server.js";
 import { once, until, sleep } from "./helpers/fake-server.mjs";
 import { API_KEY, SECRET, buildServer, startServer, tempDir, unavailableReason } from "./helpers/real-server.mjs";
@@ -32,13 +32,41 @@ class RecordingWS extends WebSocket {
   }
 }
 
+// The same for the SSE transport: an SseSocket whose event data (a batch,
+// newline-joined as a WebSocket message's) is counted the same way.
+class RecordingSSE extends SseSocket {
+  constructor(...args) {
+    super(...args);
+    sockets.push(this);
+    let fn = null;
+    Object.defineProperty(this, "onmessage", {
+      get: () => fn,
+      set: (f) => {
+        fn = f && ((ev) => {
+          stats.messages++;
+          const lines = String(ev.data).split("\n").filter(Boolean).length;
+          stats.frames += lines;
+          if (lines > 1) stats.batched++;
+          f(ev);
+        });
+      },
+    });
+  }
+}
+
 const reason = unavailableReason();
 
-describe("real server", { skip: reason || false, timeout: 240_000 }, () => {
+// Every protocol test runs over each transport, each against its own server.
+const transportOpts = {
+  websocket: { transports: ["websocket"], WebSocket: RecordingWS },
+  sse: { transports: ["sse"], SSE: RecordingSSE },
+};
+
+for (const transport of ["websocket", "sse"]) describe(`real server over ${transport}`, { skip: reason || false, timeout: 240_000 }, () => {
   let tmp, bin, srv, api;
   const clients = [];
   const client = (opts) => {
-    const e = new Eddy(srv.url, { WebSocket: RecordingWS, backoffBase: 100, backoffCap: 1000, requestTimeout: 5000, ...opts });
+    const e = new Eddy(srv.url, { ...transportOpts[transport], backoffBase: 100, backoffCap: 1000, requestTimeout: 5000, ...opts });
     clients.push(e);
     return e;
   };
@@ -63,6 +91,7 @@ describe("real server", { skip: reason || false, timeout: 240_000 }, () => {
     const eddy = client({ token: tok({ sub: "alice" }) });
     const ready = await once(eddy, "connected");
     assert.equal(ready.user, "alice");
+    assert.equal(eddy.transport, transport);
     assert.ok(ready.conn, "ready carries a conn id");
     await eddy.ping();
   });
