@@ -116,7 +116,13 @@ func TestHTTPFailures(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			reg := prometheus.NewRegistry()
 			e := newEngine(t, functions.Options{Registerer: reg, AllowPrivateURLs: true})
-			deployHTTP(t, e, "f", c.url, "k", 50)
+			// 50 ms makes the slow endpoint time out; the others get room
+			// for every retry, whose count the down endpoint checks.
+			timeout := 2000
+			if c.name == "slow" {
+				timeout = 50
+			}
+			deployHTTP(t, e, "f", c.url, "k", timeout)
 			associate(t, e, "pass:*", "pass", "f")
 			associate(t, e, "drop:*", "drop", "f")
 			if got := summary(apply(t, e, msg("pass:a", `1`))); got != "pass:a message 1\n" {

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -125,6 +126,9 @@ func TestAPIKeysRotated(t *testing.T) {
 	s := servertest.Start(t, func(c *config.Config) { c.APIKeys = []string{newKey} })
 	publish := func(key string) error {
 		c := api.NewClient(s.APIBase(), key)
+		// A fresh connection each time: a kept-alive one to the server
+		// before the restart would answer EOF.
+		c.HTTP = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
 		_, err := c.Publish(context.Background(), "news", "e", "x")
 		return err
 	}
