@@ -6,6 +6,7 @@
 import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import WebSocket from "ws";
 import { Eddy, SseSocket } from "../dist/index.js";
 import { EddyServer } from "../dist/server.js";
@@ -150,6 +151,10 @@ for (const transport of ["websocket", "sse"]) describe(`client behaviours agains
     await once(eddy, "connected");
     await eddy.ping();
     own.proc.kill("SIGSTOP");
+    // kill() returns before the process is stopped: wait until it is, or a
+    // fast transport's answer could still slip out.
+    const stopped = () => readFileSync(`/proc/${own.proc.pid}/stat`, "utf8").split(") ")[1]?.startsWith("T");
+    for (let i = 0; i < 200 && !stopped(); i++) await new Promise((r) => setTimeout(r, 10));
     try {
       await assert.rejects(eddy.ping(), (e) => e.code === "timeout");
     } finally {
