@@ -96,7 +96,7 @@ export async function startEddy({ bin, dir, port }) {
       "",
     ].join("\n"),
   );
-  const p = run(bin, ["serve", "--config", config, "--listen", `127.0.0.1:${port}`, "--demo", "--ping-interval", "1s", "--shutdown-timeout", "2s"]);
+  const p = run(bin, ["serve", "--config", config, "--listen", `127.0.0.1:${port}`, "--demo", "--ping-interval", "1s", "--shutdown-timeout", "2s", "--drain-duration", "0"]);
   const url = `http://127.0.0.1:${port}`;
   await waitHealthy(`${url}/healthz`, p.proc, p.logs, "eddy");
   return { ...p, port, url };
