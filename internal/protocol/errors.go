@@ -25,17 +25,15 @@ type Disconnect struct {
 
 // The server's disconnects; docs/protocol.md lists the codes.
 var (
-	DisconnectShutdown          = Disconnect{CloseServiceRestart, "server restarting: reconnect"}
-	DisconnectBrokerReconnected = Disconnect{CloseServiceRestart, "broker reconnected: resubscribe to recover"}
-	DisconnectMissedMessages    = Disconnect{CloseServiceRestart, "missed messages: resubscribe to recover"}
-	DisconnectPingTimeout       = Disconnect{CloseGoingAway, "ping timeout"}
-	DisconnectUnauthorized      = Disconnect{CloseUnauthorized, "unauthorized"}
-	DisconnectTooManyErrors     = Disconnect{CloseTooManyErrors, "too many bad frames"}
-	DisconnectTokenExpired      = Disconnect{CloseTokenExpired, "token expired"}
-	DisconnectAuthTimeout       = Disconnect{CloseAuthTimeout, "auth timeout"}
-	DisconnectSlowConsumer      = Disconnect{CloseSlowConsumer, "slow consumer"}
-	DisconnectTooManyConns      = Disconnect{CloseTooManyConnections, "too many connections"}
-	DisconnectInvalidText       = Disconnect{CloseInvalidText, "text frame is not valid UTF-8"}
+	DisconnectShutdown      = Disconnect{CloseServiceRestart, "server restarting: reconnect"}
+	DisconnectPingTimeout   = Disconnect{CloseGoingAway, "ping timeout"}
+	DisconnectUnauthorized  = Disconnect{CloseUnauthorized, "unauthorized"}
+	DisconnectTooManyErrors = Disconnect{CloseTooManyErrors, "too many bad frames"}
+	DisconnectTokenExpired  = Disconnect{CloseTokenExpired, "token expired"}
+	DisconnectAuthTimeout   = Disconnect{CloseAuthTimeout, "auth timeout"}
+	DisconnectSlowConsumer  = Disconnect{CloseSlowConsumer, "slow consumer"}
+	DisconnectTooManyConns  = Disconnect{CloseTooManyConnections, "too many connections"}
+	DisconnectInvalidText   = Disconnect{CloseInvalidText, "text frame is not valid UTF-8"}
 )
 
 // Label is the close code as a metric label.
