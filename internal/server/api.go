@@ -82,16 +82,9 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	channels := req.channels
-	if req.channel != "" {
-		if len(channels) > 0 {
-			s.writeError(w, protocol.Errorf(protocol.CodeBadRequest, "give channel or channels, not both"))
-			return
-		}
-		channels = []string{req.channel}
-	}
-	if len(channels) > protocol.MaxPublishChannels {
-		s.writeError(w, protocol.Errorf(protocol.CodeBadRequest, "at most %d channels per publish, got %d", protocol.MaxPublishChannels, len(channels)))
+	channels, err := req.targets()
+	if err != nil {
+		s.writeError(w, err)
 		return
 	}
 	if s.draining.Load() {

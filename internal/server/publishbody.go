@@ -37,6 +37,22 @@ func decodeCheckedPublishBody(what string, b []byte) (publishBody, error) {
 	return p, err
 }
 
+// targets returns the channels a single publish names: "channel" or
+// "channels", not both, at most protocol.MaxPublishChannels.
+func (p publishBody) targets() ([]string, error) {
+	channels := p.channels
+	if p.channel != "" {
+		if len(channels) > 0 {
+			return nil, protocol.Errorf(protocol.CodeBadRequest, "give channel or channels, not both")
+		}
+		channels = []string{p.channel}
+	}
+	if len(channels) > protocol.MaxPublishChannels {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "at most %d channels per publish, got %d", protocol.MaxPublishChannels, len(channels))
+	}
+	return channels, nil
+}
+
 // decodePublishBody reads a publish object. It walks the object once by
 // hand instead of through encoding/json: the reflection decoder checked the
 // whole body, decoded it, copied data, and the publish then checked data

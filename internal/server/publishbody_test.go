@@ -121,3 +121,58 @@ func FuzzSplitBatch(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPublishEntry runs untrusted HTTP API publish bodies through what the
+// server does with them (decodeCheckedPublishBody, targets, then
+// protocol.CheckPublish) and holds it to the entry contract: a body is
+// refused with a client error whose message is valid UTF-8, or accepted,
+// and then every message it makes is a valid text frame that batching
+// cannot split. Nothing panics.
+func FuzzPublishEntry(f *testing.F) {
+	for _, s := range []string{
+		`{"channel":"a","event":"e","data":{"text":"hi","n":[1,2.5]}}`,
+		`{"channels":["a","b","a"],"event":"e","data":null}`,
+		"{\"channel\":\"a\",\"event\":\"e\",\"data\":\"\xc3\x28\"}",
+		`{"channel":"a","event":"e","data":[[[[[[[[[[1]]]]]]]]]]}`,
+		`{"channel":"a","event":"e","data":1e999}`,
+		"{\"channel\":\"a\",\"event\":\"\xff\",\"data\":1}",
+		`{"channel":"a","event":"e<&>` + "\u2028" + `","data":"` + "\u2028" + `"}`,
+		`{"channel":"a","event":"e","data":{"a" : [ 1 ,` + "\n" + `2 ] }}`,
+		`{"channel":"a b","event":"e"}`, `{"channel":`, `[]`, `null`, ``,
+		`{"channel":"a","channels":["b"],"event":"e"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var channels []string
+		var data json.RawMessage
+		p, err := decodeCheckedPublishBody("body", body)
+		if err == nil {
+			channels, err = p.targets()
+		}
+		if err == nil {
+			channels, data, err = protocol.CheckPublish(channels, p.event, p.data, 4096)
+		}
+		if err != nil {
+			pe, ok := err.(*protocol.Error)
+			if !ok || (pe.Code != protocol.CodeBadRequest && pe.Code != protocol.CodeTooLarge) || pe.Message == "" || !utf8.ValidString(pe.Message) {
+				t.Fatalf("body %q: refused with %#v", body, err)
+			}
+			return
+		}
+		if len(channels) == 0 {
+			t.Fatalf("body %q: accepted with no channel", body)
+		}
+		seen := map[string]bool{}
+		for _, ch := range channels {
+			if seen[ch] {
+				t.Fatalf("body %q: channel %q twice", body, ch)
+			}
+			seen[ch] = true
+			frame := protocol.AppendMessage(nil, &protocol.Message{Channel: ch, Event: p.event, Data: data, ID: "m-1", TS: 1, Offset: 1, Epoch: "E", User: "u"})
+			if !utf8.Valid(frame) || !json.Valid(frame) || bytes.ContainsAny(frame, "\n\r") {
+				t.Fatalf("body %q: accepted, and delivered as the invalid frame %q", body, frame)
+			}
+		}
+	})
+}
