@@ -254,7 +254,12 @@ func TestConnectionClosedDuringSubscribeLeavesNoMember(t *testing.T) {
 	b := &closingBroker{Broker: memory.New()}
 	s := servertest.StartWith(t, server.Options{Config: cfg, Broker: b})
 	ws := servertest.Connect(t, s.WSURL, servertest.Token(t, "doomed", nil, nil))
+	// The checks below hold before the subscribe has even started, so the
+	// test waits for the hook to have run: ending early closed the client
+	// under the hook, which then read "use of closed network connection".
+	hooked := make(chan struct{})
 	hook := func(channel string) {
+		defer close(hooked)
 		// A message bigger than the queue may hold, arriving during the
 		// catch-up, makes the server close the connection as a slow consumer.
 		big := []byte(`"` + strings.Repeat("x", 1000) + `"`)
@@ -262,11 +267,16 @@ func TestConnectionClosedDuringSubscribeLeavesNoMember(t *testing.T) {
 			t.Error(err)
 		}
 		if code := ws.CloseCode(); code != 4009 {
-			t.Errorf("close code %d, want 4009", code)
+			t.Errorf("close code %d (%v), want 4009", code, ws.CloseErr())
 		}
 	}
 	b.hook.Store(&hook)
 	ws.Send(map[string]any{"type": "subscribe", "id": 1, "channel": "room:6"})
+	select {
+	case <-hooked:
+	case <-time.After(servertest.Timeout):
+		t.Fatal("the subscribe never read history")
+	}
 	servertest.Eventually(t, "the subscription to go", func() bool { return s.Hub().Subscribers("room:6") == 0 })
 	servertest.Eventually(t, "the member to go", func() bool { return len(apiMembers(t, s, "room:6")) == 0 })
 }

@@ -386,6 +386,14 @@ func (ws *WS) CloseCode() uint16 {
 	return 0
 }
 
+// CloseErr is why the connection closed (nil while it is open): a
+// *gws.CloseError when a close frame arrived, else the read error.
+func (ws *WS) CloseErr() error {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	return ws.closeErr
+}
+
 // Closed reports whether the connection has closed.
 func (ws *WS) Closed() <-chan struct{} { return ws.closed }
 
