@@ -141,7 +141,21 @@ func TestNonReadersDoNotHoldBackAHealthySubscriber(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for next.Add(1) <= n {
+			for i := next.Add(1); i <= n; i = next.Add(1) {
+				// Stay at most 32 messages (128 KiB) ahead of the healthy
+				// subscriber, half its queue: on a loaded machine its
+				// reader can be starved long enough for a publisher running
+				// flat out to overflow even a reader's queue. Non-readers
+				// still overflow theirs; a healthy subscriber held back by
+				// them would stall this loop, and the test.
+				deadline := time.Now().Add(time.Minute)
+				for i-healthy.messages.Load() > 32 {
+					if time.Now().After(deadline) {
+						t.Errorf("the healthy subscriber is stuck at %d of %d", healthy.messages.Load(), i)
+						return
+					}
+					time.Sleep(time.Millisecond)
+				}
 				if _, err := api.Publish(context.Background(), "slow", "e", data); err != nil {
 					t.Errorf("publish: %v", err)
 					return
