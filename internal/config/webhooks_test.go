@@ -26,10 +26,10 @@ func TestWebhooksFromFileAndEnvironment(t *testing.T) {
 		t.Fatalf("webhooks %+v window %s", c.Webhooks, c.WebhookWindow)
 	}
 	for yaml, want := range map[string]string{
-		"webhooks:\n  - url: https://a/h\n    events: [channel_occupied]\n":                            "webhooks[0]: secret",
-		"webhooks:\n  - url: https://a/h\n    secret: s\n    events: [occupied]\n":                    `"occupied" is not one of`,
-		"webhooks:\n  - url: https://a/h\n    secret: s\n    evnets: [channel_occupied]\n":            `unknown member "evnets"`,
-		"webhooks:\n  - url: https://a/h\n    secret: s\n    events: channel_occupied\n":              "must be a list of event names",
+		"webhooks:\n  - url: https://a/h\n    events: [channel_occupied]\n":                              "webhooks[0]: secret",
+		"webhooks:\n  - url: https://a/h\n    secret: s\n    events: [occupied]\n":                       `"occupied" is not one of`,
+		"webhooks:\n  - url: https://a/h\n    secret: s\n    evnets: [channel_occupied]\n":               `unknown member "evnets"`,
+		"webhooks:\n  - url: https://a/h\n    secret: s\n    events: channel_occupied\n":                 "must be a list of event names",
 		"webhooks:\n  - url: https://a/h\n    secret: s\n    format: pusher\n    events: [cache_miss]\n": "key",
 		"webhook_retry_for: 0s\n": "webhook_retry_for",
 	} {
