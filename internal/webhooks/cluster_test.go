@@ -188,3 +188,38 @@ func TestClusterReapsADeadNode(t *testing.T) {
 		t.Fatalf("%d channel_vacated for feed:ghost, want 1", n)
 	}
 }
+
+// TestNodeTakenForDeadHoldsItsChannelsAgain: a node that was reaped (its
+// renewals did not reach Redis in time: here its expiry is set in the
+// past) notices at its next renewal and records its subscribers again, so
+// the channel the reaper reported vacated is reported occupied again.
+func TestNodeTakenForDeadHoldsItsChannelsAgain(t *testing.T) {
+	rs := redistest.Start(t)
+	rcv := newReceiver(t)
+	nodes, _ := clusterNodes(t, rs, 1, rcv)
+	rc := newRedisClient(t, rs)
+	ctx := context.Background()
+	ws := servertest.Connect(t, nodes[0].WSURL, servertest.Token(t, "gina", nil, nil))
+	ws.Request(map[string]any{"type": "subscribe", "id": 1, "channel": "feed:back"})
+	servertest.Eventually(t, "feed:back recorded", func() bool { return rc.holders(t, "feed:back") == 1 })
+	ids, err := rc.c.Do(ctx, rc.c.B().Zrange().Key("eddy:wh:alive").Min("0").Max("-1").Build()).AsStrSlice()
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("alive nodes %v, %v", ids, err)
+	}
+	// The node's own renewal may land between the two commands and undo
+	// the expiry: try again then. (The node may also reap itself first.)
+	reaper := webhooks.NewRedisLedger(rc, "reaper", time.Minute)
+	servertest.Eventually(t, "the node reaped", func() bool {
+		if err := rc.c.Do(ctx, rc.c.B().Zadd().Key("eddy:wh:alive").ScoreMember().ScoreMember(1, ids[0]).Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+		reaped, err := reaper.Reap(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(reaped) == 1 || rc.holders(t, "feed:back") == 0
+	})
+	servertest.EventuallyWithin(t, 20*time.Second, "feed:back occupied again", func() bool {
+		return forChannel(rcv.events(t), webhooks.ChannelOccupied, "feed:back") >= 2 && rc.holders(t, "feed:back") == 1
+	})
+}
