@@ -25,7 +25,8 @@ func clusterNodes(t *testing.T, rs *redistest.Server, n int, rcv *receiver) ([]*
 		s, wh := startNode(t, func(c *config.Config) {
 			c.Redis = []string{rs.URL()}
 			c.NodeName = fmt.Sprintf("node-%d", i)
-			c.NodeTTL = 2 * time.Second
+			// Long enough that a loaded machine never has a live node reaped.
+			c.NodeTTL = 6 * time.Second
 			c.PresenceTTL = 2 * time.Second
 			c.Webhooks = []config.Webhook{{URL: rcv.URL(), Secret: hookSecret, Events: config.WebhookEvents}}
 		})
@@ -61,6 +62,26 @@ func (r redisClient) holders(t *testing.T, channel string) int64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// alive reports whether node's ledger entry has not expired, by Redis's clock.
+func (r redisClient) alive(t *testing.T, node string) bool {
+	ctx := context.Background()
+	exp, err := r.c.Do(ctx, r.c.B().Zscore().Key("eddy:wh:alive").Member(node).Build()).AsFloat64()
+	if rueidis.IsRedisNil(err) {
+		return false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	now, err := r.c.Do(ctx, r.c.B().Time().Build()).AsStrSlice()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sec, usec int64
+	fmt.Sscan(now[0], &sec)
+	fmt.Sscan(now[1], &usec)
+	return int64(exp) > sec*1000+usec/1000
 }
 
 // flushed waits until an event emitted now by each node has arrived: each
@@ -166,7 +187,7 @@ func TestClusterReapsADeadNode(t *testing.T) {
 
 	// The dead node: it held feed:ghost, then went silent.
 	f, _ := json.Marshal([]string{"o", "", "feed:ghost"})
-	ghost := webhooks.NewRedisLedger(rc, "ghost-node", 2*time.Second)
+	ghost := webhooks.NewRedisLedger(rc, "ghost-node", 5*time.Second)
 	if _, _, err := ghost.Apply(context.Background(), []webhooks.Op{{Field: string(f), Hold: true}}); err != nil {
 		t.Fatal(err)
 	}
@@ -177,8 +198,14 @@ func TestClusterReapsADeadNode(t *testing.T) {
 	ws.Request(map[string]any{"type": "unsubscribe", "id": 2, "channel": "feed:ghost"})
 	servertest.Eventually(t, "node 0 released feed:ghost", func() bool { return rc.holders(t, "feed:ghost") == 1 })
 	flushed(t, rcv, whs, "1")
-	if n := forChannel(rcv.events(t), webhooks.ChannelVacated, "feed:ghost"); n != 0 {
-		t.Fatalf("feed:ghost vacated while the (not yet expired) ghost node held it")
+	// Only while the ghost has not expired yet does its hold count (a
+	// loaded machine may take longer than its TTL to get here).
+	if rc.alive(t, "ghost-node") {
+		if n := forChannel(rcv.events(t), webhooks.ChannelVacated, "feed:ghost"); n != 0 {
+			t.Fatalf("feed:ghost vacated while the (not yet expired) ghost node held it")
+		}
+	} else {
+		t.Log("the ghost expired before the check; only its reaping is checked")
 	}
 	servertest.EventuallyWithin(t, 20*time.Second, "the ghost reaped and feed:ghost vacated", func() bool {
 		return forChannel(rcv.events(t), webhooks.ChannelVacated, "feed:ghost") == 1
