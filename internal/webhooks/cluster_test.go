@@ -250,3 +250,22 @@ func TestNodeTakenForDeadHoldsItsChannelsAgain(t *testing.T) {
 		return forChannel(rcv.events(t), webhooks.ChannelOccupied, "feed:back") >= 2 && rc.holders(t, "feed:back") == 1
 	})
 }
+
+// TestNoTrackingWithoutOccupancyReceivers: nodes whose receivers want no
+// occupancy or member events write nothing about channels to Redis.
+func TestNoTrackingWithoutOccupancyReceivers(t *testing.T) {
+	rs := redistest.Start(t)
+	rcv := newReceiver(t)
+	s, wh := startNode(t, func(c *config.Config) {
+		c.Redis = []string{rs.URL()}
+		c.Webhooks = []config.Webhook{{URL: rcv.URL(), Secret: hookSecret, Events: []string{webhooks.CacheMiss}}}
+	})
+	rc := newRedisClient(t, rs)
+	ws := servertest.Connect(t, s.WSURL, servertest.Token(t, "hal", nil, nil))
+	ws.Request(map[string]any{"type": "subscribe", "id": 1, "channel": "chat:quiet"})
+	flushed(t, rcv, []*webhooks.System{wh}, "1")
+	n, err := rc.c.Do(context.Background(), rc.c.B().Exists().Key("eddy:wh:count", "eddy:wh:alive").Build()).AsInt64()
+	if err != nil || n != 0 || wh.Tracker.Holds() != 0 {
+		t.Fatalf("%d ledger keys in Redis, %d holds (err %v); want none", n, wh.Tracker.Holds(), err)
+	}
+}

@@ -20,6 +20,9 @@ const maxErrorText = 1024
 // (cluster-wide with a Claimer); the failures in between are counted in
 // the next one's count. It never blocks.
 func (d *Dispatcher) FunctionFailed(function, channel string, err error) {
+	if !d.Wants(FunctionError) {
+		return
+	}
 	text := "failed"
 	if err != nil {
 		text = err.Error()
@@ -33,6 +36,9 @@ func (d *Dispatcher) FunctionFailed(function, channel string, err error) {
 // ConnectionRefused reports that limit (a setting's name, e.g.
 // max_connections) refused a connection. Rate limited like FunctionFailed.
 func (d *Dispatcher) ConnectionRefused(limit string) {
+	if !d.Wants(ConnectionLimit) {
+		return
+	}
 	d.limiter.occur(ConnectionLimit+":"+limit, Event{Name: ConnectionLimit, Limit: limit, Node: d.opts.NodeID})
 }
 

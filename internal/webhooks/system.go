@@ -81,6 +81,16 @@ func (s *System) Reload(ctx context.Context) error {
 			return err
 		}
 	}
+	// Tracking starts before the receivers are in force, so whoever sees
+	// them listed sees their channels tracked.
+	for _, h := range hooks {
+		for _, name := range h.Events {
+			switch name {
+			case ChannelOccupied, ChannelVacated, MemberAdded, MemberRemoved:
+				s.Tracker.Enable()
+			}
+		}
+	}
 	s.Dispatcher.SetHooks(hooks)
 	return err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,6 +32,10 @@ type TrackerOptions struct {
 type Tracker struct {
 	opts TrackerOptions
 	log  *slog.Logger
+	// enabled: some receiver wants occupancy or member events. Until then
+	// the hooks return at once, so a node without such receivers keeps no
+	// state for them and writes nothing to Redis.
+	enabled atomic.Bool
 
 	mu    sync.Mutex   // a leaf
 	local map[key]int  // what this node holds: occupancy 1, members their connection count
@@ -95,8 +100,17 @@ func (t *Tracker) MemberLeft(channel, user string) {
 	t.set(key{kind: kindMember, app: t.opts.AppOf(channel), channel: channel, user: user}, -1, false)
 }
 
+// Enable starts tracking (it stays on until the node stops). Channels
+// and members that exist already are not known to it: a channel occupied
+// before is reported neither occupied nor, later, vacated; a member's
+// connections are counted from then on.
+func (t *Tracker) Enable() { t.enabled.Store(true) }
+
 // set adds delta to k's local count (or sets it, when absolute).
 func (t *Tracker) set(k key, delta int, absolute bool) {
+	if !t.enabled.Load() {
+		return
+	}
 	t.mu.Lock()
 	was := t.local[k]
 	n := was + delta
@@ -137,7 +151,7 @@ func (t *Tracker) run() {
 		if ok := t.round(ctx, heartbeat || first, first); ok {
 			first = false
 		}
-		if heartbeat {
+		if heartbeat && t.enabled.Load() {
 			t.reap(ctx)
 		}
 		cancel()
@@ -148,6 +162,9 @@ func (t *Tracker) run() {
 // call the ledger even with nothing to change, to renew this node's holds.
 // It reports whether the ledger answered.
 func (t *Tracker) round(ctx context.Context, heartbeat, first bool) bool {
+	if !t.enabled.Load() {
+		return false
+	}
 	t.mu.Lock()
 	var keys []key
 	var ops []Op

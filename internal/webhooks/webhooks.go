@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -93,6 +94,9 @@ type Dispatcher struct {
 	mu      sync.Mutex
 	senders map[string]*sender // by hookKey
 	closed  bool
+	// wanted holds the event names some receiver asked for, so that work
+	// for events nobody wants (rate limit claims) is skipped.
+	wanted atomic.Pointer[map[string]bool]
 }
 
 // NewDispatcher returns a dispatcher without receivers; SetHooks gives it some.
@@ -131,6 +135,7 @@ func NewDispatcher(opts Options) *Dispatcher {
 		senders: map[string]*sender{},
 	}
 	d.limiter = newRateLimiter(d)
+	d.wanted.Store(&map[string]bool{})
 	return d
 }
 
@@ -168,7 +173,17 @@ func (d *Dispatcher) SetHooks(hooks []config.Webhook) {
 		}
 	}
 	d.senders = keep
+	wanted := map[string]bool{}
+	for _, s := range keep {
+		for name := range s.events {
+			wanted[name] = true
+		}
+	}
+	d.wanted.Store(&wanted)
 }
+
+// Wants reports whether some receiver asked for events named name.
+func (d *Dispatcher) Wants(name string) bool { return (*d.wanted.Load())[name] }
 
 // Hooks lists the receivers in force.
 func (d *Dispatcher) Hooks() []config.Webhook {
