@@ -24,16 +24,25 @@ type Webhooks interface {
 
 var _ Webhooks = (*webhooks.System)(nil)
 
-// memberJoined and memberLeft tell the webhooks of a presence member of
-// sub's channel; without webhooks they do nothing.
-func (s *Server) memberJoined(sub *subscription) {
+// memberJoined and memberLeft tell the webhooks that a connection of user
+// joined or left the presence of channel on this node (any protocol's
+// subscriptions); without webhooks they do nothing.
+func (s *Server) memberJoined(channel, user string) {
 	if s.opts.Webhooks != nil {
-		s.opts.Webhooks.MemberJoined(sub.channel, sub.id.User)
+		s.opts.Webhooks.MemberJoined(channel, user)
 	}
 }
 
-func (s *Server) memberLeft(sub *subscription) {
+func (s *Server) memberLeft(channel, user string) {
 	if s.opts.Webhooks != nil {
-		s.opts.Webhooks.MemberLeft(sub.channel, sub.id.User)
+		s.opts.Webhooks.MemberLeft(channel, user)
+	}
+}
+
+// emitWebhook sends ev, which this node alone saw (the Pusher protocol's
+// client_event and cache_miss), to app's receivers; it never blocks.
+func (s *Server) emitWebhook(app string, ev webhooks.Event) {
+	if s.opts.Webhooks != nil {
+		s.opts.Webhooks.Emit(app, ev)
 	}
 }

@@ -161,3 +161,34 @@ func TestEveryEventTypeReachesTheReceiverSigned(t *testing.T) {
 		}
 	}
 }
+
+// TestShutdownReportsWhatTheNodeHeldLast: a node that stops while it has
+// subscribers reports their channels vacated (and members removed) before
+// it exits: nobody else would.
+func TestShutdownReportsWhatTheNodeHeldLast(t *testing.T) {
+	rcv := newReceiver(t)
+	cfg := servertest.Config()
+	cfg.DataDir = t.TempDir()
+	cfg.WebhookWindow = 20 * time.Millisecond
+	cfg.Namespaces["chat"] = config.ChannelOptions{Presence: true}
+	cfg.Webhooks = []config.Webhook{{URL: rcv.URL(), Secret: hookSecret, Events: config.WebhookEvents}}
+	n, err := node.Build(cfg, servertest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	s := servertest.StartWith(t, n.Options)
+	ws := servertest.Connect(t, s.WSURL, servertest.Token(t, "ivan", nil, nil))
+	ws.Request(map[string]any{"type": "subscribe", "id": 1, "channel": "chat:end"})
+	servertest.Eventually(t, "occupied", func() bool { return len(named(rcv.events(t), webhooks.ChannelOccupied)) == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n.Close()
+	evs := rcv.events(t) // Close returned: what was to be sent has been
+	if len(named(evs, webhooks.ChannelVacated)) != 1 || len(named(evs, webhooks.MemberRemoved)) != 1 {
+		t.Fatalf("after shutdown: %+v, want chat:end vacated and ivan removed", evs)
+	}
+}
