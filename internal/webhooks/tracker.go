@@ -45,6 +45,9 @@ type Tracker struct {
 	wake chan struct{}
 	stop chan struct{}
 	done chan struct{}
+	// lastWarn is when a ledger failure was last logged: while Redis is
+	// down the tracker retries twice a second and logs every 10 seconds.
+	lastWarn time.Time
 }
 
 // maxOps bounds the ops of one ledger call.
@@ -191,7 +194,10 @@ func (t *Tracker) round(ctx context.Context, heartbeat, first bool) bool {
 			t.dirty[k] = struct{}{}
 		}
 		t.mu.Unlock()
-		t.log.Warn("webhooks: recording channels and members failed; retrying", "err", err)
+		if time.Since(t.lastWarn) > 10*time.Second {
+			t.lastWarn = time.Now()
+			t.log.Warn("webhooks: recording channels and members failed; retrying", "err", err)
+		}
 		time.AfterFunc(500*time.Millisecond, t.signal)
 		return false
 	}

@@ -149,7 +149,7 @@ func hookKey(h config.Webhook) string {
 
 // SetHooks replaces the receivers. Those whose settings did not change
 // keep their queue and their batch in flight; the others stop, and their
-// queued events are dropped (counted as removed).
+// queued events are dropped (counted as dropped_shutdown).
 func (d *Dispatcher) SetHooks(hooks []config.Webhook) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
