@@ -86,6 +86,10 @@ type Config struct {
 	MaxHistoryBytes       int64         `koanf:"max_history_bytes"`
 	HTTPIdleTimeout       time.Duration `koanf:"http_idle_timeout"`
 	HTTPReadTimeout       time.Duration `koanf:"http_read_timeout"`
+	// Webhooks (docs/webhooks.md).
+	Webhooks        []Webhook     `koanf:"webhooks"`
+	WebhookWindow   time.Duration `koanf:"webhook_window"`
+	WebhookRetryFor time.Duration `koanf:"webhook_retry_for"`
 }
 
 // JWTKey is one entry of jwt_keys: a token verification key chosen by the
@@ -166,6 +170,9 @@ var settings = []setting{
 	{"demo", "serve the demo chat page and a development token endpoint (never in production)", false},
 	{"allow_private_urls", "let HTTP functions reach loopback, private and link-local addresses (refused by default)", false},
 	{"functions_pool_size", "VMs per JavaScript function (0: one per CPU)", 0},
+	{"webhooks", "webhook receivers: a list of {url, secret, events, format, key}, format eddy (default) or pusher (a JSON list in the flag and variable; docs/webhooks.md)", jsonList{}},
+	{"webhook_window", "how long webhook events gather before one POST carries them all", 250 * time.Millisecond},
+	{"webhook_retry_for", "how long a webhook POST that fails is retried, with exponential backoff, before its events are dropped", 5 * time.Minute},
 }
 
 // Default returns the built-in settings.
@@ -373,6 +380,9 @@ var jwtKeyFields = map[string]bool{"kid": true, "alg": true, "secret": true, "pu
 // checkJSONLists refuses a jwt_keys that is not a list of objects with
 // known members, naming what is wrong: the decoder would ignore a typo.
 func checkJSONLists(k *koanf.Koanf) error {
+	if err := checkWebhookList(k.Get("webhooks")); err != nil {
+		return err
+	}
 	raw := k.Get("jwt_keys")
 	if raw == nil {
 		return nil
@@ -545,6 +555,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.ChannelDefaults.validate(); err != nil {
 		return fmt.Errorf("channel_defaults: %w", err)
+	}
+	if err := c.validateWebhooks(); err != nil {
+		return err
 	}
 	return c.validateKeysAndTLS()
 }

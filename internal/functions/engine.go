@@ -71,6 +71,10 @@ type Options struct {
 	// KV is the store behind ctx.kv (kvstore.Redis in cluster mode); nil
 	// gives the engine its own in-memory store.
 	KV fnrt.KV
+	// OnFailure, when set, hears of every failure of a function run on a
+	// message (not of dry runs): the function_error webhook. It must not
+	// block.
+	OnFailure func(function, channel string, err error)
 }
 
 // Engine holds the deployed functions and associations and runs them.
@@ -275,6 +279,9 @@ func (e *Engine) invoke(ctx context.Context, c *compiled, msg Message, dry bool)
 		}
 		if !dry {
 			c.logFailure(err, msg.Channel)
+			if e.opts.OnFailure != nil {
+				e.opts.OnFailure(c.fn.Name, msg.Channel, err)
+			}
 		}
 	case res.Action == fnrt.Reject:
 		c.m.rejections.Inc()

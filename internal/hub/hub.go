@@ -41,6 +41,7 @@ type Hub struct {
 	// stripes serialise broker Subscribe/Unsubscribe per channel, so the
 	// broker never sees them out of order for one channel.
 	stripes [stripeCount]sync.Mutex
+	obs     Observer // nil: nobody listens (observer.go)
 
 	subscriptions atomic.Int64
 	channels      atomic.Int64
@@ -162,6 +163,9 @@ func (h *Hub) Subscribe(ctx context.Context, channel string, s Subscriber) error
 			return fmt.Errorf("subscribe %q: %w", channel, err)
 		}
 		h.channels.Add(1)
+		if h.obs != nil {
+			h.obs.LocalOccupied(channel)
+		}
 	}
 	h.subscriptions.Add(1)
 	return nil
@@ -195,6 +199,9 @@ func (h *Hub) Unsubscribe(ctx context.Context, channel string, s Subscriber) err
 	h.subscriptions.Add(-1)
 	if last {
 		h.channels.Add(-1)
+		if h.obs != nil {
+			h.obs.LocalVacated(channel)
+		}
 		if err := h.broker.Unsubscribe(ctx, channel); err != nil {
 			return fmt.Errorf("unsubscribe %q: %w", channel, err)
 		}

@@ -26,6 +26,7 @@ import (
 	"github.com/eddyrt/eddy/internal/functions/redisstore"
 	"github.com/eddyrt/eddy/internal/protocol"
 	"github.com/eddyrt/eddy/internal/server"
+	"github.com/eddyrt/eddy/internal/webhooks"
 )
 
 // Node is a server's assembled parts, not yet started. The node owns what
@@ -36,6 +37,8 @@ type Node struct {
 	Engine  *functions.Engine
 	Redis   *redisbroker.Broker // nil with the memory broker
 	NATS    *natsbroker.Broker  // nil unless cfg.NATS is set
+	// Webhooks is the node's webhooks (webhooks.go); Options.Webhooks too.
+	Webhooks *webhooks.System
 }
 
 // RedisWait is how long Build waits for Redis to answer before giving up.
@@ -74,6 +77,10 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 		}
 		store = fs
 	}
+	if err := n.buildWebhooks(cfg, log, reg); err != nil {
+		n.Close()
+		return nil, err
+	}
 	engine, err := functions.New(store, functions.Options{
 		Logger:           log, // the engine names its own component
 		Registerer:       reg,
@@ -82,6 +89,7 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 		AllowPrivateURLs: cfg.AllowPrivateURLs,
 		PoolSize:         cfg.FunctionsPool,
 		KV:               kv,
+		OnFailure:        n.Webhooks.FunctionFailed,
 	})
 	if err != nil {
 		n.Close()
@@ -89,13 +97,16 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 	}
 	n.Engine = engine
 	n.Options.Functions = functions.Pipeline{Engine: engine}
-	n.Options.AdminHandler = adminapi.NewHandler(engine, log.With("component", "admin-api"))
+	n.Options.AdminHandler = newAdminAPI(adminapi.NewHandler(engine, log.With("component", "admin-api")), n.Webhooks.Admin())
 	if n.Redis != nil {
 		// A change made through any node is in force on every node for the
 		// next message: the store notifies, every node reloads. A node that
 		// was cut off missed the notices (or Redis lost its data), so it also
 		// reloads whenever its pub/sub reconnects.
 		n.Redis.OnNotify(func(topic string, _ []byte) {
+			if topic == webhooks.Topic || topic == redisbroker.TopicReconnected {
+				n.reloadWebhooks(log)
+			}
 			if topic != redisstore.Topic && topic != redisbroker.TopicReconnected {
 				return
 			}
@@ -133,6 +144,7 @@ func validFunctionData(d json.RawMessage) (json.RawMessage, error) {
 // returned. The broker goes first: its notification goroutine calls into
 // the engine. Calling Close again does nothing.
 func (n *Node) Close() {
+	n.closeWebhooks()
 	if n.Redis != nil {
 		_ = n.Redis.Close()
 	}

@@ -32,6 +32,7 @@ type connLimits struct {
 	userRate                rate.Limit
 	userBurst               int
 	refused                 *prometheus.CounterVec
+	onRefuse                func(limit string) // webhooks' connection_limit; never nil
 
 	mu    sync.Mutex
 	total int
@@ -55,10 +56,14 @@ func (s *Server) newConnLimits() *connLimits {
 		userBurst: max(1, int(s.cfg.PublishRatePerUser)),
 		ips:       map[string]int{},
 		users:     map[string]*userSlot{},
+		onRefuse:  func(string) {},
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eddy_connections_refused_total",
 			Help: "WebSocket connections refused by a limit, by the limit's setting name.",
 		}, []string{"reason"}),
+	}
+	if s.opts.Webhooks != nil {
+		l.onRefuse = s.opts.Webhooks.ConnectionRefused
 	}
 	for _, r := range []string{limitNode, limitIP, limitUser} {
 		l.refused.WithLabelValues(r) // present at 0, so alerts can rate() it
@@ -93,6 +98,7 @@ func (l *connLimits) acquire(ip string) (refusedBy string) {
 		return ""
 	}
 	l.refused.WithLabelValues(refusedBy).Inc()
+	l.onRefuse(refusedBy)
 	return refusedBy
 }
 
@@ -115,6 +121,7 @@ func (l *connLimits) acquireUser(user string) (*rate.Limiter, bool) {
 	u := l.users[user]
 	if u != nil && l.maxUser > 0 && u.conns >= l.maxUser {
 		l.refused.WithLabelValues(limitUser).Inc()
+		l.onRefuse(limitUser)
 		return nil, false
 	}
 	if u == nil {

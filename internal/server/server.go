@@ -68,6 +68,8 @@ type Options struct {
 	Registry *prometheus.Registry
 	// ExtraHandlers are mounted on the client listener as given (e.g. /eddy.js, the demo).
 	ExtraHandlers map[string]http.Handler
+	// Webhooks, when set, hears of occupancy, members and refusals (webhooks.go).
+	Webhooks Webhooks
 
 	// writeDelay, set only by tests (export_test.go), replaces write_delay
 	// beyond its limit: a window of an hour makes "a reply never waits for
@@ -178,6 +180,9 @@ func New(opts Options) (*Server, error) {
 	s.writers = newWriterPool()
 	s.handlers = newHandlerPool()
 	s.hub = hub.New(s.broker)
+	if opts.Webhooks != nil {
+		s.hub.SetObserver(opts.Webhooks)
+	}
 	s.metrics = newMetrics(s)
 	s.limits = s.newConnLimits()
 	s.registerHistoryMetrics()

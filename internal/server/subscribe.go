@@ -298,6 +298,7 @@ func (s *Server) join(ctx context.Context, sub *subscription, since *protocol.Po
 			undo()
 			return reply, nil, fmt.Errorf("add presence member to %q: %w", sub.channel, err)
 		}
+		s.memberJoined(sub.channel, sub.id.User)
 		members, total, err := s.someMembers(ctx, sub.channel, maxSubscribedMembers)
 		if err != nil {
 			s.log.Warn("presence members", "channel", sub.channel, "err", err)
@@ -334,6 +335,7 @@ func (s *Server) leave(ctx context.Context, sub *subscription) {
 	if !sub.opts.Presence || s.presence == nil {
 		return
 	}
+	s.memberLeft(sub.channel, sub.id.User)
 	if err := s.presence.RemoveMember(ctx, sub.channel, sub.c.id); err != nil {
 		s.log.Warn("presence remove", "channel", sub.channel, "err", err)
 	}

@@ -1,0 +1,48 @@
+package server
+
+import (
+	"github.com/eddyrt/eddy/internal/hub"
+	"github.com/eddyrt/eddy/internal/webhooks"
+)
+
+// Webhooks hears what webhooks report (internal/webhooks.System implements
+// it). Every method is quick and never blocks: it queues, it does not send.
+type Webhooks interface {
+	// LocalOccupied and LocalVacated: this node's first subscriber of a
+	// channel came, its last one left (the hub calls them).
+	hub.Observer
+	// MemberJoined and MemberLeft: a connection of user joined or left the
+	// presence of channel on this node.
+	MemberJoined(channel, user string)
+	MemberLeft(channel, user string)
+	// ConnectionRefused: a connection limit (its setting's name) refused one.
+	ConnectionRefused(limit string)
+	// Emit sends an event this node alone saw (the Pusher protocol's
+	// client_event and cache_miss) to app's receivers that asked for it.
+	Emit(app string, ev webhooks.Event)
+}
+
+var _ Webhooks = (*webhooks.System)(nil)
+
+// memberJoined and memberLeft tell the webhooks that a connection of user
+// joined or left the presence of channel on this node (any protocol's
+// subscriptions); without webhooks they do nothing.
+func (s *Server) memberJoined(channel, user string) {
+	if s.opts.Webhooks != nil {
+		s.opts.Webhooks.MemberJoined(channel, user)
+	}
+}
+
+func (s *Server) memberLeft(channel, user string) {
+	if s.opts.Webhooks != nil {
+		s.opts.Webhooks.MemberLeft(channel, user)
+	}
+}
+
+// emitWebhook sends ev, which this node alone saw (the Pusher protocol's
+// client_event and cache_miss), to app's receivers; it never blocks.
+func (s *Server) emitWebhook(app string, ev webhooks.Event) {
+	if s.opts.Webhooks != nil {
+		s.opts.Webhooks.Emit(app, ev)
+	}
+}

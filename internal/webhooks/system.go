@@ -1,0 +1,137 @@
+package webhooks
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/eddyrt/eddy/internal/config"
+)
+
+// SystemOptions assemble a node's webhooks.
+type SystemOptions struct {
+	Dispatcher Options
+	// Static are the webhooks of eddy.yaml.
+	Static []config.Webhook
+	// Store keeps the webhooks added through the admin API.
+	Store Store
+	// Ledger decides occupancy and membership: NewMemoryLedger for one
+	// node, NewRedisLedger for a cluster. Every is its renewal period.
+	Ledger Ledger
+	Every  time.Duration
+	AppOf  func(channel string) string
+}
+
+// System is a node's webhooks: the dispatcher that sends, the tracker that
+// decides occupancy and membership events, and the receivers in force
+// (eddy.yaml's plus the stored ones).
+type System struct {
+	Dispatcher *Dispatcher
+	Tracker    *Tracker
+	store      Store
+	static     []config.Webhook
+	log        *slog.Logger
+	reloading  sync.Mutex
+}
+
+// NewSystem assembles and starts a node's webhooks and loads the stored
+// receivers. A store that cannot be read is logged, not fatal: the node
+// serves, and the next Reload tries again.
+func NewSystem(opts SystemOptions) *System {
+	d := NewDispatcher(opts.Dispatcher)
+	s := &System{Dispatcher: d, store: opts.Store, log: d.log}
+	for i, w := range opts.Static {
+		w.ID = fmt.Sprintf("config-%d", i+1)
+		s.static = append(s.static, w)
+	}
+	ledger := opts.Ledger
+	if ledger == nil {
+		ledger = NewMemoryLedger()
+	}
+	s.Tracker = NewTracker(TrackerOptions{Ledger: ledger, Emit: d.Emit, AppOf: opts.AppOf, Every: opts.Every, Logger: opts.Dispatcher.Logger})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Reload(ctx); err != nil {
+		s.log.Warn("webhooks: stored receivers not loaded; using eddy.yaml's until the next change", "err", err)
+	}
+	return s
+}
+
+// Reload reads the stored receivers again and puts them in force with
+// those of eddy.yaml.
+func (s *System) Reload(ctx context.Context) error {
+	s.reloading.Lock()
+	defer s.reloading.Unlock()
+	hooks := slices.Clone(s.static)
+	var err error
+	if s.store != nil {
+		var stored []config.Webhook
+		stored, err = s.store.List(ctx)
+		for _, w := range stored {
+			if verr := w.Validate(); verr != nil {
+				s.log.Warn("webhooks: stored receiver skipped", "id", w.ID, "err", verr)
+				continue
+			}
+			hooks = append(hooks, w)
+		}
+		if err != nil && len(stored) == 0 {
+			return err
+		}
+	}
+	// Tracking starts before the receivers are in force, so whoever sees
+	// them listed sees their channels tracked.
+	for _, h := range hooks {
+		for _, name := range h.Events {
+			switch name {
+			case ChannelOccupied, ChannelVacated, MemberAdded, MemberRemoved:
+				s.Tracker.Enable()
+			}
+		}
+	}
+	s.Dispatcher.SetHooks(hooks)
+	return err
+}
+
+// isStatic reports whether id is an eddy.yaml receiver.
+func (s *System) isStatic(id string) bool {
+	for _, w := range s.static {
+		if w.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// Close stops the tracker (this node's channels and members are released,
+// reporting those it held last), then gives the dispatcher until ctx ends
+// to send what is queued.
+func (s *System) Close(ctx context.Context) {
+	s.Tracker.Close(ctx)
+	s.Dispatcher.Close(ctx)
+}
+
+// LocalOccupied implements hub.Observer (through the server's Webhooks).
+func (s *System) LocalOccupied(channel string) { s.Tracker.LocalOccupied(channel) }
+
+// LocalVacated implements hub.Observer.
+func (s *System) LocalVacated(channel string) { s.Tracker.LocalVacated(channel) }
+
+// MemberJoined reports a presence member's connection on this node.
+func (s *System) MemberJoined(channel, user string) { s.Tracker.MemberJoined(channel, user) }
+
+// MemberLeft reports that a presence member's connection left.
+func (s *System) MemberLeft(channel, user string) { s.Tracker.MemberLeft(channel, user) }
+
+// ConnectionRefused reports a connection refused by limit.
+func (s *System) ConnectionRefused(limit string) { s.Dispatcher.ConnectionRefused(limit) }
+
+// FunctionFailed reports a function's failure or timeout.
+func (s *System) FunctionFailed(function, channel string, err error) {
+	s.Dispatcher.FunctionFailed(function, channel, err)
+}
+
+// Emit sends ev, seen by this node alone, to app's receivers.
+func (s *System) Emit(app string, ev Event) { s.Dispatcher.Emit(app, ev) }
