@@ -86,6 +86,9 @@ type Config struct {
 	MaxHistoryBytes       int64         `koanf:"max_history_bytes"`
 	HTTPIdleTimeout       time.Duration `koanf:"http_idle_timeout"`
 	HTTPReadTimeout       time.Duration `koanf:"http_read_timeout"`
+	// Operations (docs/operations.md): the status channel and function logs.
+	StatusSampleRate int `koanf:"status_sample_rate"`
+	FunctionLogLines int `koanf:"function_log_lines"`
 }
 
 // JWTKey is one entry of jwt_keys: a token verification key chosen by the
@@ -166,6 +169,8 @@ var settings = []setting{
 	{"demo", "serve the demo chat page and a development token endpoint (never in production)", false},
 	{"allow_private_urls", "let HTTP functions reach loopback, private and link-local addresses (refused by default)", false},
 	{"functions_pool_size", "VMs per JavaScript function (0: one per CPU)", 0},
+	{"status_sample_rate", "events of each kind per second one node sends to $admin:status subscribers; past it they are counted in an events_omitted event instead", 50},
+	{"function_log_lines", "ctx.log lines and errors kept per function (GET /api/v1/functions/{name}/logs)", 200},
 }
 
 // Default returns the built-in settings.
@@ -545,6 +550,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.ChannelDefaults.validate(); err != nil {
 		return fmt.Errorf("channel_defaults: %w", err)
+	}
+	if err := c.validateOperations(); err != nil {
+		return err
 	}
 	return c.validateKeysAndTLS()
 }

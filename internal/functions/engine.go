@@ -71,6 +71,9 @@ type Options struct {
 	// KV is the store behind ctx.kv (kvstore.Redis in cluster mode); nil
 	// gives the engine its own in-memory store.
 	KV fnrt.KV
+	// Observer, when set, sees the functions' log lines and failures
+	// (observer.go).
+	Observer Observer
 }
 
 // Engine holds the deployed functions and associations and runs them.
@@ -225,6 +228,7 @@ func (e *Engine) compile(fn Function) (*compiled, error) {
 		MaxMemory:        int64(fn.MaxMemoryMB) << 20,
 		OnLog:            logs.Allow,
 		OnLogDropped:     m.logDropped.Inc,
+		OnLogLine:        e.logLineFunc(fn.Name),
 		KV:               e.opts.KV,
 		AllowPrivateURLs: e.opts.AllowPrivateURLs,
 	})
@@ -261,6 +265,7 @@ func (e *Engine) invoke(ctx context.Context, c *compiled, msg Message, dry bool)
 		c.m.unavailable.Inc()
 		if !dry {
 			c.logFailure(err, msg.Channel)
+			e.observeFailure(c, msg.Channel, err)
 		}
 	case err != nil:
 		c.m.failures.Inc()
@@ -275,6 +280,7 @@ func (e *Engine) invoke(ctx context.Context, c *compiled, msg Message, dry bool)
 		}
 		if !dry {
 			c.logFailure(err, msg.Channel)
+			e.observeFailure(c, msg.Channel, err)
 		}
 	case res.Action == fnrt.Reject:
 		c.m.rejections.Inc()

@@ -74,6 +74,7 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 		}
 		store = fs
 	}
+	ops := n.buildOperations(cfg, log, reg)
 	engine, err := functions.New(store, functions.Options{
 		Logger:           log, // the engine names its own component
 		Registerer:       reg,
@@ -82,6 +83,7 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 		AllowPrivateURLs: cfg.AllowPrivateURLs,
 		PoolSize:         cfg.FunctionsPool,
 		KV:               kv,
+		Observer:         ops,
 	})
 	if err != nil {
 		n.Close()
@@ -95,7 +97,10 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 		// next message: the store notifies, every node reloads. A node that
 		// was cut off missed the notices (or Redis lost its data), so it also
 		// reloads whenever its pub/sub reconnects.
-		n.Redis.OnNotify(func(topic string, _ []byte) {
+		n.Redis.OnNotify(func(topic string, payload []byte) {
+			if ops.route(topic, payload) {
+				return
+			}
 			if topic != redisstore.Topic && topic != redisbroker.TopicReconnected {
 				return
 			}
