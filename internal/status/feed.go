@@ -127,6 +127,9 @@ func New(opts Options) *Feed {
 	for _, r := range []string{"queue", "relay", "slow_subscriber"} {
 		f.dropped.WithLabelValues(r)
 	}
+	for _, k := range []string{ConnectionOpened, ConnectionClosed, Subscribed, Unsubscribed, FunctionError, FunctionTimeout, LimitRefused} {
+		f.omitted.WithLabelValues(k) // present at 0, so alerts can rate() it
+	}
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(f.dropped, f.omitted)
 	}
