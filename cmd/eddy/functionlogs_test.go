@@ -70,3 +70,25 @@ func TestFunctionsLogsCLI(t *testing.T) {
 		t.Fatal("functions logs -f did not stop with its context")
 	}
 }
+
+// eddy token --admin mints a token that may watch $admin:status; without
+// --admin the same subscribe is refused.
+func TestTokenAdminWatchesStatus(t *testing.T) {
+	s := servertest.Start(t)
+	run := cliEnv(t, s)
+	for _, admin := range []bool{true, false} {
+		args := []string{"token", "--sub", "ops"}
+		if admin {
+			args = append(args, "--admin")
+		}
+		out, err := run(args...)
+		if err != nil {
+			t.Fatalf("token: %v %s", err, out)
+		}
+		ws := servertest.Connect(t, s.WSURL, strings.TrimSpace(out))
+		f := ws.Request(map[string]any{"type": "subscribe", "id": 1, "channel": "$admin:status"})
+		if admin && f.Type() != "subscribed" || !admin && f.Str("code") != "forbidden" {
+			t.Fatalf("token (admin %v) subscribing to $admin:status: %v", admin, f)
+		}
+	}
+}
