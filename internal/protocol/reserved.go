@@ -7,7 +7,7 @@ package protocol
 const StatusChannel = "$admin:status"
 
 // reservedMessage tells a publisher why the status channel refused it.
-const reservedMessage = "channel $admin:status is reserved: only Eddy publishes to it"
+const reservedMessage = "channel $admin:status is reserved: only Eddy publishes to it, and an admin token may only subscribe to it"
 
 // validateSubscribeChannel is ValidateChannel for subscribe and
 // unsubscribe frames, which may also name the status channel.
