@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -285,4 +286,52 @@ func TestStatusChannelAcrossTheCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	nextStatus(t, ops, "node_left", field("node", c.NodeID()))
+}
+
+// A status subscriber that stops reading misses events, counted in
+// eddy_status_events_dropped_total{reason="slow_subscriber"}, and is not
+// disconnected: when it reads again, events flow.
+func TestStatusChannelSlowSubscriberMissesEventsAndStays(t *testing.T) {
+	s := servertest.Start(t, func(c *config.Config) {
+		c.StatusSampleRate = 10000
+		c.MaxMessageBytes = 4096
+		c.MaxQueueBytes = 16 << 10
+	})
+	slow, resume := servertest.DialPaused(t, s.WSURL)
+	slow.Send(map[string]any{"type": "auth", "token": adminToken(t, "ops")})
+	slow.Send(map[string]any{"type": "subscribe", "id": 1, "channel": statusChannel})
+
+	busy := servertest.Connect(t, s.WSURL, servertest.Token(t, "busy", nil, nil))
+	dropped := func() float64 { return metricFloat(t, s, `eddy_status_events_dropped_total{reason="slow_subscriber"}`) }
+	servertest.EventuallyWithin(t, 60*time.Second, "status events dropped for the slow subscriber", func() bool {
+		// Each round: 400 status events of about 200 bytes each.
+		for i := 0; i < 200; i++ {
+			busy.Send(map[string]any{"type": "subscribe", "id": 2*i + 1, "channel": "chat:busy"})
+			busy.Send(map[string]any{"type": "unsubscribe", "id": 2*i + 2, "channel": "chat:busy"})
+		}
+		busy.Request(map[string]any{"type": "ping", "id": 100000})
+		return dropped() > 0
+	})
+	resume()
+	if f := slow.Expect("ready"); f.Str("user") != "ops" {
+		t.Fatalf("ready: %v", f)
+	}
+	if f := slow.Expect("subscribed"); f.Str("channel") != statusChannel {
+		t.Fatalf("subscribed: %v", f)
+	}
+	// Events flow again once its queue has drained.
+	seen := false
+	for i := 0; !seen && i < 50; i++ {
+		ch := fmt.Sprintf("chat:after-%d", i)
+		busy.Request(map[string]any{"type": "subscribe", "id": 300000 + i, "channel": ch})
+		seen = statusWithin(slow, 300*time.Millisecond, "subscribed", func(d map[string]any) bool { return d["channel"] == ch })
+	}
+	if !seen {
+		t.Fatal("no status event reached the subscriber after it read again")
+	}
+	select {
+	case <-slow.Closed():
+		t.Fatal("the slow status subscriber was disconnected")
+	default:
+	}
 }
