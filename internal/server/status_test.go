@@ -286,6 +286,18 @@ func TestStatusChannelAcrossTheCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	nextStatus(t, ops, "node_left", field("node", c.NodeID()))
+
+	// A node cut off from Redis says nothing: the others notice when its
+	// announcements expire (node_ttl).
+	proxy := startCutProxy(t, rs.Addr())
+	d := servertest.StartNode(t, func(cfg *config.Config) {
+		cfg.Redis = []string{proxy.URL()}
+		cfg.NodeName = "node-d"
+		cfg.NodeTTL = 2 * time.Second
+	})
+	nextStatus(t, ops, "node_joined", field("node", d.NodeID()))
+	proxy.setCut(true)
+	nextStatus(t, ops, "node_left", field("node", d.NodeID()))
 }
 
 // A status subscriber that stops reading misses events, counted in

@@ -32,6 +32,9 @@ const (
 	listenEvery   = 5 * time.Second // a node with subscribers says so this often
 	listenFor     = 3 * listenEvery // and the others relay to it for this long
 	defaultNodeAt = 5 * time.Second
+	// unlistedGrace, in registry reads (a third of node_ttl each), is how
+	// long a node that said it joined may be missing from the registry.
+	unlistedGrace = 6
 )
 
 // Subscriber is a local status subscriber (a connection).
@@ -86,7 +89,11 @@ type Feed struct {
 	subs   map[Subscriber]struct{}
 	known  map[string]bool // nodes seen alive
 	gone   map[string]bool // nodes that said they left, still in the registry
-	seeded bool            // known holds the registry's first answer
+	// unlisted are nodes that said they joined but were not yet seen in
+	// the registry, with when: their first announcement may be on the
+	// way, so they are not taken for dead until unlistedGrace has passed.
+	unlisted map[string]time.Time
+	seeded   bool // known holds the registry's first answer
 }
 
 // relay is what one node sends the others under Topic.
@@ -107,14 +114,15 @@ func New(opts Options) *Feed {
 		opts.NodeEvery = defaultNodeAt
 	}
 	f := &Feed{
-		opts:    opts,
-		log:     opts.Logger.With("component", "status"),
-		epoch:   "status-" + strconv.FormatInt(time.Now().UnixNano(), 36),
-		buckets: map[string]*rate.Limiter{},
-		left:    map[string]int64{},
-		subs:    map[Subscriber]struct{}{},
-		known:   map[string]bool{opts.NodeID: true},
-		gone:    map[string]bool{},
+		opts:     opts,
+		log:      opts.Logger.With("component", "status"),
+		epoch:    "status-" + strconv.FormatInt(time.Now().UnixNano(), 36),
+		buckets:  map[string]*rate.Limiter{},
+		left:     map[string]int64{},
+		subs:     map[Subscriber]struct{}{},
+		known:    map[string]bool{opts.NodeID: true},
+		gone:     map[string]bool{},
+		unlisted: map[string]time.Time{},
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eddy_status_events_dropped_total",
 			Help: "Status events ($admin:status) dropped, by reason: queue (more than the node gathers between two flushes), relay (the cluster relay failed), slow_subscriber (counted once per subscriber that missed them).",
@@ -286,11 +294,15 @@ func (f *Feed) noteNodeLocked(e Event) bool {
 		}
 		f.known[e.Node] = true
 		delete(f.gone, e.Node)
+		if e.Node != f.opts.NodeID {
+			f.unlisted[e.Node] = time.Now()
+		}
 	case NodeLeft:
 		if !f.known[e.Node] {
 			return false
 		}
 		delete(f.known, e.Node)
+		delete(f.unlisted, e.Node)
 		f.gone[e.Node] = true
 	}
 	return true
@@ -388,6 +400,7 @@ func (f *Feed) checkNodes() {
 	var events []Event
 	now := stamp(time.Now())
 	for id := range live {
+		delete(f.unlisted, id)
 		if !f.known[id] && !f.gone[id] && f.seeded {
 			events = append(events, Event{Type: NodeJoined, Node: id, Time: now})
 		}
@@ -395,10 +408,15 @@ func (f *Feed) checkNodes() {
 			f.known[id] = true
 		}
 	}
+	grace := unlistedGrace * f.opts.NodeEvery
 	for id := range f.known {
-		if !live[id] && id != f.opts.NodeID && f.seeded {
-			events = append(events, Event{Type: NodeLeft, Node: id, Time: now})
+		if live[id] || id == f.opts.NodeID || !f.seeded {
+			continue
 		}
+		if since, ok := f.unlisted[id]; ok && time.Since(since) < grace {
+			continue // joined, not announced yet
+		}
+		events = append(events, Event{Type: NodeLeft, Node: id, Time: now})
 	}
 	for id := range f.gone {
 		if !live[id] {

@@ -193,6 +193,21 @@ func TestFeedNodeEventsOnce(t *testing.T) {
 	if count(NodeJoined, "n3") != 1 || count(NodeLeft, "n3") != 1 || count(NodeLeft, "n2") != 1 || count(NodeJoined, "n2") != 0 || count(NodeLeft, "n1") != 0 {
 		t.Fatalf("node events: %+v", s.events(t))
 	}
+	// n4 says it joined before its first announcement reached the
+	// registry: not dead yet; only once the grace has passed unlisted.
+	relay(NodeJoined, "n4")
+	f.checkNodes()
+	if count(NodeLeft, "n4") != 0 {
+		t.Fatalf("a node that just joined, not yet in the registry, taken for dead: %+v", s.events(t))
+	}
+	f.mu.Lock()
+	f.unlisted["n4"] = time.Now().Add(-time.Hour)
+	f.mu.Unlock()
+	f.checkNodes()
+	f.checkNodes()
+	if count(NodeJoined, "n4") != 1 || count(NodeLeft, "n4") != 1 {
+		t.Fatalf("n4 never listed: %+v", s.events(t))
+	}
 }
 
 func counterValue(c prometheus.Counter) float64 {
