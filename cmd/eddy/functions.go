@@ -48,7 +48,7 @@ func newFunctionsCmd(g *globals) *cobra.Command {
 		Short: "Deploy and manage functions: middleware that sees every message of its channels",
 		Long:  "Functions modify, enrich, filter or analyze messages between publish and delivery. See docs/functions.md.",
 	}
-	cmd.AddCommand(newFunctionsDeployCmd(g), newFunctionsListCmd(g), newFunctionsDeleteCmd(g), newFunctionsInvokeCmd(g), newFunctionsApplyCmd(g))
+	cmd.AddCommand(newFunctionsDeployCmd(g), newFunctionsListCmd(g), newFunctionsDeleteCmd(g), newFunctionsInvokeCmd(g), newFunctionsApplyCmd(g), newFunctionsLogsCmd(g))
 	return cmd
 }
 

@@ -35,13 +35,15 @@ func newTokenCmd(g *globals) *cobra.Command {
 		info     string
 		secret   string
 		kid      string
+		admin    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "token",
 		Short: "Mint an HS256 client token signed with the configured secret (or an HS256 jwt_keys entry)",
 		Example: `  eddy token --sub alice --ttl 1h --channel 'chat:*' --publish 'chat:*'
   eddy token --sub bob --info '{"name":"Bob"}'
-  eddy token --sub carol --kid 2026-07   # signed with jwt_keys entry 2026-07`,
+  eddy token --sub carol --kid 2026-07   # signed with jwt_keys entry 2026-07
+  eddy token --sub ops --admin           # may watch $admin:status`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if secret == "" {
@@ -59,7 +61,7 @@ func newTokenCmd(g *globals) *cobra.Command {
 			if ttl < 0 {
 				return fmt.Errorf("--ttl %s is negative: the token would be expired already (0 means it never expires)", ttl)
 			}
-			spec := auth.TokenSpec{Subject: sub, TTL: ttl, Channels: channels, Publish: publish, KeyID: kid}
+			spec := auth.TokenSpec{Subject: sub, TTL: ttl, Channels: channels, Publish: publish, KeyID: kid, Admin: admin}
 			if info != "" {
 				if !json.Valid([]byte(info)) {
 					return fmt.Errorf("--info is not valid JSON: %s", info)
@@ -85,6 +87,7 @@ func newTokenCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringSliceVar(&publish, "publish", nil, "channel pattern the token may publish to (repeatable; default none)")
 	cmd.Flags().StringVar(&info, "info", "", "JSON shown to others in presence")
 	cmd.Flags().StringVar(&secret, "secret", "", "secret to sign with (default: from the config)")
+	cmd.Flags().BoolVar(&admin, "admin", false, "add the admin claim: the token may subscribe to the status channel $admin:status (docs/operations.md)")
 	cmd.Flags().StringVar(&kid, "kid", "", "sign with the HS256 jwt_keys entry of this kid and name it in the token (default: the secret, no kid)")
 	_ = cmd.MarkFlagRequired("sub")
 	return cmd

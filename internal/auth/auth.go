@@ -18,6 +18,8 @@ type Claims struct {
 	Channels []string        `json:"channels,omitempty"`
 	Publish  []string        `json:"publish,omitempty"`
 	Info     json.RawMessage `json:"info,omitempty"`
+	// Admin lets the connection subscribe to the status channel ($admin:status).
+	Admin bool `json:"admin,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -26,6 +28,7 @@ type Identity struct {
 	User     string
 	Expires  time.Time // zero: never
 	Info     json.RawMessage
+	Admin    bool // the admin claim: may subscribe to $admin:status
 	channels []string
 	publish  []string
 }
@@ -154,7 +157,7 @@ func (v *Verifier) Verify(token string) (*Identity, error) {
 			return nil, fmt.Errorf("verify token: %w", err)
 		}
 	}
-	id := &Identity{User: c.Subject, Info: c.Info, channels: c.Channels, publish: c.Publish}
+	id := &Identity{User: c.Subject, Info: c.Info, Admin: c.Admin, channels: c.Channels, publish: c.Publish}
 	if c.Channels == nil {
 		id.channels = v.defaultChannels
 	}
@@ -172,6 +175,7 @@ type TokenSpec struct {
 	Publish  []string
 	Info     json.RawMessage
 	KeyID    string // the kid header: which of the server's keys signed it ("": none)
+	Admin    bool   // the admin claim ($admin:status)
 }
 
 // Mint signs a token for spec with secret.
@@ -184,6 +188,7 @@ func Mint(secret []byte, spec TokenSpec) (string, error) {
 		Channels: spec.Channels,
 		Publish:  spec.Publish,
 		Info:     spec.Info,
+		Admin:    spec.Admin,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:  spec.Subject,
 			IssuedAt: jwt.NewNumericDate(now),

@@ -90,6 +90,9 @@ type Config struct {
 	Webhooks        []Webhook     `koanf:"webhooks"`
 	WebhookWindow   time.Duration `koanf:"webhook_window"`
 	WebhookRetryFor time.Duration `koanf:"webhook_retry_for"`
+	// Operations (docs/operations.md): the status channel and function logs.
+	StatusSampleRate int `koanf:"status_sample_rate"`
+	FunctionLogLines int `koanf:"function_log_lines"`
 }
 
 // JWTKey is one entry of jwt_keys: a token verification key chosen by the
@@ -173,6 +176,8 @@ var settings = []setting{
 	{"webhooks", "webhook receivers: a list of {url, secret, events, format, key}, format eddy (default) or pusher (a JSON list in the flag and variable; docs/webhooks.md)", jsonList{}},
 	{"webhook_window", "how long webhook events gather before one POST carries them all", 250 * time.Millisecond},
 	{"webhook_retry_for", "how long a webhook POST that fails is retried, with exponential backoff, before its events are dropped", 5 * time.Minute},
+	{"status_sample_rate", "events of each kind per second one node sends to $admin:status subscribers; past it they are counted in an events_omitted event instead", 50},
+	{"function_log_lines", "ctx.log lines and errors kept per function (GET /api/v1/functions/{name}/logs)", 200},
 }
 
 // Default returns the built-in settings.
@@ -557,6 +562,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("channel_defaults: %w", err)
 	}
 	if err := c.validateWebhooks(); err != nil {
+		return err
+	}
+	if err := c.validateOperations(); err != nil {
 		return err
 	}
 	return c.validateKeysAndTLS()

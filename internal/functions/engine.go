@@ -75,6 +75,9 @@ type Options struct {
 	// message (not of dry runs): the function_error webhook. It must not
 	// block.
 	OnFailure func(function, channel string, err error)
+	// Observer, when set, sees the functions' log lines and failures
+	// (observer.go).
+	Observer Observer
 }
 
 // Engine holds the deployed functions and associations and runs them.
@@ -229,6 +232,7 @@ func (e *Engine) compile(fn Function) (*compiled, error) {
 		MaxMemory:        int64(fn.MaxMemoryMB) << 20,
 		OnLog:            logs.Allow,
 		OnLogDropped:     m.logDropped.Inc,
+		OnLogLine:        e.logLineFunc(fn.Name),
 		KV:               e.opts.KV,
 		AllowPrivateURLs: e.opts.AllowPrivateURLs,
 	})
@@ -265,6 +269,7 @@ func (e *Engine) invoke(ctx context.Context, c *compiled, msg Message, dry bool)
 		c.m.unavailable.Inc()
 		if !dry {
 			c.logFailure(err, msg.Channel)
+			e.observeFailure(c, msg.Channel, err)
 		}
 	case err != nil:
 		c.m.failures.Inc()
@@ -282,6 +287,7 @@ func (e *Engine) invoke(ctx context.Context, c *compiled, msg Message, dry bool)
 			if e.opts.OnFailure != nil {
 				e.opts.OnFailure(c.fn.Name, msg.Channel, err)
 			}
+			e.observeFailure(c, msg.Channel, err)
 		}
 	case res.Action == fnrt.Reject:
 		c.m.rejections.Inc()

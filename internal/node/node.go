@@ -81,6 +81,7 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 		n.Close()
 		return nil, err
 	}
+	ops := n.buildOperations(cfg, log, reg)
 	engine, err := functions.New(store, functions.Options{
 		Logger:           log, // the engine names its own component
 		Registerer:       reg,
@@ -90,6 +91,7 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 		PoolSize:         cfg.FunctionsPool,
 		KV:               kv,
 		OnFailure:        n.Webhooks.FunctionFailed,
+		Observer:         ops,
 	})
 	if err != nil {
 		n.Close()
@@ -103,7 +105,10 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 		// next message: the store notifies, every node reloads. A node that
 		// was cut off missed the notices (or Redis lost its data), so it also
 		// reloads whenever its pub/sub reconnects.
-		n.Redis.OnNotify(func(topic string, _ []byte) {
+		n.Redis.OnNotify(func(topic string, payload []byte) {
+			if ops.route(topic, payload) {
+				return
+			}
 			if topic == webhooks.Topic || topic == redisbroker.TopicReconnected {
 				n.reloadWebhooks(log)
 			}

@@ -138,7 +138,11 @@ func DecodeClientFrame(b []byte) (*ClientFrame, error) {
 		if f.Token == "" {
 			return &f, Errorf(CodeBadRequest, "refresh frame needs a token")
 		}
-	case TypeSubscribe, TypeUnsubscribe, TypePresence:
+	case TypeSubscribe, TypeUnsubscribe:
+		if err := validateSubscribeChannel(f.Channel); err != nil {
+			return &f, err
+		}
+	case TypePresence:
 		if err := ValidateChannel(f.Channel); err != nil {
 			return &f, err
 		}
@@ -169,6 +173,9 @@ const MaxChannelLen = 255
 func ValidateChannel(name string) error {
 	if name == "" {
 		return Errorf(CodeBadRequest, "channel name is empty")
+	}
+	if name == StatusChannel {
+		return Errorf(CodeForbidden, "%s", reservedMessage)
 	}
 	if len(name) > MaxChannelLen {
 		return Errorf(CodeBadRequest, "channel name is %d characters long; the limit is %d", len(name), MaxChannelLen)

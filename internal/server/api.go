@@ -228,11 +228,7 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 // announceLoop tells the cluster this node is alive, every few seconds.
 func (s *Server) announceLoop(reg broker.NodeRegistry) {
 	defer s.stopped.Done()
-	every := min(5*time.Second, s.cfg.NodeTTL/3)
-	if every <= 0 {
-		every = 5 * time.Second
-	}
-	t := time.NewTicker(every)
+	t := time.NewTicker(announceEvery(s.cfg.NodeTTL))
 	defer t.Stop()
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)

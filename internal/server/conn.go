@@ -143,6 +143,9 @@ func (c *conn) send(frame []byte) { _ = c.out.PushReply(frame) }
 
 func (c *conn) sendError(id uint64, err *protocol.Error) {
 	c.s.metrics.errors.WithLabelValues(err.Code).Inc()
+	if err.Code == protocol.CodeRateLimited {
+		c.s.statusLimit(c, err.Code, "", err.Message)
+	}
 	c.send(protocol.ErrorFrame(id, err))
 }
 
@@ -183,6 +186,7 @@ func (c *conn) closing() bool { return c.ctx.Err() != nil }
 // and presence calls are bounded by releaseTimeout.
 func (c *conn) teardown(d *protocol.Disconnect, drain bool) {
 	defer close(c.released)
+	c.statusClosed(d)
 	c.mu.Lock()
 	if c.authTimer != nil {
 		c.authTimer.Stop()
@@ -375,6 +379,7 @@ func (c *conn) handleAuth(f *protocol.ClientFrame, decodeErr error) {
 	c.armExpiry(ident.Expires)
 	c.mu.Unlock()
 	c.send(protocol.Ready(c.id, ident.User))
+	c.statusOpened(ident)
 }
 
 // armExpiry closes the connection with 4003 when its token runs out; c.mu held.
@@ -456,6 +461,10 @@ func (c *conn) doPublish(ctx context.Context, f *protocol.ClientFrame, id *auth.
 }
 
 func (c *conn) handleUnsubscribe(ctx context.Context, f *protocol.ClientFrame) {
+	if f.Channel == protocol.StatusChannel {
+		c.unsubscribeStatus(f)
+		return
+	}
 	c.mu.Lock()
 	sub := c.subs[f.Channel]
 	delete(c.subs, f.Channel)

@@ -159,13 +159,16 @@ func (s *Server) limitRefusal(limit string) (int, string) {
 		status, msg = http.StatusTooManyRequests, fmt.Sprintf("this address has max_connections_per_ip (%d) connections; close one first", s.cfg.MaxConnectionsPerIP)
 	}
 	s.metrics.errorsFor(protocol.CodeLimitExceeded).Inc()
+	s.statusLimit(nil, limit, "", msg)
 	return status, msg
 }
 
 // userLimitError is what a connection past max_connections_per_user is
 // told before it is closed with CloseTooManyConnections.
 func (s *Server) userLimitError(user string) *protocol.Error {
-	return protocol.Errorf(protocol.CodeLimitExceeded, "user %q has max_connections_per_user (%d) connections on this node; close one first", user, s.cfg.MaxConnectionsPerUser)
+	err := protocol.Errorf(protocol.CodeLimitExceeded, "user %q has max_connections_per_user (%d) connections on this node; close one first", user, s.cfg.MaxConnectionsPerUser)
+	s.statusLimit(nil, limitUser, user, err.Message)
+	return err
 }
 
 // admit takes the node and IP slots for an upgrade request, answering it

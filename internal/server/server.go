@@ -26,9 +26,11 @@ import (
 	"github.com/eddyrt/eddy/internal/broker"
 	"github.com/eddyrt/eddy/internal/broker/memory"
 	"github.com/eddyrt/eddy/internal/config"
+	"github.com/eddyrt/eddy/internal/functions/fnlog"
 	"github.com/eddyrt/eddy/internal/hub"
 	"github.com/eddyrt/eddy/internal/outbox"
 	"github.com/eddyrt/eddy/internal/protocol"
+	"github.com/eddyrt/eddy/internal/status"
 )
 
 // App is one application's isolated space: its secret, keys and channels.
@@ -70,6 +72,12 @@ type Options struct {
 	ExtraHandlers map[string]http.Handler
 	// Webhooks, when set, hears of occupancy, members and refusals (webhooks.go).
 	Webhooks Webhooks
+	// Status, when set, is the status feed ($admin:status) the server runs
+	// (node.Build relays it across the cluster); nil: one of this node only.
+	Status *status.Feed
+	// FunctionLogs, when set, serves GET /api/v1/functions/{name}/logs
+	// behind the admin key (oplogs.go).
+	FunctionLogs *fnlog.Store
 
 	// writeDelay, set only by tests (export_test.go), replaces write_delay
 	// beyond its limit: a window of an hour makes "a reply never waits for
@@ -111,6 +119,8 @@ type Server struct {
 	apiRoutes []string    // "METHOD /path" of the HTTP API, set by mountAPI
 	// dropLogged is when a dropped frame was last logged (unix nanoseconds).
 	dropLogged atomic.Int64
+	status     *status.Feed // the $admin:status feed (status.go)
+	statusSubs statusSubs
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -186,6 +196,11 @@ func New(opts Options) (*Server, error) {
 	s.metrics = newMetrics(s)
 	s.limits = s.newConnLimits()
 	s.registerHistoryMetrics()
+	s.status = opts.Status
+	if s.status == nil {
+		s.status = s.newStatusFeed()
+	}
+	s.statusSubs.subs = map[*conn]func(){}
 	s.upgrader = gws.NewUpgrader(&wsHandler{s: s}, &gws.ServerOption{
 		// The hard cap gws enforces; frames between max_message_bytes and
 		// this get a too_large error and the connection stays up.
@@ -267,6 +282,18 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.abil.Nodes != nil {
 		s.stopped.Add(1)
 		go s.announceLoop(s.abil.Nodes)
+	}
+	s.stopped.Add(1)
+	go func() {
+		defer s.stopped.Done()
+		s.status.Run(s.stop)
+	}()
+	if s.opts.FunctionLogs != nil {
+		s.stopped.Add(1)
+		go func() {
+			defer s.stopped.Done()
+			s.opts.FunctionLogs.Run(s.stop)
+		}()
 	}
 	return nil
 }

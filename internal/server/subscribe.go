@@ -14,6 +14,7 @@ import (
 	"github.com/eddyrt/eddy/internal/config"
 	"github.com/eddyrt/eddy/internal/hub"
 	"github.com/eddyrt/eddy/internal/protocol"
+	"github.com/eddyrt/eddy/internal/status"
 )
 
 // maxEpochLen bounds the epoch a client may send in since; real epochs
@@ -203,6 +204,10 @@ func validSince(since *protocol.Position) *protocol.Error {
 }
 
 func (c *conn) handleSubscribe(ctx context.Context, f *protocol.ClientFrame, id *auth.Identity) {
+	if f.Channel == protocol.StatusChannel {
+		c.subscribeStatus(f, id)
+		return
+	}
 	if !id.CanSubscribe(f.Channel) {
 		c.sendError(f.ID, protocol.Errorf(protocol.CodeForbidden, "subscribe to %q is not allowed by the token", f.Channel))
 		return
@@ -244,6 +249,7 @@ func (c *conn) handleSubscribe(ctx context.Context, f *protocol.ClientFrame, id 
 	c.s.announce(ctx, sub, protocol.ActionJoin)
 	reply.ID = f.ID
 	c.send(reply.encode())
+	c.statusSubscription(status.Subscribed, id, f.Channel)
 	sub.catchUp(protocol.Position{Epoch: reply.Epoch, Offset: reply.Offset}, replay)
 }
 
@@ -329,6 +335,7 @@ func (s *Server) leave(ctx context.Context, sub *subscription) {
 	sub.mu.Lock()
 	sub.left = true
 	sub.mu.Unlock()
+	sub.c.statusSubscription(status.Unsubscribed, sub.id, sub.channel)
 	if err := s.hub.Unsubscribe(ctx, sub.channel, sub); err != nil {
 		s.log.Warn("unsubscribe", "channel", sub.channel, "err", err)
 	}

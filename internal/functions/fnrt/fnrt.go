@@ -96,6 +96,8 @@ type Config struct {
 	// that was not.
 	OnLog        func() bool
 	OnLogDropped func()
+	// OnLogLine, when set, gets each line written (the function logs).
+	OnLogLine func(line string)
 	// KV is the store behind ctx.kv; nil leaves functions without one.
 	KV KV
 	// AllowPrivateURLs lets ctx.fetch reach non-public addresses.

@@ -478,7 +478,11 @@ func (v *vmState) jsLog(call goja.FunctionCall) goja.Value {
 		}
 		return goja.Undefined()
 	}
-	v.in.cfg.Logger.Info(v.logLine(call.Arguments))
+	line := v.logLine(call.Arguments)
+	v.in.cfg.Logger.Info(line)
+	if v.in.cfg.OnLogLine != nil {
+		v.in.cfg.OnLogLine(line)
+	}
 	return goja.Undefined()
 }
 
