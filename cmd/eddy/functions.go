@@ -60,7 +60,7 @@ func newFunctionsDeployCmd(g *globals) *cobra.Command {
 		secret  string
 	)
 	cmd := &cobra.Command{
-		Use:   "deploy NAME [FILE.js]",
+		Use:   "deploy NAME [FILE.js|FILE.ts]",
 		Short: "Deploy a JavaScript function from a file, or an HTTP function with --url",
 		Example: `  eddy functions deploy profanity examples/functions/profanity.js --timeout 50ms --env WORDS=darn,heck
   eddy functions deploy translate --url https://fn.example.com/translate --secret s3cret`,
@@ -78,6 +78,9 @@ func newFunctionsDeployCmd(g *globals) *cobra.Command {
 					return err
 				}
 				fn.Runtime, fn.Source = functions.RuntimeJS, string(src)
+				if strings.HasSuffix(args[1], ".ts") {
+					fn.Language = "ts" // transpiled by the server (docs/functions.md)
+				}
 			default:
 				return fmt.Errorf("give a FILE.js to deploy, or --url for an HTTP function")
 			}

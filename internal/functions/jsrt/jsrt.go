@@ -93,9 +93,9 @@ func (r *Runtime) Compile(fn fnrt.Function, cfg fnrt.Config) (fnrt.Instance, err
 	if len(fn.Source) > MaxSourceBytes {
 		return nil, fmt.Errorf("source is %d bytes, the limit is %d", len(fn.Source), MaxSourceBytes)
 	}
-	prg, err := goja.Compile(fn.Name+".js", fn.Source, false)
+	prg, err := compileSource(fn)
 	if err != nil {
-		return nil, syntaxError(err)
+		return nil, err
 	}
 	hosts, err := allowHosts(fn.AllowHosts)
 	if err != nil {

@@ -288,7 +288,7 @@ func (v *vmState) run(msg fnrt.Message, timeout time.Duration) (fnrt.Result, err
 			v.broken = true
 			return fnrt.Result{}, errors.New("stack overflow")
 		case errors.As(err, &ex):
-			return fnrt.Result{Action: fnrt.Reject, Reason: v.exceptionReason(ex)}, nil
+			return fnrt.Result{Action: fnrt.Reject, Reason: v.exceptionReason(ex), At: throwSite(ex)}, nil
 		default:
 			return fnrt.Result{}, err
 		}
