@@ -19,6 +19,7 @@ import (
 	"github.com/eddyrt/eddy/internal/functions/httprt"
 	"github.com/eddyrt/eddy/internal/functions/jsrt"
 	"github.com/eddyrt/eddy/internal/functions/kvstore"
+	"github.com/eddyrt/eddy/internal/functions/secrets"
 )
 
 // Defaults and limits.
@@ -71,6 +72,9 @@ type Options struct {
 	// KV is the store behind ctx.kv (kvstore.Redis in cluster mode); nil
 	// gives the engine its own in-memory store.
 	KV fnrt.KV
+	// Secrets backs ctx.secrets and the secrets API; nil (no secrets_key)
+	// leaves ctx.secrets empty and refuses to store secrets.
+	Secrets *secrets.Vault
 }
 
 // Engine holds the deployed functions and associations and runs them.
@@ -227,6 +231,7 @@ func (e *Engine) compile(fn Function) (*compiled, error) {
 		OnLogDropped:     m.logDropped.Inc,
 		KV:               e.opts.KV,
 		AllowPrivateURLs: e.opts.AllowPrivateURLs,
+		Secrets:          e.runtimeSecrets(),
 	})
 	if err != nil {
 		return nil, badRequest(fn.Name, "%v", err)

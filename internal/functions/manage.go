@@ -238,6 +238,7 @@ func (e *Engine) DeleteAssociation(ctx context.Context, pattern string) error {
 // their compiled instance; a stored function that fails to compile is
 // logged and, if a working version is running, that version is kept.
 func (e *Engine) Reload(ctx context.Context) error {
+	e.reloadSecrets(ctx)
 	fns, assocs, err := e.store.LoadAll(ctx)
 	var partial *LoadError
 	if errors.As(err, &partial) {

@@ -74,6 +74,11 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 		}
 		store = fs
 	}
+	vault, err := buildVault(cfg, n.Redis, log)
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
 	engine, err := functions.New(store, functions.Options{
 		Logger:           log, // the engine names its own component
 		Registerer:       reg,
@@ -82,6 +87,7 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 		AllowPrivateURLs: cfg.AllowPrivateURLs,
 		PoolSize:         cfg.FunctionsPool,
 		KV:               kv,
+		Secrets:          vault,
 	})
 	if err != nil {
 		n.Close()

@@ -42,6 +42,8 @@ func (s *Server) mountAPI(mux *http.ServeMux) {
 		mux.Handle("/api/v1/functions", admin)
 		mux.Handle("/api/v1/functions/", admin)
 		mux.Handle("/api/v1/associations", admin)
+		mux.Handle("/api/v1/secrets", admin)
+		mux.Handle("/api/v1/secrets/", admin)
 		if r, ok := s.opts.AdminHandler.(AdminRoutes); ok {
 			s.apiRoutes = append(s.apiRoutes, r.Routes()...)
 		}

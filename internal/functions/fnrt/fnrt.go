@@ -107,6 +107,17 @@ type Config struct {
 	KV KV
 	// AllowPrivateURLs lets ctx.fetch reach non-public addresses.
 	AllowPrivateURLs bool
+	// Secrets backs ctx.secrets; nil leaves it empty.
+	Secrets Secrets
+}
+
+// Secrets is what runtimes read secrets through. Redact replaces every
+// secret value in s by a mask naming the secret: runtimes pass what a
+// function logs and every error or rejection reason through it.
+type Secrets interface {
+	Secret(name string) (string, bool)
+	Names() []string
+	Redact(s string) string
 }
 
 // Runtime compiles functions of one kind. Compile must validate the

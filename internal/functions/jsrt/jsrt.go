@@ -228,8 +228,13 @@ func (in *instance) Close() error {
 	}
 }
 
-// Run invokes handle(message, ctx) on a pooled VM.
+// Run invokes handle(message, ctx) on a pooled VM. Secret values are
+// masked in the reason and the error it returns.
 func (in *instance) Run(ctx context.Context, msg fnrt.Message) (fnrt.Result, error) {
+	return in.redactResult(in.run(ctx, msg))
+}
+
+func (in *instance) run(ctx context.Context, msg fnrt.Message) (fnrt.Result, error) {
 	if len(msg.Data) > fnrt.MaxDataBytes {
 		return fnrt.Result{}, fmt.Errorf("message data is %d bytes, the limit for functions is %d", len(msg.Data), fnrt.MaxDataBytes)
 	}

@@ -138,6 +138,11 @@ func (in *instance) newVM() (*vmState, error) {
 	if in.cfg.KV != nil {
 		_ = c.Set("kv", v.newKV(""))
 	}
+	if in.cfg.Secrets != nil {
+		_ = c.Set("secrets", vm.NewDynamicObject(secretsObject{vm: vm, s: in.cfg.Secrets}))
+	} else {
+		_ = c.Set("secrets", vm.NewObject())
+	}
 	v.ctxObj = c
 
 	// Run the top level under the same timeout as a call.
@@ -478,7 +483,7 @@ func (v *vmState) jsLog(call goja.FunctionCall) goja.Value {
 		}
 		return goja.Undefined()
 	}
-	v.in.cfg.Logger.Info(v.logLine(call.Arguments))
+	v.in.cfg.Logger.Info(v.in.redact(v.logLine(call.Arguments)))
 	return goja.Undefined()
 }
 
