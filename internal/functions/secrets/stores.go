@@ -159,3 +159,40 @@ func (s *RedisStore) Delete(ctx context.Context, name string) error {
 		return c.B().Hdel().Key(k).Field(name).Build()
 	})
 }
+
+// MemoryStore keeps sealed secrets in memory: for `eddy functions test`,
+// which runs a function without a server.
+type MemoryStore struct {
+	mu sync.Mutex
+	m  map[string][]byte
+}
+
+// NewMemoryStore returns an empty store.
+func NewMemoryStore() *MemoryStore { return &MemoryStore{m: map[string][]byte{}} }
+
+// Load implements Store.
+func (s *MemoryStore) Load(context.Context) (map[string][]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string][]byte, len(s.m))
+	for k, v := range s.m {
+		out[k] = v
+	}
+	return out, nil
+}
+
+// Put implements Store.
+func (s *MemoryStore) Put(_ context.Context, name string, sealed []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[name] = sealed
+	return nil
+}
+
+// Delete implements Store.
+func (s *MemoryStore) Delete(_ context.Context, name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, name)
+	return nil
+}
