@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/eddyrt/eddy/internal/config"
+	"github.com/eddyrt/eddy/internal/functions/secrets"
 	"github.com/eddyrt/eddy/internal/servertest"
 )
 
@@ -225,4 +226,62 @@ func cliConfigArgs(t *testing.T, s *servertest.Server) []string {
 		t.Fatal(err)
 	}
 	return []string{"--config", cfg, "--server", s.Base}
+}
+
+// TestTypeScriptThroughDeployAndApply: a .ts file deployed with `functions
+// deploy` and one named in associations.json deployed with `functions
+// apply` run on a real server; a syntax error names the .ts line.
+func TestTypeScriptThroughDeployAndApply(t *testing.T) {
+	s := servertest.StartNode(t)
+	run := cliEnv(t, s)
+	dir := t.TempDir()
+	write := func(name, src string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	twice := write("twice.ts", "type M = { data: number }\nexport default function handle(m: M): M {\n  m.data = m.data * 2\n  return m\n}\n")
+	if o, err := run("functions", "deploy", "twice", twice); err != nil {
+		t.Fatalf("deploy .ts: %v %s", err, o)
+	}
+	if o, err := run("functions", "invoke", "twice", "--channel", "c:1", "--data", "21"); err != nil || !strings.Contains(o, "42") {
+		t.Fatalf("invoke: %v %s", err, o)
+	}
+	bad := write("bad.ts", "const a: number = 1\n\nexport default function handle(m: any) {\n  return (m +\n}\n")
+	if o, err := run("functions", "deploy", "bad", bad); err == nil || !strings.Contains(err.Error(), "line 5") {
+		t.Fatalf("deploy of a .ts syntax error: %v %s (want line 5)", err, o)
+	}
+	write("neg.ts", "export default (m: { data: number }) => { m.data = -m.data; return m }\n")
+	write("associations.json", `{"functions": {"neg": {"file": "neg.ts"}}, "associations": [{"pattern": "neg:*", "functions": ["neg"]}]}`)
+	if o, err := run("functions", "apply", dir); err != nil {
+		t.Fatalf("apply: %v %s", err, o)
+	}
+	if o, err := run("functions", "invoke", "neg", "--channel", "neg:1", "--data", "5"); err != nil || !strings.Contains(o, "-5") {
+		t.Fatalf("invoke applied .ts: %v %s", err, o)
+	}
+}
+
+// TestInitWritesASecretsKey: eddy init writes a secrets_key the secrets
+// package accepts, different on every init.
+func TestInitWritesASecretsKey(t *testing.T) {
+	keys := map[string]bool{}
+	for range 2 {
+		path := filepath.Join(t.TempDir(), "eddy.yaml")
+		if out, err := runRoot("init", "--config", path); err != nil {
+			t.Fatalf("init: %v %s", err, out)
+		}
+		cfg, err := config.Load(path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := secrets.ParseKey(cfg.SecretsKey); err != nil {
+			t.Fatalf("secrets_key %q: %v", cfg.SecretsKey, err)
+		}
+		keys[cfg.SecretsKey] = true
+	}
+	if len(keys) != 2 {
+		t.Fatal("two inits wrote the same secrets_key")
+	}
 }
