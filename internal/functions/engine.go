@@ -20,6 +20,7 @@ import (
 	"github.com/eddyrt/eddy/internal/functions/jsrt"
 	"github.com/eddyrt/eddy/internal/functions/kvstore"
 	"github.com/eddyrt/eddy/internal/functions/secrets"
+	"github.com/eddyrt/eddy/internal/functions/transpile"
 )
 
 // Defaults and limits.
@@ -234,6 +235,9 @@ func (e *Engine) compile(fn Function) (*compiled, error) {
 		Secrets:          e.runtimeSecrets(),
 	})
 	if err != nil {
+		if errors.Is(err, transpile.ErrLimit) {
+			e.metrics.sourceLimits.Inc()
+		}
 		return nil, badRequest(fn.Name, "%v", err)
 	}
 	return &compiled{fn: fn, inst: inst, m: m, log: log}, nil

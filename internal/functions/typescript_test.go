@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/eddyrt/eddy/internal/functions"
 	"github.com/eddyrt/eddy/internal/functions/transpile"
 )
@@ -101,7 +103,8 @@ export default function handle(m: M) {
 // pathological nesting, oversized sources and unknown languages are
 // refused at deploy with errors that say so; nothing is deployed.
 func TestTranspilationBounds(t *testing.T) {
-	e := newEngine(t, functions.Options{})
+	reg := prometheus.NewRegistry()
+	e := newEngine(t, functions.Options{Registerer: reg})
 	cases := map[string]struct{ lang, src, want string }{
 		"import":     {"js", "import fs from '/etc/passwd'\nexport default function handle(m) { return fs }\n", `cannot import "/etc/passwd"`},
 		"import ts":  {"ts", "import { x } from './other'\nexport default function handle(m: any) { return x }\n", `cannot import "./other"`},
@@ -118,6 +121,9 @@ func TestTranspilationBounds(t *testing.T) {
 				t.Fatalf("got %v, want a bad request containing %q", err, c.want)
 			}
 		})
+	}
+	if n := plainCounter(t, reg, "eddy_functions_source_limits_total"); n != 3 {
+		t.Fatalf("source_limits_total = %v, want 3 (nesting twice, size)", n)
 	}
 	if _, err := e.GetFunction(context.Background(), "f"); !errors.Is(err, functions.ErrNotFound) {
 		t.Fatalf("a refused deploy left a function: %v", err)
@@ -158,4 +164,19 @@ func TestSourceMapFilesAreNotRead(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("deploy blocked reading the source map file the source named")
 	}
+}
+
+// plainCounter reads an unlabelled counter; 0 when absent.
+func plainCounter(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
 }

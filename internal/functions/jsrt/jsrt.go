@@ -21,6 +21,7 @@ import (
 	"github.com/dop251/goja"
 
 	"github.com/eddyrt/eddy/internal/functions/fnrt"
+	"github.com/eddyrt/eddy/internal/functions/transpile"
 )
 
 // MaxSourceBytes bounds a function's source.
@@ -91,7 +92,7 @@ func (r *Runtime) Compile(fn fnrt.Function, cfg fnrt.Config) (fnrt.Instance, err
 		return nil, errors.New("source is empty")
 	}
 	if len(fn.Source) > MaxSourceBytes {
-		return nil, fmt.Errorf("source is %d bytes, the limit is %d", len(fn.Source), MaxSourceBytes)
+		return nil, fmt.Errorf("%w: source is %d bytes, the limit is %d", transpile.ErrLimit, len(fn.Source), MaxSourceBytes)
 	}
 	prg, err := compileSource(fn)
 	if err != nil {
