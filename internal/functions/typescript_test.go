@@ -92,6 +92,13 @@ export default function handle(m: M) {
 	if r.Action != "reject" || !strings.HasPrefix(r.At, "thrower.ts:8:") {
 		t.Fatalf("TypeError at line 8: %+v", r)
 	}
+	// An async handler's rejection too.
+	if err := deployLang(e, "async_thrower", "ts", "type M = { data: any }\n\nexport default async function handle(m: M) {\n  await Promise.resolve(1)\n  throw new Error('later')\n}\n"); err != nil {
+		t.Fatal(err)
+	}
+	if r := invoke(t, e, "async_thrower", `1`); r.Action != "reject" || r.Reason != "later" || !strings.HasPrefix(r.At, "async_thrower.ts:5:") {
+		t.Fatalf("async throw at line 5: %+v", r)
+	}
 	// Plain scripts get the same position.
 	deployJS(t, e, "plain", "function handle(m) {\n  throw new Error('x')\n}\n", 0)
 	if r := invoke(t, e, "plain", `1`); r.At != "plain.js:2:9" {

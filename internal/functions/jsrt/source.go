@@ -3,6 +3,7 @@ package jsrt
 import (
 	"errors"
 	"fmt"
+	"regexp"
 
 	"github.com/dop251/goja"
 	"github.com/dop251/goja/parser"
@@ -68,4 +69,26 @@ func throwSite(ex *goja.Exception) string {
 		}
 	}
 	return ""
+}
+
+// stackFrame finds the first "(file:line:column" of an Error's stack.
+var stackFrame = regexp.MustCompile(`\(([^()\s]+):(\d+):(\d+)`)
+
+// stackSite is where an Error rejected by an async handler was created,
+// read from its stack (positions there went through the source map too),
+// or "".
+func stackSite(val goja.Value) string {
+	o, ok := val.(*goja.Object)
+	if !ok {
+		return ""
+	}
+	st := o.Get("stack")
+	if st == nil || goja.IsUndefined(st) {
+		return ""
+	}
+	m := stackFrame.FindStringSubmatch(st.String())
+	if m == nil {
+		return ""
+	}
+	return m[1] + ":" + m[2] + ":" + m[3]
 }

@@ -273,7 +273,7 @@ func (v *vmState) run(msg fnrt.Message, timeout time.Duration) (fnrt.Result, err
 		return fnrt.Result{}, fmt.Errorf("message data: %w", v.dataErr)
 	}
 	if thrown != nil && err == nil && !v.halt.Load() {
-		return fnrt.Result{Action: fnrt.Reject, Reason: valueReason(thrown)}, nil
+		return fnrt.Result{Action: fnrt.Reject, Reason: valueReason(thrown), At: stackSite(thrown)}, nil
 	}
 	if v.halt.Load() && (err != nil || outErr != nil) {
 		// The timer fired: whatever the call ended with (an interrupt, or
