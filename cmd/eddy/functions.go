@@ -49,6 +49,7 @@ func newFunctionsCmd(g *globals) *cobra.Command {
 		Long:  "Functions modify, enrich, filter or analyze messages between publish and delivery. See docs/functions.md.",
 	}
 	cmd.AddCommand(newFunctionsDeployCmd(g), newFunctionsListCmd(g), newFunctionsDeleteCmd(g), newFunctionsInvokeCmd(g), newFunctionsApplyCmd(g), newFunctionsLogsCmd(g))
+	cmd.AddCommand(functionsDevCommands(g)...)
 	return cmd
 }
 
@@ -58,15 +59,16 @@ func newFunctionsDeployCmd(g *globals) *cobra.Command {
 		env     []string
 		fnURL   string
 		secret  string
+		hosts   []string
 	)
 	cmd := &cobra.Command{
-		Use:   "deploy NAME [FILE.js]",
+		Use:   "deploy NAME [FILE.js|FILE.ts]",
 		Short: "Deploy a JavaScript function from a file, or an HTTP function with --url",
 		Example: `  eddy functions deploy profanity examples/functions/profanity.js --timeout 50ms --env WORDS=darn,heck
   eddy functions deploy translate --url https://fn.example.com/translate --secret s3cret`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			fn := functions.Function{Name: args[0], TimeoutMS: int(timeout / time.Millisecond)}
+			fn := functions.Function{Name: args[0], TimeoutMS: int(timeout / time.Millisecond), AllowHosts: hosts}
 			switch {
 			case fnURL != "" && len(args) == 2:
 				return fmt.Errorf("give a FILE.js or --url, not both")
@@ -78,6 +80,9 @@ func newFunctionsDeployCmd(g *globals) *cobra.Command {
 					return err
 				}
 				fn.Runtime, fn.Source = functions.RuntimeJS, string(src)
+				if strings.HasSuffix(args[1], ".ts") {
+					fn.Language = "ts" // transpiled by the server (docs/functions.md)
+				}
 			default:
 				return fmt.Errorf("give a FILE.js to deploy, or --url for an HTTP function")
 			}
@@ -106,6 +111,7 @@ func newFunctionsDeployCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringArrayVar(&env, "env", nil, "KEY=VALUE made available as ctx.env (repeatable)")
 	cmd.Flags().StringVar(&fnURL, "url", "", "URL of an HTTP function")
 	cmd.Flags().StringVar(&secret, "secret", "", "secret that signs requests to the HTTP function (X-Eddy-Signature)")
+	cmd.Flags().StringArrayVar(&hosts, "allow-host", nil, "host ctx.fetch may reach, like api.example.com or *.example.com (repeatable)")
 	return cmd
 }
 

@@ -37,6 +37,7 @@ type Config struct {
 	Secret           string                    `koanf:"secret"`
 	APIKey           string                    `koanf:"api_key"`
 	AdminKey         string                    `koanf:"admin_key"`
+	SecretsKey       string                    `koanf:"secrets_key"`
 	AuthTimeout      time.Duration             `koanf:"auth_timeout"`
 	DefaultChannels  []string                  `koanf:"default_channels"`
 	AllowedOrigins   []string                  `koanf:"allowed_origins"`
@@ -131,6 +132,7 @@ var settings = []setting{
 	{"jwks_issuer", "iss claim required in tokens verified by jwks_url's keys (the provider's issuer URL)", ""},
 	{"jwks_audience", "value required in the aud claim of tokens verified by jwks_url's keys (your application's client id)", ""},
 	{"admin_key", "key for the admin API (functions, associations), which runs code in the server; empty: admin API off", ""},
+	{"secrets_key", "key that encrypts the functions' secrets (ctx.secrets) at rest: esk_ and 32 random bytes in base64url, made by eddy init; empty: storing secrets is refused", ""},
 	{"auth_timeout", "time a new connection has to send its auth frame", 15 * time.Second},
 	{"default_channels", "channel patterns a token without a channels claim may subscribe to", []string{"*"}},
 	{"allowed_origins", "Origin patterns allowed to open WebSockets (empty: any, for development)", []string{}},
@@ -663,6 +665,15 @@ func NewAdminKey() string {
 	return "eadm_" + base64.RawURLEncoding.EncodeToString(b[:])
 }
 
+// NewSecretsKey returns a random secrets_key: the 32-byte AES key that
+// encrypts functions' secrets, in the form internal/functions/secrets
+// parses.
+func NewSecretsKey() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return "esk_" + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
 // ErrExists is returned by Init when the file is already there.
 var ErrExists = errors.New("config file already exists")
 
@@ -673,6 +684,7 @@ var ErrExists = errors.New("config file already exists")
 func Init(path string) (secret, apiKey string, err error) {
 	secret, apiKey = NewSecret(), NewAPIKey()
 	adminKey := NewAdminKey()
+	secretsKey := NewSecretsKey()
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		if errors.Is(err, os.ErrExist) {
@@ -687,12 +699,14 @@ secret: %q
 # api_key publishes and reads history; admin_key deploys functions (code run by the server).
 api_key: %q
 admin_key: %q
+# secrets_key encrypts the functions' secrets at rest (eddy functions secrets set).
+secrets_key: %q
 data_dir: eddy-data
 # Channel options per namespace (the part of a channel name before the first ':').
 channel_defaults: { history_size: 0 }
 namespaces:
   chat: { history_size: 100, history_ttl: 10m, presence: true, join_leave: true }
-`, secret, apiKey, adminKey)
+`, secret, apiKey, adminKey, secretsKey)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

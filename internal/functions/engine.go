@@ -19,6 +19,8 @@ import (
 	"github.com/eddyrt/eddy/internal/functions/httprt"
 	"github.com/eddyrt/eddy/internal/functions/jsrt"
 	"github.com/eddyrt/eddy/internal/functions/kvstore"
+	"github.com/eddyrt/eddy/internal/functions/secrets"
+	"github.com/eddyrt/eddy/internal/functions/transpile"
 )
 
 // Defaults and limits.
@@ -78,6 +80,9 @@ type Options struct {
 	// Observer, when set, sees the functions' log lines and failures
 	// (observer.go).
 	Observer Observer
+	// Secrets backs ctx.secrets and the secrets API; nil (no secrets_key)
+	// leaves ctx.secrets empty and refuses to store secrets.
+	Secrets *secrets.Vault
 }
 
 // Engine holds the deployed functions and associations and runs them.
@@ -235,8 +240,12 @@ func (e *Engine) compile(fn Function) (*compiled, error) {
 		OnLogLine:        e.logLineFunc(fn.Name),
 		KV:               e.opts.KV,
 		AllowPrivateURLs: e.opts.AllowPrivateURLs,
+		Secrets:          e.runtimeSecrets(),
 	})
 	if err != nil {
+		if errors.Is(err, transpile.ErrLimit) {
+			e.metrics.sourceLimits.Inc()
+		}
 		return nil, badRequest(fn.Name, "%v", err)
 	}
 	return &compiled{fn: fn, inst: inst, m: m, log: log}, nil

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 )
 
 // ManifestFile is the file LoadDir reads.
@@ -35,6 +36,8 @@ type ManifestFunction struct {
 	MaxConcurrency int               `json:"max_concurrency,omitempty"`
 	MaxMemoryMB    int               `json:"max_memory_mb,omitempty"`
 	AllowHosts     []string          `json:"allow_hosts,omitempty"`
+	// Language is "js" or "ts"; a File ending in .ts defaults to "ts".
+	Language string `json:"language,omitempty"`
 }
 
 // LoadDir reads dir/associations.json and the JavaScript files it names
@@ -57,7 +60,7 @@ func LoadDir(dir string) ([]Function, []Association, error) {
 	for _, name := range slices.Sorted(maps.Keys(m.Functions)) {
 		mf := m.Functions[name]
 		fn := Function{Name: name, Runtime: mf.Runtime, URL: mf.URL, Secret: mf.Secret,
-			TimeoutMS: mf.TimeoutMS, Env: mf.Env, MaxConcurrency: mf.MaxConcurrency, MaxMemoryMB: mf.MaxMemoryMB, AllowHosts: mf.AllowHosts}
+			TimeoutMS: mf.TimeoutMS, Env: mf.Env, MaxConcurrency: mf.MaxConcurrency, MaxMemoryMB: mf.MaxMemoryMB, AllowHosts: mf.AllowHosts, Language: mf.Language}
 		if fn.Runtime == "" {
 			fn.Runtime = RuntimeJS
 			if mf.URL != "" {
@@ -73,6 +76,9 @@ func LoadDir(dir string) ([]Function, []Association, error) {
 				return nil, nil, fmt.Errorf("function %q: %w", name, err)
 			}
 			fn.Source = string(src)
+			if mf.Language == "" && strings.HasSuffix(mf.File, ".ts") {
+				fn.Language = "ts"
+			}
 		}
 		if fn.Runtime == RuntimeJS && fn.Source == "" {
 			return nil, nil, fmt.Errorf("function %q: js functions need a file", name)

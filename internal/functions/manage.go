@@ -12,6 +12,7 @@ import (
 
 	"github.com/eddyrt/eddy/internal/functions/fnrt"
 	"github.com/eddyrt/eddy/internal/functions/jsrt"
+	"github.com/eddyrt/eddy/internal/functions/transpile"
 )
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$`)
@@ -55,6 +56,14 @@ func validateFunction(fn Function) error {
 	}
 	if fn.TimeoutMS < 0 || fn.TimeoutMS > MaxTimeoutMS {
 		return badRequest(fn.Name, "timeout_ms must be between 1 and %d (0 for the default)", MaxTimeoutMS)
+	}
+	switch fn.Language {
+	case "", transpile.LangJS, transpile.LangTS:
+		if fn.Language != "" && fn.Runtime != RuntimeJS {
+			return badRequest(fn.Name, "language is for runtime js")
+		}
+	default:
+		return badRequest(fn.Name, "language must be js or ts, not %q", fn.Language)
 	}
 	if len(fn.AllowHosts) > 0 && fn.Runtime != RuntimeJS {
 		return badRequest(fn.Name, "allow_hosts is for runtime js (ctx.fetch)")
@@ -229,6 +238,7 @@ func (e *Engine) DeleteAssociation(ctx context.Context, pattern string) error {
 // their compiled instance; a stored function that fails to compile is
 // logged and, if a working version is running, that version is kept.
 func (e *Engine) Reload(ctx context.Context) error {
+	e.reloadSecrets(ctx)
 	fns, assocs, err := e.store.LoadAll(ctx)
 	var partial *LoadError
 	if errors.As(err, &partial) {
@@ -308,7 +318,7 @@ func (e *Engine) Invoke(ctx context.Context, name string, msg Message) (InvokeRe
 	if err != nil {
 		return InvokeResult{Action: "error", Reason: err.Error(), Publish: []Message{}}, nil
 	}
-	out := InvokeResult{Action: string(res.Action), Reason: res.Reason, Publish: make([]Message, 0, len(res.Publish))}
+	out := InvokeResult{Action: string(res.Action), Reason: res.Reason, At: res.At, Publish: make([]Message, 0, len(res.Publish))}
 	for _, p := range res.Publish {
 		m, err := e.stampEmitted(name, p)
 		if err != nil {

@@ -19,6 +19,9 @@ type metrics struct {
 	logDropped  *prometheus.CounterVec
 	invalid     *prometheus.CounterVec
 	loadErrors  prometheus.Counter
+	// sourceLimits counts deploys refused by the source bounds
+	// (transpile.ErrLimit): the function never ran, so no function label.
+	sourceLimits prometheus.Counter
 }
 
 // fnMetrics caches one function's children so the hot path does no label
@@ -77,8 +80,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "eddy", Subsystem: "functions", Name: "load_errors_total",
 			Help: "Stored functions or associations skipped at load because they are unreadable or invalid.",
 		}),
+		sourceLimits: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "eddy", Subsystem: "functions", Name: "source_limits_total",
+			Help: "Deploys (or stored functions at load) refused for a source past the bounds: size, bracket nesting, transpilation time.",
+		}),
 	}
 	if reg != nil {
+		m.sourceLimits = register(reg, m.sourceLimits)
 		m.invocations = register(reg, m.invocations)
 		m.failures = register(reg, m.failures)
 		m.timeouts = register(reg, m.timeouts)

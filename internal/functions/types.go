@@ -49,9 +49,12 @@ type Association struct {
 // "pass", "drop", "reject", or "error" when the function failed (Reason
 // says why).
 type InvokeResult struct {
-	Action  string    `json:"action"`
-	Message *Message  `json:"message,omitempty"`
-	Reason  string    `json:"reason,omitempty"`
+	Action  string   `json:"action"`
+	Message *Message `json:"message,omitempty"`
+	Reason  string   `json:"reason,omitempty"`
+	// At is where a thrown error was raised in the function's source
+	// ("name.ts:7:11"), when known.
+	At      string    `json:"at,omitempty"`
 	Publish []Message `json:"publish"`
 }
 

@@ -82,6 +82,11 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	ops := n.buildOperations(cfg, log, reg)
+	vault, err := buildVault(cfg, n.Redis, log)
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
 	engine, err := functions.New(store, functions.Options{
 		Logger:           log, // the engine names its own component
 		Registerer:       reg,
@@ -92,6 +97,7 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 		KV:               kv,
 		OnFailure:        n.Webhooks.FunctionFailed,
 		Observer:         ops,
+		Secrets:          vault,
 	})
 	if err != nil {
 		n.Close()

@@ -44,6 +44,8 @@ func (s *Server) mountAPI(mux *http.ServeMux) {
 		mux.Handle("/api/v1/associations", admin)
 		mux.Handle("/api/v1/webhooks", admin)
 		mux.Handle("/api/v1/webhooks/", admin)
+		mux.Handle("/api/v1/secrets", admin)
+		mux.Handle("/api/v1/secrets/", admin)
 		if r, ok := s.opts.AdminHandler.(AdminRoutes); ok {
 			s.apiRoutes = append(s.apiRoutes, r.Routes()...)
 		}

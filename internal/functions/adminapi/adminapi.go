@@ -9,6 +9,9 @@
 //	GET    /api/v1/associations              in run order
 //	PUT    /api/v1/associations              {"pattern":"chat:*","functions":["a","b"],"on_error":"pass"}
 //	DELETE /api/v1/associations?pattern=...
+//	GET    /api/v1/secrets                   {"secrets":["NAME",...]}: names only, never values
+//	PUT    /api/v1/secrets/{name}            {"value":"..."}: stored encrypted (needs secrets_key)
+//	DELETE /api/v1/secrets/{name}
 //
 // Errors are {"error":{"code":"bad_request|not_found|internal","message":"..."}}
 // with status 400, 404 or 500. Authentication is the caller's job: mount the
@@ -64,6 +67,9 @@ func NewHandler(e *functions.Engine, log *slog.Logger) *Handler {
 		{"GET /api/v1/associations", h.listAssociations},
 		{"PUT /api/v1/associations", h.putAssociation},
 		{"DELETE /api/v1/associations", h.deleteAssociation},
+		{"GET /api/v1/secrets", h.listSecrets},
+		{"PUT /api/v1/secrets/{name}", h.putSecret},
+		{"DELETE /api/v1/secrets/{name}", h.deleteSecret},
 	} {
 		a.mux.HandleFunc(r.pattern, r.fn)
 		a.routes = append(a.routes, r.pattern)
@@ -233,3 +239,31 @@ func (h *handler) writeError(w http.ResponseWriter, err error) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) { apierror.WriteJSON(w, status, v) }
+
+func (h *handler) listSecrets(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"secrets": h.e.SecretNames()})
+}
+
+// putSecret stores a secret; the answer names it and never echoes the value.
+func (h *handler) putSecret(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Value string `json:"value"`
+	}
+	if !h.readJSON(w, r, &body) {
+		return
+	}
+	name := r.PathValue("name")
+	if err := h.e.SetSecret(r.Context(), name, body.Value); err != nil {
+		h.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"name": name})
+}
+
+func (h *handler) deleteSecret(w http.ResponseWriter, r *http.Request) {
+	if err := h.e.DeleteSecret(r.Context(), r.PathValue("name")); err != nil {
+		h.writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -40,6 +40,10 @@ type Function struct {
 	// AllowHosts are the hosts ctx.fetch may reach (JS only): names or
 	// addresses, or "*.example.com" for subdomains.
 	AllowHosts []string `json:"allow_hosts,omitempty"`
+	// Language of Source (JS only): "js" (default; a script or an ES
+	// module) or "ts" (TypeScript). Modules and TypeScript are transpiled
+	// when the function is compiled; Source stays as deployed.
+	Language string `json:"language,omitempty"`
 }
 
 // Action is what a function decided to do with a message.
@@ -64,6 +68,9 @@ type Result struct {
 	Message Message
 	Reason  string
 	Publish []Message
+	// At is where in the user's source a thrown error was raised
+	// ("name.ts:7:11"), when the runtime knows; empty otherwise.
+	At string
 }
 
 // Instance is a compiled, ready-to-run function. Run is safe for concurrent
@@ -102,6 +109,17 @@ type Config struct {
 	KV KV
 	// AllowPrivateURLs lets ctx.fetch reach non-public addresses.
 	AllowPrivateURLs bool
+	// Secrets backs ctx.secrets; nil leaves it empty.
+	Secrets Secrets
+}
+
+// Secrets is what runtimes read secrets through. Redact replaces every
+// secret value in s by a mask naming the secret: runtimes pass what a
+// function logs and every error or rejection reason through it.
+type Secrets interface {
+	Secret(name string) (string, bool)
+	Names() []string
+	Redact(s string) string
 }
 
 // Runtime compiles functions of one kind. Compile must validate the

@@ -34,6 +34,11 @@ const (
 	MaxKVKeys       = 10_000   // keys of one scope
 	MaxKVScopeBytes = 8 << 20  // keys plus values of one scope
 	MaxKVNameBytes  = 64       // the name of a shared scope
+	// MaxKVScopes bounds the scopes one node's in-memory store holds (every
+	// function's own scope and every shared name in use): shared names
+	// are chosen at run time, so without it a function could create
+	// scopes without end.
+	MaxKVScopes = 4096
 	// MaxKVInt bounds integers Incr produces: JavaScript numbers are exact
 	// up to 2^53.
 	MaxKVInt = 1<<53 - 1

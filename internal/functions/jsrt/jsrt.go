@@ -21,6 +21,7 @@ import (
 	"github.com/dop251/goja"
 
 	"github.com/eddyrt/eddy/internal/functions/fnrt"
+	"github.com/eddyrt/eddy/internal/functions/transpile"
 )
 
 // MaxSourceBytes bounds a function's source.
@@ -91,11 +92,11 @@ func (r *Runtime) Compile(fn fnrt.Function, cfg fnrt.Config) (fnrt.Instance, err
 		return nil, errors.New("source is empty")
 	}
 	if len(fn.Source) > MaxSourceBytes {
-		return nil, fmt.Errorf("source is %d bytes, the limit is %d", len(fn.Source), MaxSourceBytes)
+		return nil, fmt.Errorf("%w: source is %d bytes, the limit is %d", transpile.ErrLimit, len(fn.Source), MaxSourceBytes)
 	}
-	prg, err := goja.Compile(fn.Name+".js", fn.Source, false)
+	prg, err := compileSource(fn)
 	if err != nil {
-		return nil, syntaxError(err)
+		return nil, err
 	}
 	hosts, err := allowHosts(fn.AllowHosts)
 	if err != nil {
@@ -228,8 +229,13 @@ func (in *instance) Close() error {
 	}
 }
 
-// Run invokes handle(message, ctx) on a pooled VM.
+// Run invokes handle(message, ctx) on a pooled VM. Secret values are
+// masked in the reason and the error it returns.
 func (in *instance) Run(ctx context.Context, msg fnrt.Message) (fnrt.Result, error) {
+	return in.redactResult(in.run(ctx, msg))
+}
+
+func (in *instance) run(ctx context.Context, msg fnrt.Message) (fnrt.Result, error) {
 	if len(msg.Data) > fnrt.MaxDataBytes {
 		return fnrt.Result{}, fmt.Errorf("message data is %d bytes, the limit for functions is %d", len(msg.Data), fnrt.MaxDataBytes)
 	}

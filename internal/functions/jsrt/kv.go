@@ -141,7 +141,8 @@ func (v *vmState) kvCheck(op string, ctx context.Context, err error) {
 	if err == nil {
 		return
 	}
-	if ctx.Err() != nil {
+	// The client may see the deadline pass before the context does.
+	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || !time.Now().Before(v.deadline) {
 		v.kvFail(op, fmt.Errorf("%w: the store did not answer within the function's timeout", fnrt.ErrTimeout))
 	}
 	v.kvFail(op, err)

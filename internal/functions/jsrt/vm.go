@@ -138,6 +138,11 @@ func (in *instance) newVM() (*vmState, error) {
 	if in.cfg.KV != nil {
 		_ = c.Set("kv", v.newKV(""))
 	}
+	if in.cfg.Secrets != nil {
+		_ = c.Set("secrets", vm.NewDynamicObject(secretsObject{vm: vm, s: in.cfg.Secrets}))
+	} else {
+		_ = c.Set("secrets", vm.NewObject())
+	}
 	v.ctxObj = c
 
 	// Run the top level under the same timeout as a call.
@@ -268,7 +273,7 @@ func (v *vmState) run(msg fnrt.Message, timeout time.Duration) (fnrt.Result, err
 		return fnrt.Result{}, fmt.Errorf("message data: %w", v.dataErr)
 	}
 	if thrown != nil && err == nil && !v.halt.Load() {
-		return fnrt.Result{Action: fnrt.Reject, Reason: valueReason(thrown)}, nil
+		return fnrt.Result{Action: fnrt.Reject, Reason: valueReason(thrown), At: stackSite(thrown)}, nil
 	}
 	if v.halt.Load() && (err != nil || outErr != nil) {
 		// The timer fired: whatever the call ended with (an interrupt, or
@@ -288,7 +293,7 @@ func (v *vmState) run(msg fnrt.Message, timeout time.Duration) (fnrt.Result, err
 			v.broken = true
 			return fnrt.Result{}, errors.New("stack overflow")
 		case errors.As(err, &ex):
-			return fnrt.Result{Action: fnrt.Reject, Reason: v.exceptionReason(ex)}, nil
+			return fnrt.Result{Action: fnrt.Reject, Reason: v.exceptionReason(ex), At: throwSite(ex)}, nil
 		default:
 			return fnrt.Result{}, err
 		}
@@ -478,7 +483,9 @@ func (v *vmState) jsLog(call goja.FunctionCall) goja.Value {
 		}
 		return goja.Undefined()
 	}
-	line := v.logLine(call.Arguments)
+	// Redacted before it goes anywhere: the node's log and the function's
+	// log stream (GET /api/v1/functions/{name}/logs) alike.
+	line := v.in.redact(v.logLine(call.Arguments))
 	v.in.cfg.Logger.Info(line)
 	if v.in.cfg.OnLogLine != nil {
 		v.in.cfg.OnLogLine(line)

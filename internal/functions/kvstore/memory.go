@@ -3,6 +3,7 @@ package kvstore
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -15,6 +16,10 @@ type Memory struct {
 	mu     sync.Mutex
 	scopes map[string]*memScope
 	now    func() time.Time
+	// maxScopes bounds len(scopes) (fnrt.MaxKVScopes); lastSweep is when
+	// the store last dropped its expired keys to make room for a scope.
+	maxScopes int
+	lastSweep time.Time
 }
 
 type memScope struct {
@@ -30,7 +35,9 @@ type memEntry struct {
 var _ fnrt.KV = (*Memory)(nil)
 
 // NewMemory returns an empty store.
-func NewMemory() *Memory { return &Memory{scopes: map[string]*memScope{}, now: time.Now} }
+func NewMemory() *Memory {
+	return &Memory{scopes: map[string]*memScope{}, now: time.Now, maxScopes: fnrt.MaxKVScopes}
+}
 
 // lookup returns the live entry of key, removing it when expired. The
 // caller holds m.mu.
@@ -64,6 +71,9 @@ func (s *memScope) sweep(now time.Time) {
 func (m *Memory) put(scope, key string, e memEntry, now time.Time) error {
 	s := m.scopes[scope]
 	if s == nil {
+		if err := m.roomForScope(now); err != nil {
+			return err
+		}
 		s = &memScope{keys: map[string]memEntry{}}
 		m.scopes[scope] = s
 	}
@@ -172,4 +182,31 @@ func (m *Memory) Delete(_ context.Context, scope, key string) error {
 		}
 	}
 	return nil
+}
+
+// scopeSweepInterval spaces the sweeps a full store makes to find room
+// for a new scope: each walks every key, so a function that keeps asking
+// for new scopes must not make every call do it.
+const scopeSweepInterval = time.Second
+
+// roomForScope reports whether one more scope fits, first dropping expired
+// keys and the scopes they leave empty when the store is full. The caller
+// holds m.mu.
+func (m *Memory) roomForScope(now time.Time) error {
+	if len(m.scopes) < m.maxScopes {
+		return nil
+	}
+	if now.Sub(m.lastSweep) >= scopeSweepInterval {
+		m.lastSweep = now
+		for name, s := range m.scopes {
+			s.sweep(now)
+			if len(s.keys) == 0 {
+				delete(m.scopes, name)
+			}
+		}
+		if len(m.scopes) < m.maxScopes {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: the store holds %d scopes (functions' own and shared names), the limit is %d", fnrt.ErrKVLimit, len(m.scopes), m.maxScopes)
 }
