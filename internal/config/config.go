@@ -86,6 +86,11 @@ type Config struct {
 	MaxHistoryBytes       int64         `koanf:"max_history_bytes"`
 	HTTPIdleTimeout       time.Duration `koanf:"http_idle_timeout"`
 	HTTPReadTimeout       time.Duration `koanf:"http_read_timeout"`
+	// Pusher protocol compatibility (docs/pusher.md).
+	PusherAppID        string `koanf:"pusher_app_id"`
+	PusherKey          string `koanf:"pusher_key"`
+	PusherSecret       string `koanf:"pusher_secret"`
+	PusherClientEvents bool   `koanf:"pusher_client_events"`
 }
 
 // JWTKey is one entry of jwt_keys: a token verification key chosen by the
@@ -166,6 +171,10 @@ var settings = []setting{
 	{"demo", "serve the demo chat page and a development token endpoint (never in production)", false},
 	{"allow_private_urls", "let HTTP functions reach loopback, private and link-local addresses (refused by default)", false},
 	{"functions_pool_size", "VMs per JavaScript function (0: one per CPU)", 0},
+	{"pusher_app_id", "app id of the Pusher-compatible API (/apps/{id}/...); docs/pusher.md", "default"},
+	{"pusher_key", "app key Pusher clients connect with (/app/{key}); empty: the Pusher protocol is off", ""},
+	{"pusher_secret", "secret that signs Pusher channel auths, sign-ins and HTTP API calls", ""},
+	{"pusher_client_events", "let Pusher clients send client-* events on private and presence channels", false},
 }
 
 // Default returns the built-in settings.
@@ -618,7 +627,7 @@ func (c *Config) ChannelOptionsFor(channel string) ChannelOptions {
 			return o
 		}
 	}
-	return c.ChannelDefaults
+	return pusherChannelOptions(channel, c.ChannelDefaults)
 }
 
 // NewSecret returns a random 256-bit secret, hex encoded.
@@ -666,12 +675,15 @@ secret: %q
 # api_key publishes and reads history; admin_key deploys functions (code run by the server).
 api_key: %q
 admin_key: %q
+# The Pusher-compatible protocol (docs/pusher.md): pusher-js connects with pusher_key.
+pusher_key: %q
+pusher_secret: %q
 data_dir: eddy-data
 # Channel options per namespace (the part of a channel name before the first ':').
 channel_defaults: { history_size: 0 }
 namespaces:
   chat: { history_size: 100, history_ttl: 10m, presence: true, join_leave: true }
-`, secret, apiKey, adminKey)
+`, secret, apiKey, adminKey, NewPusherKey(), NewSecret())
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
