@@ -62,6 +62,8 @@ type conn struct {
 	released chan struct{}
 	// pubs runs the connection's publishes off the frame handler.
 	pubs publishQueue
+	// pusher is set on a Pusher protocol connection (pusher_ws.go).
+	pusher *pusherSession
 
 	// Owned by the frame handler.
 	badFrames   int
@@ -210,6 +212,9 @@ func (c *conn) teardown(d *protocol.Disconnect, drain bool) {
 	for _, sub := range subs {
 		c.s.leave(ctx, sub)
 	}
+	if c.pusher != nil {
+		c.pusherReleaseAll(ctx)
+	}
 	<-written
 }
 
@@ -260,6 +265,10 @@ func (c *conn) runFrame(b []byte) {
 	c.frames.Lock()
 	defer c.frames.Unlock()
 	if c.closing() {
+		return
+	}
+	if c.pusher != nil {
+		c.handlePusherFrame(c.ctx, b)
 		return
 	}
 	c.handleFrame(c.ctx, b)

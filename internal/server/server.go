@@ -68,6 +68,9 @@ type Options struct {
 	Registry *prometheus.Registry
 	// ExtraHandlers are mounted on the client listener as given (e.g. /eddy.js, the demo).
 	ExtraHandlers map[string]http.Handler
+	// PusherEvents, when set, receives client events and cache misses of
+	// the Pusher protocol (for its webhooks).
+	PusherEvents PusherEvents
 
 	// writeDelay, set only by tests (export_test.go), replaces write_delay
 	// beyond its limit: a window of an hour makes "a reply never waits for
@@ -109,6 +112,7 @@ type Server struct {
 	apiRoutes []string    // "METHOD /path" of the HTTP API, set by mountAPI
 	// dropLogged is when a dropped frame was last logged (unix nanoseconds).
 	dropLogged atomic.Int64
+	pusher     *pusherNode // the Pusher protocol (pusher_*.go)
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -181,6 +185,7 @@ func New(opts Options) (*Server, error) {
 	s.metrics = newMetrics(s)
 	s.limits = s.newConnLimits()
 	s.registerHistoryMetrics()
+	s.pusher = newPusherNode(s)
 	s.upgrader = gws.NewUpgrader(&wsHandler{s: s}, &gws.ServerOption{
 		// The hard cap gws enforces; frames between max_message_bytes and
 		// this get a too_large error and the connection stays up.
@@ -243,6 +248,7 @@ func (s *Server) Start(ctx context.Context) error {
 	clientMux.HandleFunc("GET /healthz", s.handleHealth)
 	clientMux.HandleFunc("GET /readyz", s.handleReady)
 	s.mountAPI(apiMux)
+	s.mountPusher(clientMux, apiMux)
 
 	if err := s.listen(s.cfg.Listen, clientMux, true); err != nil {
 		return err

@@ -79,6 +79,11 @@ func (s *Server) refuseWebSocket(r *http.Request) (int, string) {
 // upgrade completes the handshake on netConn, read through br, and starts
 // the connection, which holds the connection-limit slots of ip (admitted).
 func (s *Server) upgrade(netConn net.Conn, br *bufio.Reader, r *http.Request, ip string) {
+	s.upgradeWith(netConn, br, r, ip, s.newConn)
+}
+
+// upgradeWith is upgrade with the connection made by mk (Eddy's or Pusher's).
+func (s *Server) upgradeWith(netConn net.Conn, br *bufio.Reader, r *http.Request, ip string, mk func(*gws.Conn, *outbox.Socket) *conn) {
 	// Writes go through a non-blocking socket, so that a peer that stops
 	// reading holds its own bytes, never a shared writer (outbox.Socket).
 	// Under TLS the socket is already there, beneath the TLS connection
@@ -97,7 +102,7 @@ func (s *Server) upgrade(netConn net.Conn, br *bufio.Reader, r *http.Request, ip
 		s.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	c := s.newConn(socket, sock)
+	c := mk(socket, sock)
 	c.ip = ip // before the read loop starts: cleanup gives the slot back
 	socket.Session().Store("", c)
 	// Reading in a fresh goroutine lets the handshake's stack go.
