@@ -41,7 +41,7 @@ type pusherChannel struct {
 
 	subs atomic.Pointer[[]*pusherSub] // copy on write: Deliver runs under the hub's lock
 
-	mu    sync.Mutex // guards what follows and writes to subs
+	mu    sync.Mutex                 // guards what follows and writes to subs
 	users map[string]int             // presence: connections per user id
 	conns map[string]string          // presence: connection id → user id
 	info  map[string]json.RawMessage // presence: user_info per user id
