@@ -61,6 +61,9 @@ func (s *Server) publishAt(ctx context.Context, req publishRequest) (string, uin
 			if m.TS == 0 {
 				m.TS = ts
 			}
+			if m.Exclude == "" && m.Channel == ch {
+				m.Exclude = req.exclude // a function's copy keeps the sender out too
+			}
 			pos, err := s.broker.Publish(ctx, m, brokerOptions(s.cfg.ChannelOptionsFor(m.Channel)))
 			if err != nil {
 				return "", 0, fmt.Errorf("publish to %q: %w", m.Channel, err)

@@ -56,6 +56,13 @@ type pusherSub struct {
 	sess   *pusherSession
 	ch     *pusherChannel
 	userID string // presence channels: the member it shows
+
+	// Guarded by ch.mu. Member events reach a subscription only once its
+	// subscription_succeeded is on the way (ready), and not for users it
+	// listed (known) whose join was still under way: a member is never
+	// announced to a client twice.
+	ready bool
+	known map[string]bool
 }
 
 // acquire returns channel's fan-out, registering it with the hub when it
@@ -220,8 +227,9 @@ func (pc *pusherChannel) Deliver(m *protocol.Message, _ []byte) {
 // first or last connection in the channel.
 func (pc *pusherChannel) DeliverPresence(_ []byte, events []hub.PresenceItem) {
 	type out struct {
-		frame []byte
-		conn  string // the connection whose join it is: not told of itself
+		frame          []byte
+		conn           string // the connection whose join it is: not told of itself
+		added, removed string // the user
 	}
 	var frames []out
 	pc.mu.Lock()
@@ -236,23 +244,44 @@ func (pc *pusherChannel) DeliverPresence(_ []byte, events []hub.PresenceItem) {
 				if len(ev.Member.Info) > 0 {
 					data["user_info"] = ev.Member.Info
 				}
-				frames = append(frames, out{pusher.Frame{Event: "pusher_internal:member_added", Channel: pc.name, Data: pusher.StringData(data)}.Encode(), ev.Member.Conn})
+				frames = append(frames, out{pusher.Frame{Event: "pusher_internal:member_added", Channel: pc.name, Data: pusher.StringData(data)}.Encode(), ev.Member.Conn, ev.Member.User, ""})
 			}
 			continue
 		}
 		if user, left := pc.removeLocked(ev.Member.Conn); left {
-			frames = append(frames, out{pusher.Frame{Event: "pusher_internal:member_removed", Channel: pc.name, Data: pusher.StringData(map[string]string{"user_id": user})}.Encode(), ""})
+			frames = append(frames, out{pusher.Frame{Event: "pusher_internal:member_removed", Channel: pc.name, Data: pusher.StringData(map[string]string{"user_id": user})}.Encode(), "", "", user})
 		}
 	}
-	pc.mu.Unlock()
-	if len(frames) == 0 {
-		return
-	}
+	defer pc.mu.Unlock()
 	for _, sub := range *pc.subs.Load() {
+		if !sub.ready {
+			continue
+		}
 		for _, f := range frames {
-			if f.conn != sub.c.id {
+			switch {
+			case f.conn == sub.c.id:
+			case f.added != "" && sub.known[f.added]:
+				delete(sub.known, f.added)
+			default:
+				if f.removed != "" {
+					delete(sub.known, f.removed)
+				}
 				_ = sub.c.out.Enqueue(f.frame)
 			}
+		}
+	}
+}
+
+// markReady lets member events reach sub; users are those its
+// subscription_succeeded lists.
+func (pc *pusherChannel) markReady(sub *pusherSub, users []string) {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	sub.ready = true
+	sub.known = make(map[string]bool, len(users))
+	for _, u := range users {
+		if u != sub.userID {
+			sub.known[u] = true
 		}
 	}
 }

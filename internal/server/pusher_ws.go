@@ -285,7 +285,9 @@ func (c *conn) pusherSubscribe(ctx context.Context, raw json.RawMessage) {
 		if err != nil {
 			c.s.log.Warn("pusher presence members", "channel", d.Channel, "err", err)
 		}
-		succeeded = pusher.StringData(presenceView(members))
+		view := presenceView(members)
+		sub.ch.markReady(sub, view.Presence.IDs)
+		succeeded = pusher.StringData(view)
 	}
 	c.send(pusher.Frame{Event: "pusher_internal:subscription_succeeded", Channel: d.Channel, Data: succeeded}.Encode())
 	if kind.Cache {
