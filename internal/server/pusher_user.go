@@ -78,10 +78,27 @@ func (c *conn) pusherSignin(ctx context.Context, raw json.RawMessage) {
 		c.send(pusher.ErrorFrame(0, "signin: "+c.s.clientError("pusher signin", err).Message))
 		return
 	}
-	c.send(pusher.Frame{Event: "pusher:signin_success", Data: mustJSONString(d)}.Encode())
+	c.send(pusher.Frame{Event: "pusher:signin_success", Data: pusher.StringData(map[string]string{"user_data": d.UserData})}.Encode())
 }
 
-func mustJSONString(v any) json.RawMessage { return pusher.StringData(v) }
+// serverToUserPrefix names the channel pusher-js subscribes to after a
+// sign-in. Eddy sends nothing on it (sending to users is not implemented)
+// but accepts the subscription of the signed-in user, so the client does
+// not report an error.
+const serverToUserPrefix = "#server-to-user-"
+
+// pusherServerToUser answers the subscription to #server-to-user-{id}.
+func (c *conn) pusherServerToUser(channel string) {
+	ps := c.pusher
+	ps.mu.Lock()
+	user := ps.user
+	ps.mu.Unlock()
+	if user == "" || channel != serverToUserPrefix+user {
+		c.subscriptionError(channel, "AuthError", "sign in as the user first", 403)
+		return
+	}
+	c.send(pusher.Frame{Event: "pusher_internal:subscription_succeeded", Channel: channel, Data: json.RawMessage(`"{}"`)}.Encode())
+}
 
 // pusherTerminate closes every connection signed in as user, on all nodes.
 func (s *Server) pusherTerminate(ctx context.Context, user string) error {

@@ -220,6 +220,10 @@ func (c *conn) pusherSubscribe(ctx context.Context, raw json.RawMessage) {
 		c.pusherBad("pusher:subscribe data must be an object with a channel")
 		return
 	}
+	if strings.HasPrefix(d.Channel, serverToUserPrefix) {
+		c.pusherServerToUser(d.Channel)
+		return
+	}
 	if err := pusher.ValidateChannel(d.Channel); err != nil {
 		c.subscriptionError(d.Channel, "InvalidChannel", err.Error(), 400)
 		return
