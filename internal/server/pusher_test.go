@@ -6,6 +6,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/lxzan/gws"
 
 	"github.com/eddyrt/eddy/internal/config"
 	"github.com/eddyrt/eddy/internal/pusher"
@@ -209,4 +212,55 @@ func TestPusherClientEventsOff(t *testing.T) {
 	}
 	b.Send(map[string]any{"event": "pusher:ping", "data": map[string]any{}})
 	b.expect("pusher:pong")
+}
+
+// TestPusherOneMessagePerEvent: events queued together still leave as one
+// WebSocket message each (Pusher has no batching), with and without
+// permessage-deflate negotiated.
+func TestPusherOneMessagePerEvent(t *testing.T) {
+	for _, deflate := range []bool{false, true} {
+		s := servertest.Start(t, withPusher, func(c *config.Config) { c.Compression = deflate })
+		h := &countingHandler{msgs: make(chan []byte, 1000)}
+		conn, _, err := gws.NewClient(h, &gws.ClientOption{Addr: pusherURL(s, testPusherKey), PermessageDeflate: gws.PermessageDeflate{Enabled: deflate}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go conn.ReadLoop()
+		t.Cleanup(func() { _ = conn.NetConn().Close() })
+		if m := <-h.msgs; !strings.Contains(string(m), "connection_established") {
+			t.Fatalf("first message %s", m)
+		}
+		_ = conn.WriteString(`{"event":"pusher:subscribe","data":{"channel":"burst"}}`)
+		if m := <-h.msgs; !strings.Contains(string(m), "subscription_succeeded") {
+			t.Fatalf("subscribe answer %s", m)
+		}
+		batch := make([]map[string]any, 50)
+		for i := range batch {
+			batch[i] = map[string]any{"name": "n", "channel": "burst", "data": fmt.Sprint(i)}
+		}
+		if status, body := pusherCall(t, s, "POST", "/apps/"+testPusherApp+"/batch_events", nil, map[string]any{"batch": batch}); status != 200 {
+			t.Fatalf("batch: %d %s", status, body)
+		}
+		for i := range batch {
+			select {
+			case m := <-h.msgs:
+				var f map[string]any
+				if err := json.Unmarshal(m, &f); err != nil || f["data"] != fmt.Sprint(i) {
+					t.Fatalf("deflate %v: message %d is %s (%v), want one event with data %d", deflate, i, m, err, i)
+				}
+			case <-time.After(servertest.Timeout):
+				t.Fatalf("deflate %v: %d of 50 events", deflate, i)
+			}
+		}
+	}
+}
+
+type countingHandler struct {
+	gws.BuiltinEventHandler
+	msgs chan []byte
+}
+
+func (h *countingHandler) OnMessage(_ *gws.Conn, m *gws.Message) {
+	defer m.Close()
+	h.msgs <- append([]byte(nil), m.Bytes()...)
 }

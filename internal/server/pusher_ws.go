@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -76,8 +77,19 @@ func (s *Server) handlePusherWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	app, known := s.appForPusherKey(r.PathValue("key"))
 	version := r.URL.Query().Get("protocol")
-	s.upgradeWith(netConn, br, r, ip, func(socket *gws.Conn, sock *outbox.Socket) *conn {
-		c := s.newPusherConn(socket, sock, app)
+	var wire *frameWire
+	wrap := func(c net.Conn) net.Conn {
+		if s.offersDeflate(r) {
+			return c
+		}
+		wire = &frameWire{Conn: c}
+		return wire
+	}
+	s.upgradeWith(netConn, br, r, ip, wrap, func(socket *gws.Conn, sock *outbox.Socket) *conn {
+		if wire != nil {
+			wire.upgraded()
+		}
+		c := s.newPusherConn(socket, sock, wire, app)
 		switch v, err := strconv.Atoi(version); {
 		case !known:
 			c.pusherRefuse(pusher.CodeAppNotFound, fmt.Sprintf("App key %s not in this cluster", r.PathValue("key")))
@@ -102,14 +114,14 @@ func (c *conn) pusherRefuse(code int, msg string) {
 
 // newPusherConn starts a Pusher connection: it needs no auth frame, and
 // writes each frame as its own WebSocket message (Pusher has no batching).
-func (s *Server) newPusherConn(socket *gws.Conn, sock *outbox.Socket, app *pusherApp) *conn {
+func (s *Server) newPusherConn(socket *gws.Conn, sock *outbox.Socket, wire *frameWire, app *pusherApp) *conn {
 	c := s.allocConn()
 	c.socket = socket
 	c.pusher = &pusherSession{app: app, socketID: fmt.Sprintf("%d.%d", rand.Uint32N(1<<31), c.seq), subs: map[string]*pusherSub{}}
 	onInvalid := func(frame []byte) { s.frameDropped(c.id, frame) }
-	var w outbox.Writer = &pusherWriter{socketWriter{socket: socket, onInvalid: onInvalid}}
+	var w outbox.Writer = &pusherWriter{socketWriter: socketWriter{socket: socket, onInvalid: onInvalid}, wire: wire}
 	if sock != nil {
-		w = &pusherNBWriter{pusherWriter{socketWriter{socket: socket, onInvalid: onInvalid}}, sock}
+		w = &pusherNBWriter{pusherWriter{socketWriter: socketWriter{socket: socket, onInvalid: onInvalid}, wire: wire}, sock}
 	}
 	s.startConn(c, w)
 	c.mu.Lock()
@@ -117,33 +129,6 @@ func (s *Server) newPusherConn(socket *gws.Conn, sock *outbox.Socket, app *pushe
 	c.mu.Unlock()
 	return c
 }
-
-// pusherWriter writes each frame as one WebSocket message.
-type pusherWriter struct{ socketWriter }
-
-func (w *pusherWriter) WriteFrames(frames [][]byte) error {
-	w.armDeadline()
-	return w.each(frames)
-}
-
-func (w *pusherWriter) each(frames [][]byte) error {
-	for _, f := range w.onlyText(frames) {
-		if err := w.socket.WriteMessage(gws.OpcodeText, f); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-type pusherNBWriter struct {
-	pusherWriter
-	sock *outbox.Socket
-}
-
-func (w *pusherNBWriter) WriteFrames(frames [][]byte) error { return w.each(frames) }
-func (w *pusherNBWriter) WritePing() error                  { return w.socket.WritePing(nil) }
-func (w *pusherNBWriter) Backlog() int                      { return w.sock.Backlog() }
-func (w *pusherNBWriter) WhenWritten(f func()) bool         { return w.sock.WhenWritten(f) }
 
 // armActivity sends pusher:ping when the client has been silent for d.
 func (ps *pusherSession) armActivity(c *conn, d time.Duration) {
