@@ -488,6 +488,9 @@ const DrainMargin = 2 * time.Second
 
 // Validate checks values that parsed but make no sense.
 func (c *Config) Validate() error {
+	if err := c.validatePusher(); err != nil {
+		return err
+	}
 	switch {
 	case c.Secret != "" && len(c.Secret) < 32:
 		return fmt.Errorf("secret: is %d bytes long; it must be at least 32", len(c.Secret))

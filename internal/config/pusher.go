@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"strings"
 )
 
@@ -36,4 +37,27 @@ func NewPusherKey() string {
 	var b [10]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// validatePusher checks the Pusher app settings: a key needs a secret and
+// an app id, and the key goes in a URL path as it is.
+func (c *Config) validatePusher() error {
+	switch {
+	case c.PusherKey == "" && c.PusherSecret == "":
+		return nil
+	case c.PusherKey == "":
+		return fmt.Errorf("pusher_key: missing while pusher_secret is set")
+	case c.PusherSecret == "":
+		return fmt.Errorf("pusher_secret: missing while pusher_key is set")
+	case c.PusherAppID == "":
+		return fmt.Errorf("pusher_app_id: must not be empty while pusher_key is set")
+	}
+	for _, s := range []struct{ key, v string }{{"pusher_key", c.PusherKey}, {"pusher_app_id", c.PusherAppID}} {
+		for _, r := range s.v {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+				return fmt.Errorf("%s: %q has %q; use letters, digits and -_.", s.key, s.v, r)
+			}
+		}
+	}
+	return nil
 }
