@@ -51,3 +51,22 @@ func TestValidatePusher(t *testing.T) {
 		t.Fatalf("key %q", k)
 	}
 }
+
+// TestInitWritesPusherCredentials: eddy init gives every new config its own
+// Pusher key and secret, which load and validate.
+func TestInitWritesPusherCredentials(t *testing.T) {
+	path := t.TempDir() + "/eddy.yaml"
+	if _, _, err := Init(path); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.PusherKey) != 20 || len(c.PusherSecret) != 64 || c.PusherAppID != "default" || c.PusherClientEvents {
+		t.Fatalf("pusher settings %q %q %q %v", c.PusherAppID, c.PusherKey, c.PusherSecret, c.PusherClientEvents)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}

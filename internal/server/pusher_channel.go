@@ -26,7 +26,11 @@ type pusherNode struct {
 }
 
 func newPusherNode(s *Server) *pusherNode {
-	return &pusherNode{app: s.pusherDefaultApp(), events: s.opts.PusherEvents, activity: 120, channels: map[string]*pusherChannel{}}
+	activity := 120 // Pusher's own
+	if s.opts.pusherActivity > 0 {
+		activity = s.opts.pusherActivity
+	}
+	return &pusherNode{app: s.pusherDefaultApp(), events: s.opts.PusherEvents, activity: activity, channels: map[string]*pusherChannel{}}
 }
 
 // pusherChannel is one channel's Pusher subscribers on this node: a single

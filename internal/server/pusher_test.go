@@ -12,6 +12,7 @@ import (
 
 	"github.com/eddyrt/eddy/internal/config"
 	"github.com/eddyrt/eddy/internal/pusher"
+	"github.com/eddyrt/eddy/internal/server"
 	"github.com/eddyrt/eddy/internal/servertest"
 )
 
@@ -263,4 +264,19 @@ type countingHandler struct {
 func (h *countingHandler) OnMessage(_ *gws.Conn, m *gws.Message) {
 	defer m.Close()
 	h.msgs <- append([]byte(nil), m.Bytes()...)
+}
+
+// TestPusherServerPing: a client silent for activity_timeout gets a
+// pusher:ping from the server, and its pusher:pong keeps it connected.
+func TestPusherServerPing(t *testing.T) {
+	cfg := servertest.Config()
+	withPusher(&cfg)
+	s := servertest.StartWith(t, server.WithPusherActivity(server.Options{Config: cfg}, 1))
+	p := &pusherWS{WS: servertest.Dial(t, pusherURL(s, testPusherKey)), t: t}
+	if d := eventData(t, p.expect("pusher:connection_established")); d["activity_timeout"] != float64(1) {
+		t.Fatalf("activity_timeout %v", d["activity_timeout"])
+	}
+	p.expect("pusher:ping")
+	p.Send(map[string]any{"event": "pusher:pong", "data": map[string]any{}})
+	p.expect("pusher:ping") // still connected, pinged again after another quiet spell
 }

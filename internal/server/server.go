@@ -76,6 +76,8 @@ type Options struct {
 	// beyond its limit: a window of an hour makes "a reply never waits for
 	// the window" a question of order, not of timing.
 	writeDelay time.Duration
+	// pusherActivity, set only by tests, replaces the Pusher activity_timeout (seconds).
+	pusherActivity int
 }
 
 // Server is one running node.
