@@ -52,6 +52,12 @@ type pusherChannel struct {
 	gone  map[string]bool            // leaves seen while the member list was loading
 	ready bool                       // the member list was loaded
 	refs  int                        // subscribers, including those still joining
+
+	// registered is closed once the hub routes the channel here (regErr
+	// set if it could not): later subscribers wait for it, so none is told
+	// it subscribed before messages can reach it.
+	registered chan struct{}
+	regErr     error
 }
 
 // pusherSub is one Pusher connection's subscription.
@@ -76,7 +82,7 @@ func (s *Server) pusherAcquire(ctx context.Context, name string) (*pusherChannel
 	p.mu.Lock()
 	pc := p.channels[name]
 	if pc == nil {
-		pc = &pusherChannel{name: name, kind: pusher.KindOf(name), users: map[string]int{}, conns: map[string]string{}, info: map[string]json.RawMessage{}, gone: map[string]bool{}}
+		pc = &pusherChannel{name: name, kind: pusher.KindOf(name), users: map[string]int{}, conns: map[string]string{}, info: map[string]json.RawMessage{}, gone: map[string]bool{}, registered: make(chan struct{})}
 		empty := []*pusherSub{}
 		pc.subs.Store(&empty)
 		p.channels[name] = pc
@@ -88,10 +94,18 @@ func (s *Server) pusherAcquire(ctx context.Context, name string) (*pusherChannel
 		// The hub serialises subscribes of one channel, and the last
 		// release unsubscribes under the same stripe, so a fan-out that
 		// is registered here is the channel's current one.
-		if err := s.hub.Subscribe(ctx, name, pc); err != nil {
-			s.pusherRelease(context.Background(), pc)
-			return nil, err
-		}
+		pc.regErr = s.hub.Subscribe(ctx, name, pc)
+		close(pc.registered)
+	}
+	select {
+	case <-pc.registered:
+	case <-ctx.Done():
+		s.pusherRelease(context.Background(), pc)
+		return nil, ctx.Err()
+	}
+	if pc.regErr != nil {
+		s.pusherRelease(context.Background(), pc)
+		return nil, pc.regErr
 	}
 	if pc.kind.Presence && s.presence != nil {
 		if err := pc.loadMembers(ctx, s); err != nil {

@@ -217,7 +217,11 @@ func (c *conn) pusherSubscribe(ctx context.Context, raw json.RawMessage) {
 	kind := pusher.KindOf(d.Channel)
 	var member protocol.Member
 	if kind.Private {
-		want := pusher.ChannelAuth(ps.app.Key, ps.app.Secret, ps.socketID, d.Channel, map[bool]string{true: d.ChannelData}[kind.Presence])
+		signed := "" // channel_data is signed on presence channels only
+		if kind.Presence {
+			signed = d.ChannelData
+		}
+		want := pusher.ChannelAuth(ps.app.Key, ps.app.Secret, ps.socketID, d.Channel, signed)
 		if err := pusher.VerifyAuth(d.Auth, want); err != nil {
 			c.subscriptionError(d.Channel, "AuthError", "invalid auth for "+d.Channel+": "+err.Error(), 401)
 			return
@@ -240,8 +244,17 @@ func (c *conn) pusherSubscribe(ctx context.Context, raw json.RawMessage) {
 	switch {
 	case ps.subs[d.Channel] != nil:
 		ps.mu.Unlock()
-		// pusher-js resubscribes after a reconnect only; answer again.
-		c.send(pusher.Frame{Event: "pusher_internal:subscription_succeeded", Channel: d.Channel, Data: json.RawMessage(`"{}"`)}.Encode())
+		// Already subscribed (pusher-js only resubscribes on a new
+		// connection): answer again, with the current members.
+		succeeded := json.RawMessage(`"{}"`)
+		if kind.Presence && c.s.presence != nil {
+			members, err := c.s.presence.Members(ctx, d.Channel)
+			if err != nil {
+				c.s.log.Warn("pusher presence members", "channel", d.Channel, "err", err)
+			}
+			succeeded = pusher.StringData(presenceView(members))
+		}
+		c.send(pusher.Frame{Event: "pusher_internal:subscription_succeeded", Channel: d.Channel, Data: succeeded}.Encode())
 		return
 	case len(ps.subs) >= c.s.cfg.MaxSubscriptions:
 		ps.mu.Unlock()
