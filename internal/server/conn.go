@@ -234,6 +234,9 @@ func (c *conn) writeClose(d *protocol.Disconnect, drain bool) {
 		c.sse.writeClose(d)
 		return
 	}
+	if c.pusher != nil && d != nil {
+		d = pusherDisconnect(d)
+	}
 	if d == nil {
 		return
 	}

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -279,4 +280,44 @@ func TestPusherServerPing(t *testing.T) {
 	p.expect("pusher:ping")
 	p.Send(map[string]any{"event": "pusher:pong", "data": map[string]any{}})
 	p.expect("pusher:ping") // still connected, pinged again after another quiet spell
+}
+
+// TestPusherCloseCodes: the server's own disconnects reach Pusher clients
+// with Pusher's codes: a slow consumer 4100 (reconnect after a back-off,
+// not Eddy's 4009, which pusher-js reads as "never reconnect"), a restart
+// 4200 (reconnect now).
+func TestPusherCloseCodes(t *testing.T) {
+	s := servertest.Start(t, withPusher, func(c *config.Config) { c.MaxQueueBytes = 256 << 10 })
+	slow, resume := servertest.DialPaused(t, pusherURL(s, testPusherKey))
+	slow.Send(map[string]any{"event": "pusher:subscribe", "data": map[string]any{"channel": "flood"}})
+	calm := dialPusher(t, s)
+	calm.join("calm", "")
+	servertest.Eventually(t, "the paused client subscribed", func() bool {
+		status, body := pusherCall(t, s, "GET", "/apps/"+testPusherApp+"/channels/flood", nil, nil)
+		return status == 200 && strings.Contains(body, `"occupied":true`)
+	})
+	batch := make([]map[string]any, 100)
+	for i := range batch {
+		batch[i] = map[string]any{"name": "n", "channel": "flood", "data": strings.Repeat("x", 8<<10)}
+	}
+	// 800 KiB a call: the socket's buffers fill, then the queue overflows
+	// and the slow client's subscription goes with its connection.
+	for i := 0; s.Hub().Subscribers("flood") > 0; i++ {
+		if i == 200 {
+			t.Fatal("160 MiB later the paused client is still subscribed")
+		}
+		if status, body := pusherCall(t, s, "POST", "/apps/"+testPusherApp+"/batch_events", nil, map[string]any{"batch": batch}); status != 200 {
+			t.Fatalf("batch: %d %s", status, body)
+		}
+	}
+	resume()
+	if code := slow.CloseCode(); code != pusher.CodeOverCapacity {
+		t.Fatalf("slow consumer closed with %d, want %d", code, pusher.CodeOverCapacity)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go func() { _ = s.Shutdown(ctx) }()
+	if code := calm.CloseCode(); code != pusher.CodeGenericReconnect {
+		t.Fatalf("restart closed with %d, want %d", code, pusher.CodeGenericReconnect)
+	}
 }

@@ -410,3 +410,18 @@ func (c *conn) pusherClientEvent(ctx context.Context, f *pusher.Frame) {
 	}
 	c.s.pusher.clientEvent(f.Channel, f.Event, data, ps.socketID, sub.userID)
 }
+
+// pusherDisconnect translates the server's own disconnects into Pusher's
+// close codes, whose ranges tell pusher-js whether to reconnect: Eddy's
+// 4009 (slow consumer) would mean "unauthorised, never reconnect" there.
+func pusherDisconnect(d *protocol.Disconnect) *protocol.Disconnect {
+	switch *d {
+	case protocol.DisconnectShutdown:
+		return &protocol.Disconnect{Code: pusher.CodeGenericReconnect, Reason: d.Reason}
+	case protocol.DisconnectSlowConsumer:
+		return &protocol.Disconnect{Code: pusher.CodeOverCapacity, Reason: d.Reason}
+	case protocol.DisconnectTooManyConns:
+		return &protocol.Disconnect{Code: pusher.CodeOverCapacity, Reason: d.Reason}
+	}
+	return d
+}
