@@ -3,12 +3,15 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/eddyrt/eddy/internal/node"
 	"github.com/eddyrt/eddy/internal/pusher"
 	"github.com/eddyrt/eddy/internal/servertest"
 )
@@ -183,5 +186,70 @@ func TestPusherFunctionRejection(t *testing.T) {
 	trigger(t, s, map[string]any{"name": "say", "channel": "guarded", "data": "good"})
 	if f := p.expectOn("say", "guarded"); f["data"] != "GOOD" {
 		t.Fatalf("function did not run on the Pusher publish: %v", f)
+	}
+}
+
+// recordedEvents records what the Pusher layer reports for webhooks.
+type recordedEvents struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (r *recordedEvents) ClientEvent(appID, channel, event string, data json.RawMessage, socketID, userID string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, strings.Join([]string{"client_event", appID, channel, event, string(data), socketID, userID}, " "))
+}
+
+func (r *recordedEvents) CacheMiss(appID, channel string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, "cache_miss "+appID+" "+channel)
+}
+
+func (r *recordedEvents) list() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.events...)
+}
+
+// TestPusherEventsForWebhooks: client events and cache misses reach
+// Options.PusherEvents (the webhooks' source), with the app, channel,
+// sender and user; a client event a function rejects is not reported and
+// its sender is told why.
+func TestPusherEventsForWebhooks(t *testing.T) {
+	rec := &recordedEvents{}
+	cfg := servertest.Config()
+	cfg.DataDir = t.TempDir()
+	withPusher(&cfg)
+	n, err := node.Build(cfg, servertest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	opts := n.Options
+	opts.PusherEvents = rec
+	s := servertest.StartWith(t, opts)
+	deploy(t, s, "guard", js(`function handle(m, ctx){ if (m.data && m.data.bad) ctx.reject("no bad moves"); return m }`))
+	associate(t, s, "presence-game", "", "guard")
+
+	a, b := dialPusher(t, s), dialPusher(t, s)
+	a.join("presence-game", `{"user_id":"ann"}`)
+	b.join("presence-game", `{"user_id":"ben"}`)
+	a.expectOn("pusher_internal:member_added", "presence-game")
+	a.Send(map[string]any{"event": "client-move", "channel": "presence-game", "data": map[string]any{"x": 1}})
+	b.expectOn("client-move", "presence-game")
+	a.Send(map[string]any{"event": "client-move", "channel": "presence-game", "data": map[string]any{"bad": true}})
+	if f := a.expect("pusher:error"); !strings.Contains(fmt.Sprint(f["data"]), "no bad moves") {
+		t.Fatalf("rejected client event: %v", f)
+	}
+	a.join("cache-board", "")
+	a.expectOn("pusher:cache_miss", "cache-board")
+	want := []string{
+		"client_event " + testPusherApp + ` presence-game client-move {"x":1} ` + a.SocketID + " ann",
+		"cache_miss " + testPusherApp + " cache-board",
+	}
+	if got := rec.list(); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("reported %q, want %q", got, want)
 	}
 }
