@@ -69,6 +69,10 @@ type Message struct {
 	Offset  uint64          `json:"offset"`
 	Epoch   string          `json:"epoch"`
 	User    string          `json:"user,omitempty"`
+	// Exclude, when set, is the Pusher socket id of a connection that must
+	// not receive the message (its sender: Pusher's socket_id). Internal:
+	// not part of the JSON shape, carried between nodes by the brokers.
+	Exclude string `json:"-"`
 }
 
 // HistoryResponse answers GET /api/v1/history.

@@ -48,6 +48,8 @@ type Options struct {
 	DrainWait   time.Duration // how long to wait for stragglers after publishing
 	Timeout     time.Duration // the whole run, whatever happens (default 5 minutes)
 	Quiet       bool          // no progress line
+	Protocol    string        // subscribers' protocol: eddy (default) or pusher (bench/pusher.go)
+	PusherKey   string        // the Pusher app key, with Protocol pusher
 
 	Progress io.Writer // live progress (stderr)
 	Command  string    // the command line, for the JSON record
@@ -176,6 +178,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	r.d = &dialer{perAddr: portsPerAddr()}
 	if lim, err := raiseNoFile(); err == nil {
 		r.fdLimit = lim
+	}
+	if err := o.checkProtocol(); err != nil {
+		return nil, err
+	}
+	if o.Protocol == "pusher" {
+		r.note("subscribers speak the Pusher protocol (one WebSocket message per event)")
 	}
 	if len(o.Secret) < 32 {
 		return nil, fmt.Errorf("no token secret (or shorter than 32 bytes): pass --secret, or run where eddy.yaml is / pass --config")

@@ -44,6 +44,7 @@ type sub struct {
 	firstErr string
 	err      error
 	done     chan struct{}
+	pusher   bool // a Pusher protocol subscriber (pusher.go)
 }
 
 var (
@@ -107,6 +108,10 @@ func (s *sub) loop() {
 		if err != nil {
 			s.err = err
 			return
+		}
+		if s.pusher {
+			s.handlePusher(msg, time.Now())
+			continue
 		}
 		_ = s.handle(msg, time.Now())
 	}

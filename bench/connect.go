@@ -80,7 +80,13 @@ func (r *runner) openSubs(ctx context.Context, n int, rate float64, target func(
 				return
 			}
 			t0 := time.Now()
-			s, err := connectSub(ctx, r.d, url, tok, c, r.o.ReadBuffer)
+			var s *sub
+			if r.o.Protocol == "pusher" {
+				url = pusherURL(url, r.o.PusherKey)
+				s, err = connectPusherSub(ctx, r.d, url, c, r.o.ReadBuffer)
+			} else {
+				s, err = connectSub(ctx, r.d, url, tok, c, r.o.ReadBuffer)
+			}
 			if err != nil {
 				r.fail(fmt.Errorf("connect %s: %w", url, err))
 				return

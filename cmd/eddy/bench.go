@@ -76,6 +76,9 @@ The token secret and API key come from eddy.yaml unless given.`,
 			if o.AdminKey == "" {
 				o.AdminKey = t.adminKey
 			}
+			if o.PusherKey == "" {
+				o.PusherKey = t.pusher
+			}
 			if len(o.WS) == 0 && len(o.API) == 0 && t.base != "" {
 				o.API = []string{t.base}
 				o.WS = []string{wsURL(t.base)}
@@ -133,6 +136,8 @@ The token secret and API key come from eddy.yaml unless given.`,
 	f.DurationVar(&o.DrainWait, "drain-wait", 10*time.Second, "after publishing, how long delivery may stall before what is missing counts as lost")
 	f.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "upper bound on the whole run")
 	f.BoolVarP(&o.Quiet, "quiet", "q", false, "no progress line")
+	f.StringVar(&o.Protocol, "protocol", "eddy", "subscribers' protocol: eddy, or pusher (Pusher protocol 7 at /app/{key}; fanout, channels, cluster)")
+	f.StringVar(&o.PusherKey, "pusher-key", os.Getenv(config.EnvName("pusher_key")), "Pusher app key for --protocol pusher (default from the config)")
 	f.StringVar(&jsonPath, "json", "", "also write the figures as JSON to this file")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write the load tool's own CPU profile to this file")
 	return cmd

@@ -27,6 +27,7 @@ type target struct {
 	apiKey   string
 	adminKey string
 	secret   string
+	pusher   string // pusher_key
 }
 
 // resolveTarget reads the local config (if any) for the key, secret and
@@ -36,7 +37,7 @@ func resolveTarget(g *globals) (target, error) {
 	if err != nil {
 		return target{}, err
 	}
-	t := target{apiKey: cfg.APIKey, adminKey: cfg.AdminKey, secret: cfg.Secret, base: g.server}
+	t := target{apiKey: cfg.APIKey, adminKey: cfg.AdminKey, secret: cfg.Secret, base: g.server, pusher: cfg.PusherKey}
 	if t.base == "" {
 		addr := cfg.Listen
 		if cfg.APIListen != "" {

@@ -94,6 +94,11 @@ type Config struct {
 	// Operations (docs/operations.md): the status channel and function logs.
 	StatusSampleRate int `koanf:"status_sample_rate"`
 	FunctionLogLines int `koanf:"function_log_lines"`
+	// Pusher protocol compatibility (docs/pusher.md).
+	PusherAppID        string `koanf:"pusher_app_id"`
+	PusherKey          string `koanf:"pusher_key"`
+	PusherSecret       string `koanf:"pusher_secret"`
+	PusherClientEvents bool   `koanf:"pusher_client_events"`
 }
 
 // JWTKey is one entry of jwt_keys: a token verification key chosen by the
@@ -180,6 +185,10 @@ var settings = []setting{
 	{"webhook_retry_for", "how long a webhook POST that fails is retried, with exponential backoff, before its events are dropped", 5 * time.Minute},
 	{"status_sample_rate", "events of each kind per second one node sends to $admin:status subscribers; past it they are counted in an events_omitted event instead", 50},
 	{"function_log_lines", "ctx.log lines and errors kept per function (GET /api/v1/functions/{name}/logs)", 200},
+	{"pusher_app_id", "app id of the Pusher-compatible API (/apps/{id}/...); docs/pusher.md", "default"},
+	{"pusher_key", "app key Pusher clients connect with (/app/{key}); empty: the Pusher protocol is off", ""},
+	{"pusher_secret", "secret that signs Pusher channel auths, sign-ins and HTTP API calls", ""},
+	{"pusher_client_events", "let Pusher clients send client-* events on private and presence channels", false},
 }
 
 // Default returns the built-in settings.
@@ -496,6 +505,9 @@ const DrainMargin = 2 * time.Second
 
 // Validate checks values that parsed but make no sense.
 func (c *Config) Validate() error {
+	if err := c.validatePusher(); err != nil {
+		return err
+	}
 	switch {
 	case c.Secret != "" && len(c.Secret) < 32:
 		return fmt.Errorf("secret: is %d bytes long; it must be at least 32", len(c.Secret))
@@ -641,7 +653,7 @@ func (c *Config) ChannelOptionsFor(channel string) ChannelOptions {
 			return o
 		}
 	}
-	return c.ChannelDefaults
+	return pusherChannelOptions(channel, c.ChannelDefaults)
 }
 
 // NewSecret returns a random 256-bit secret, hex encoded.
@@ -701,12 +713,15 @@ api_key: %q
 admin_key: %q
 # secrets_key encrypts the functions' secrets at rest (eddy functions secrets set).
 secrets_key: %q
+# The Pusher-compatible protocol (docs/pusher.md): pusher-js connects with pusher_key.
+pusher_key: %q
+pusher_secret: %q
 data_dir: eddy-data
 # Channel options per namespace (the part of a channel name before the first ':').
 channel_defaults: { history_size: 0 }
 namespaces:
   chat: { history_size: 100, history_ttl: 10m, presence: true, join_leave: true }
-`, secret, apiKey, adminKey, secretsKey)
+`, secret, apiKey, adminKey, secretsKey, NewPusherKey(), NewSecret())
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

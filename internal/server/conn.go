@@ -62,6 +62,8 @@ type conn struct {
 	released chan struct{}
 	// pubs runs the connection's publishes off the frame handler.
 	pubs publishQueue
+	// pusher is set on a Pusher protocol connection (pusher_ws.go).
+	pusher *pusherSession
 
 	// Owned by the frame handler.
 	badFrames   int
@@ -214,6 +216,9 @@ func (c *conn) teardown(d *protocol.Disconnect, drain bool) {
 	for _, sub := range subs {
 		c.s.leave(ctx, sub)
 	}
+	if c.pusher != nil {
+		c.pusherReleaseAll(ctx)
+	}
 	<-written
 }
 
@@ -232,6 +237,9 @@ func (c *conn) writeClose(d *protocol.Disconnect, drain bool) {
 	if c.sse != nil {
 		c.sse.writeClose(d)
 		return
+	}
+	if c.pusher != nil && d != nil {
+		d = pusherDisconnect(d)
 	}
 	if d == nil {
 		return
@@ -264,6 +272,10 @@ func (c *conn) runFrame(b []byte) {
 	c.frames.Lock()
 	defer c.frames.Unlock()
 	if c.closing() {
+		return
+	}
+	if c.pusher != nil {
+		c.handlePusherFrame(c.ctx, b)
 		return
 	}
 	c.handleFrame(c.ctx, b)

@@ -20,6 +20,8 @@ type publishRequest struct {
 	// offsets, when not nil, gets the offset the message took in each
 	// requested channel (a channel a function dropped it from is absent).
 	offsets map[string]uint64
+	// exclude is a Pusher socket id that must not get the message (socket_id).
+	exclude string
 }
 
 // publish runs one publish end to end: validate, functions, broker. It
@@ -45,7 +47,7 @@ func (s *Server) publishAt(ctx context.Context, req publishRequest) (string, uin
 	ts := start.UnixMilli()
 	var offset uint64
 	for ci, ch := range req.channels {
-		m := &protocol.Message{Channel: ch, Event: req.event, Data: data, ID: id, TS: ts, User: req.user}
+		m := &protocol.Message{Channel: ch, Event: req.event, Data: data, ID: id, TS: ts, User: req.user, Exclude: req.exclude}
 		out := []*protocol.Message{m}
 		if s.funcs != nil {
 			if out, err = s.funcs.Apply(ctx, m, req.info); err != nil {
@@ -58,6 +60,9 @@ func (s *Server) publishAt(ctx context.Context, req publishRequest) (string, uin
 			}
 			if m.TS == 0 {
 				m.TS = ts
+			}
+			if m.Exclude == "" && m.Channel == ch {
+				m.Exclude = req.exclude // a function's copy keeps the sender out too
 			}
 			pos, err := s.broker.Publish(ctx, m, brokerOptions(s.cfg.ChannelOptionsFor(m.Channel)))
 			if err != nil {

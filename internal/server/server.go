@@ -78,11 +78,16 @@ type Options struct {
 	// FunctionLogs, when set, serves GET /api/v1/functions/{name}/logs
 	// behind the admin key (oplogs.go).
 	FunctionLogs *fnlog.Store
+	// PusherEvents, when set, receives client events and cache misses of
+	// the Pusher protocol (for its webhooks).
+	PusherEvents PusherEvents
 
 	// writeDelay, set only by tests (export_test.go), replaces write_delay
 	// beyond its limit: a window of an hour makes "a reply never waits for
 	// the window" a question of order, not of timing.
 	writeDelay time.Duration
+	// pusherActivity, set only by tests, replaces the Pusher activity_timeout (seconds).
+	pusherActivity int
 }
 
 // Server is one running node.
@@ -121,6 +126,7 @@ type Server struct {
 	dropLogged atomic.Int64
 	status     *status.Feed // the $admin:status feed (status.go)
 	statusSubs statusSubs
+	pusher     *pusherNode // the Pusher protocol (pusher_*.go)
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -201,6 +207,7 @@ func New(opts Options) (*Server, error) {
 		s.status = s.newStatusFeed()
 	}
 	s.statusSubs.subs = map[*conn]func(){}
+	s.pusher = newPusherNode(s)
 	s.upgrader = gws.NewUpgrader(&wsHandler{s: s}, &gws.ServerOption{
 		// The hard cap gws enforces; frames between max_message_bytes and
 		// this get a too_large error and the connection stays up.
@@ -263,6 +270,7 @@ func (s *Server) Start(ctx context.Context) error {
 	clientMux.HandleFunc("GET /healthz", s.handleHealth)
 	clientMux.HandleFunc("GET /readyz", s.handleReady)
 	s.mountAPI(apiMux)
+	s.mountPusher(clientMux, apiMux)
 
 	if err := s.listen(s.cfg.Listen, clientMux, true); err != nil {
 		return err

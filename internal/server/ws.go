@@ -79,6 +79,12 @@ func (s *Server) refuseWebSocket(r *http.Request) (int, string) {
 // upgrade completes the handshake on netConn, read through br, and starts
 // the connection, which holds the connection-limit slots of ip (admitted).
 func (s *Server) upgrade(netConn net.Conn, br *bufio.Reader, r *http.Request, ip string) {
+	s.upgradeWith(netConn, br, r, ip, nil, s.newConn)
+}
+
+// upgradeWith is upgrade with the connection made by mk (Eddy's or
+// Pusher's); wrap, when set, wraps what gws writes to.
+func (s *Server) upgradeWith(netConn net.Conn, br *bufio.Reader, r *http.Request, ip string, wrap func(net.Conn) net.Conn, mk func(*gws.Conn, *outbox.Socket) *conn) {
 	// Writes go through a non-blocking socket, so that a peer that stops
 	// reading holds its own bytes, never a shared writer (outbox.Socket).
 	// Under TLS the socket is already there, beneath the TLS connection
@@ -91,13 +97,16 @@ func (s *Server) upgrade(netConn net.Conn, br *bufio.Reader, r *http.Request, ip
 			wire = sock
 		}
 	}
+	if wrap != nil {
+		wire = wrap(wire)
+	}
 	socket, err := s.upgrader.UpgradeFromConn(wire, br, r)
 	if err != nil {
 		s.limits.release(ip)
 		s.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	c := s.newConn(socket, sock)
+	c := mk(socket, sock)
 	c.ip = ip // before the read loop starts: cleanup gives the slot back
 	socket.Session().Store("", c)
 	// Reading in a fresh goroutine lets the handshake's stack go.

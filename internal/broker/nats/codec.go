@@ -37,6 +37,7 @@ type wireBody struct {
 	ID    string          `json:"i"`
 	TS    int64           `json:"t"`
 	User  string          `json:"u"`
+	X     string          `json:"x"` // Message.Exclude
 }
 
 // appendBody is written by hand because it is on the publish path.
@@ -55,6 +56,10 @@ func appendBody(b []byte, m *protocol.Message) []byte {
 		b = append(b, `,"u":`...)
 		b = protocol.AppendString(b, m.User)
 	}
+	if m.Exclude != "" {
+		b = append(b, `,"x":`...)
+		b = protocol.AppendString(b, m.Exclude)
+	}
 	return append(b, '}')
 }
 
@@ -72,5 +77,6 @@ func decodeBody(channel string, body []byte, offset uint64, epoch string) (*prot
 		Offset:  offset,
 		Epoch:   epoch,
 		User:    w.User,
+		Exclude: w.X,
 	}, nil
 }

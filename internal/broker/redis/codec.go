@@ -22,6 +22,7 @@ type wireBody struct {
 	ID    string          `json:"i"`
 	TS    int64           `json:"t"`
 	User  string          `json:"u"`
+	X     string          `json:"x"` // Message.Exclude
 }
 
 // appendBody appends m's body; like protocol.AppendMessage it is written by
@@ -41,6 +42,10 @@ func appendBody(b []byte, m *protocol.Message) []byte {
 		b = append(b, `,"u":`...)
 		b = protocol.AppendString(b, m.User)
 	}
+	if m.Exclude != "" {
+		b = append(b, `,"x":`...)
+		b = protocol.AppendString(b, m.Exclude)
+	}
 	return append(b, '}')
 }
 
@@ -58,6 +63,7 @@ func decodeBody(channel string, body string, offset uint64, epoch string) (*prot
 		Offset:  offset,
 		Epoch:   epoch,
 		User:    w.User,
+		Exclude: w.X,
 	}, nil
 }
 
