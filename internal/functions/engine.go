@@ -19,6 +19,7 @@ import (
 	"github.com/eddyrt/eddy/internal/functions/httprt"
 	"github.com/eddyrt/eddy/internal/functions/jsrt"
 	"github.com/eddyrt/eddy/internal/functions/kvstore"
+	"github.com/eddyrt/eddy/internal/functions/wasmrt"
 )
 
 // Defaults and limits.
@@ -178,6 +179,7 @@ func New(store Store, opts Options) (*Engine, error) {
 		runtimes: map[string]fnrt.Runtime{
 			RuntimeJS:   jsrt.New(),
 			RuntimeHTTP: httprt.New(opts.AllowPrivateURLs),
+			RuntimeWasm: wasmrt.New(),
 		},
 	}
 	e.snap.Store(newSnapshot(map[string]*compiled{}, nil))
@@ -208,7 +210,7 @@ func (e *Engine) Close() error {
 func (e *Engine) compile(fn Function) (*compiled, error) {
 	rt, ok := e.runtimes[fn.Runtime]
 	if !ok {
-		return nil, badRequest(fn.Name, "unknown runtime %q (want js or http)", fn.Runtime)
+		return nil, badRequest(fn.Name, "unknown runtime %q (want js, http or wasm)", fn.Runtime)
 	}
 	timeout := time.Duration(fn.TimeoutMS) * time.Millisecond
 	if timeout <= 0 {

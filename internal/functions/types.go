@@ -19,14 +19,15 @@ import (
 // Message is a message in transit as functions see it.
 type Message = fnrt.Message
 
-// Function is a deployed function. Runtime is "js" (Source) or "http" (URL,
-// Secret).
+// Function is a deployed function. Runtime is "js" (Source), "http" (URL,
+// Secret) or "wasm" (Module).
 type Function = fnrt.Function
 
 // Runtime names.
 const (
 	RuntimeJS   = "js"
 	RuntimeHTTP = "http"
+	RuntimeWasm = "wasm"
 )
 
 // on_error policies.

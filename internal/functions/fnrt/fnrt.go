@@ -40,6 +40,8 @@ type Function struct {
 	// AllowHosts are the hosts ctx.fetch may reach (JS only): names or
 	// addresses, or "*.example.com" for subdomains.
 	AllowHosts []string `json:"allow_hosts,omitempty"`
+	// Module is a wasm function's WebAssembly binary (base64 in JSON).
+	Module []byte `json:"module,omitempty"`
 }
 
 // Action is what a function decided to do with a message.
