@@ -60,9 +60,10 @@ func newFunctionsDeployCmd(g *globals) *cobra.Command {
 		secret  string
 	)
 	cmd := &cobra.Command{
-		Use:   "deploy NAME [FILE.js]",
-		Short: "Deploy a JavaScript function from a file, or an HTTP function with --url",
+		Use:   "deploy NAME [FILE.js|FILE.wasm]",
+		Short: "Deploy a JavaScript or WebAssembly function from a file, or an HTTP function with --url",
 		Example: `  eddy functions deploy profanity examples/functions/profanity.js --timeout 50ms --env WORDS=darn,heck
+  eddy functions deploy shout shout.wasm --env SUFFIX=!
   eddy functions deploy translate --url https://fn.example.com/translate --secret s3cret`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -72,6 +73,12 @@ func newFunctionsDeployCmd(g *globals) *cobra.Command {
 				return fmt.Errorf("give a FILE.js or --url, not both")
 			case fnURL != "":
 				fn.Runtime, fn.URL, fn.Secret = functions.RuntimeHTTP, fnURL, secret
+			case len(args) == 2 && strings.HasSuffix(args[1], ".wasm"):
+				mod, err := os.ReadFile(args[1])
+				if err != nil {
+					return err
+				}
+				fn.Runtime, fn.Module = functions.RuntimeWasm, mod
 			case len(args) == 2:
 				src, err := os.ReadFile(args[1])
 				if err != nil {
@@ -129,6 +136,9 @@ func newFunctionsListCmd(g *globals) *cobra.Command {
 				target := f.URL
 				if f.Runtime == functions.RuntimeJS {
 					target = fmt.Sprintf("%d bytes of JS", len(f.Source))
+				}
+				if f.Runtime == functions.RuntimeWasm {
+					target = fmt.Sprintf("%d bytes of WebAssembly", len(f.Module))
 				}
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", f.Name, f.Runtime, effectiveTimeout(f), target)
 			}

@@ -24,7 +24,8 @@ type Manifest struct {
 }
 
 // ManifestFunction describes one function of a Manifest. Runtime defaults
-// to "js" when File is set, "http" when URL is set.
+// to "js" when File is set ("wasm" when it ends in .wasm), "http" when URL
+// is set.
 type ManifestFunction struct {
 	Runtime        string            `json:"runtime,omitempty"`
 	File           string            `json:"file,omitempty"`
@@ -37,7 +38,7 @@ type ManifestFunction struct {
 	AllowHosts     []string          `json:"allow_hosts,omitempty"`
 }
 
-// LoadDir reads dir/associations.json and the JavaScript files it names
+// LoadDir reads dir/associations.json and the JavaScript (or WebAssembly) files it names
 // (relative to dir, which they may not leave). It returns the functions
 // sorted by name and the associations in file order, unvalidated: deploy
 // them with Engine.PutFunction and then Engine.PutAssociation (or the admin
@@ -63,6 +64,9 @@ func LoadDir(dir string) ([]Function, []Association, error) {
 			if mf.URL != "" {
 				fn.Runtime = RuntimeHTTP
 			}
+			if filepath.Ext(mf.File) == ".wasm" {
+				fn.Runtime = RuntimeWasm
+			}
 		}
 		if mf.File != "" {
 			if !filepath.IsLocal(mf.File) {
@@ -72,7 +76,11 @@ func LoadDir(dir string) ([]Function, []Association, error) {
 			if err != nil {
 				return nil, nil, fmt.Errorf("function %q: %w", name, err)
 			}
-			fn.Source = string(src)
+			if fn.Runtime == RuntimeWasm {
+				fn.Module = src
+			} else {
+				fn.Source = string(src)
+			}
 		}
 		if fn.Runtime == RuntimeJS && fn.Source == "" {
 			return nil, nil, fmt.Errorf("function %q: js functions need a file", name)
