@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/eddyrt/eddy/internal/config"
 	"github.com/eddyrt/eddy/internal/functions/wasmrt/wasmtest"
 	"github.com/eddyrt/eddy/internal/servertest"
 )
@@ -14,7 +15,7 @@ import (
 // module, `list` shows it as runtime wasm, `invoke` runs it, and `apply`
 // deploys a directory whose associations.json names a .wasm file.
 func TestFunctionsCLIWasm(t *testing.T) {
-	s := servertest.StartNode(t)
+	s := servertest.StartNode(t, func(c *config.Config) { c.WasmCacheDir = wasmtest.CacheDir(t) })
 	run := cliEnv(t, s)
 	dir := t.TempDir()
 	mod := filepath.Join(dir, "shout.wasm")

@@ -62,6 +62,7 @@ type Config struct {
 	Demo             bool                      `koanf:"demo"`
 	AllowPrivateURLs bool                      `koanf:"allow_private_urls"`
 	FunctionsPool    int                       `koanf:"functions_pool_size"`
+	WasmCacheDir     string                    `koanf:"functions_wasm_cache_dir"`
 	ChannelDefaults  ChannelOptions            `koanf:"channel_defaults"`
 	Namespaces       map[string]ChannelOptions `koanf:"namespaces"`
 
@@ -166,6 +167,7 @@ var settings = []setting{
 	{"demo", "serve the demo chat page and a development token endpoint (never in production)", false},
 	{"allow_private_urls", "let HTTP functions reach loopback, private and link-local addresses (refused by default)", false},
 	{"functions_pool_size", "VMs per JavaScript function (0: one per CPU)", 0},
+	{"functions_wasm_cache_dir", "directory where compiled WebAssembly functions are kept, so a restarted node does not compile them again (empty: compile at every start)", ""},
 }
 
 // Default returns the built-in settings.

@@ -72,6 +72,9 @@ type Options struct {
 	// KV is the store behind ctx.kv (kvstore.Redis in cluster mode); nil
 	// gives the engine its own in-memory store.
 	KV fnrt.KV
+	// WasmCacheDir keeps compiled WebAssembly modules across restarts
+	// (config functions_wasm_cache_dir); empty keeps them in memory only.
+	WasmCacheDir string
 }
 
 // Engine holds the deployed functions and associations and runs them.
@@ -171,6 +174,10 @@ func New(store Store, opts Options) (*Engine, error) {
 	if opts.KV == nil {
 		opts.KV = kvstore.NewMemory()
 	}
+	wasm, err := wasmrt.NewCached(opts.WasmCacheDir)
+	if err != nil {
+		return nil, fmt.Errorf("functions: %w", err)
+	}
 	e := &Engine{
 		store:   store,
 		opts:    opts,
@@ -179,7 +186,7 @@ func New(store Store, opts Options) (*Engine, error) {
 		runtimes: map[string]fnrt.Runtime{
 			RuntimeJS:   jsrt.New(),
 			RuntimeHTTP: httprt.New(opts.AllowPrivateURLs),
-			RuntimeWasm: wasmrt.New(),
+			RuntimeWasm: wasm,
 		},
 	}
 	e.snap.Store(newSnapshot(map[string]*compiled{}, nil))

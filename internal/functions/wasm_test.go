@@ -17,7 +17,7 @@ import (
 // timeouts among them); with on_error pass the message still goes through.
 func TestWasmAbuseIsCounted(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	e := newEngine(t, functions.Options{Registerer: reg})
+	e := newEngine(t, functions.Options{Registerer: reg, WasmCacheDir: wasmtest.CacheDir(t)})
 	err := e.PutFunction(context.Background(), functions.Function{Name: "abuse", Runtime: "wasm", TimeoutMS: 3000, MaxMemoryMB: 32,
 		Module: wasmtest.Build(t, "./testguests/abuse")})
 	if err != nil {

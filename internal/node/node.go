@@ -81,6 +81,7 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 		ValidData:        validFunctionData,
 		AllowPrivateURLs: cfg.AllowPrivateURLs,
 		PoolSize:         cfg.FunctionsPool,
+		WasmCacheDir:     cfg.WasmCacheDir,
 		KV:               kv,
 	})
 	if err != nil {

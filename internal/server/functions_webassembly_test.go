@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/eddyrt/eddy/api"
+	"github.com/eddyrt/eddy/internal/config"
 	"github.com/eddyrt/eddy/internal/functions/wasmrt/wasmtest"
 	"github.com/eddyrt/eddy/internal/servertest"
 )
@@ -16,7 +17,7 @@ import (
 // a WebSocket subscriber transformed, and a rejection reaches the HTTP and
 // the WebSocket publisher with the function's reason.
 func TestWasmFunctionOverRealSockets(t *testing.T) {
-	s := servertest.StartNode(t)
+	s := servertest.StartNode(t, func(c *config.Config) { c.WasmCacheDir = wasmtest.CacheDir(t) })
 	deploy(t, s, "shout", map[string]any{"runtime": "wasm", "module": wasmtest.Build(t, "./shout"),
 		"env": map[string]string{"SUFFIX": "!"}, "timeout_ms": 5000})
 	associate(t, s, "yell:*", "", "shout")
@@ -65,7 +66,7 @@ func TestWasmFunctionOverRealSockets(t *testing.T) {
 // counted; the server keeps serving others, and 20 memory abuses leave its
 // RSS within bounds.
 func TestAbusiveWasmFunctionsLeaveTheServerWorking(t *testing.T) {
-	s := servertest.StartNode(t)
+	s := servertest.StartNode(t, func(c *config.Config) { c.WasmCacheDir = wasmtest.CacheDir(t) })
 	deploy(t, s, "abuse", map[string]any{"runtime": "wasm", "module": wasmtest.Build(t, "./testguests/abuse"),
 		"timeout_ms": 3000, "max_memory_mb": 32})
 	associate(t, s, "abuse:*", "drop", "abuse")

@@ -84,18 +84,37 @@ type Runtime struct {
 	closed bool
 }
 
-// New returns the WebAssembly runtime.
+// New returns the WebAssembly runtime; compiled modules are kept in memory.
 func New() *Runtime {
+	r, _ := newRuntime(wazero.NewCompilationCache())
+	return r
+}
+
+// NewCached returns the WebAssembly runtime with its compiled modules also
+// kept in dir (made if missing), where a later runtime, in this process or
+// after a restart, finds them instead of compiling again (a Go module
+// takes seconds). Empty dir is New.
+func NewCached(dir string) (*Runtime, error) {
+	if dir == "" {
+		return New(), nil
+	}
+	cache, err := wazero.NewCompilationCacheWithDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("WebAssembly compilation cache %s: %w", dir, err)
+	}
+	return newRuntime(cache)
+}
+
+func newRuntime(cache wazero.CompilationCache) (*Runtime, error) {
 	ctx := context.Background()
-	cache := wazero.NewCompilationCache()
 	// CloseOnContextDone is what makes the timeout hold: a module in an
 	// endless loop is stopped when its call's context ends. The memory
-	// limit is per instance (see allocator), not the runtime's.
+	// limit is per instance (see memory), not the runtime's.
 	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
 		WithCompilationCache(cache).
 		WithCloseOnContextDone(true))
 	wasi_snapshot_preview1.MustInstantiate(ctx, rt)
-	return &Runtime{rt: rt, cache: cache}
+	return &Runtime{rt: rt, cache: cache}, nil
 }
 
 // Close releases every compiled module and instance.

@@ -18,6 +18,17 @@ func cfg(timeout time.Duration) fnrt.Config {
 	return fnrt.Config{Timeout: timeout, PoolSize: 2, MaxMemory: 32 << 20}
 }
 
+// testRuntime is a runtime with the tests' compilation cache (see
+// wasmtest.CacheDir), closed at the end of the test.
+func testRuntime(t *testing.T) *Runtime {
+	r, err := NewCached(wasmtest.CacheDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
 func compile(t *testing.T, r *Runtime, fn fnrt.Function, c fnrt.Config) *instance {
 	t.Helper()
 	in, err := r.Compile(fn, c)
@@ -37,8 +48,7 @@ func msg(data string) fnrt.Message {
 // it reads through WASI) and rejects with its reason; the pool reuses its
 // instances rather than making one per call.
 func TestExampleTransformsAndRejects(t *testing.T) {
-	r := New()
-	defer r.Close()
+	r := testRuntime(t)
 	in := compile(t, r, fnrt.Function{Name: "shout", Runtime: "wasm", Module: wasmtest.Build(t, "./shout"),
 		Env: map[string]string{"SUFFIX": "!"}}, cfg(5*time.Second))
 
@@ -64,8 +74,7 @@ func TestExampleTransformsAndRejects(t *testing.T) {
 // error, and the function keeps answering afterwards (a failed instance is
 // replaced).
 func TestSandboxStopsEachAbuse(t *testing.T) {
-	r := New()
-	defer r.Close()
+	r := testRuntime(t)
 	in := compile(t, r, fnrt.Function{Name: "abuse", Runtime: "wasm", Module: wasmtest.Build(t, "./testguests/abuse"),
 		Env: map[string]string{"VALUE": "v1"}}, cfg(5*time.Second))
 
@@ -98,8 +107,7 @@ func TestSandboxStopsEachAbuse(t *testing.T) {
 // TestTrapIsAFailure: a module that executes unreachable fails the call
 // with the trap named.
 func TestTrapIsAFailure(t *testing.T) {
-	r := New()
-	defer r.Close()
+	r := testRuntime(t)
 	mod := wasmtest.Module(1,
 		wasmtest.Func{Export: "eddy_alloc", Params: []byte{0x7f}, Result: []byte{0x7f}, Body: wasmtest.I32Zero},
 		wasmtest.Func{Export: "eddy_handle", Params: []byte{0x7f, 0x7f}, Result: []byte{0x7e}, Body: wasmtest.Unreachable})
@@ -115,8 +123,7 @@ func TestTrapIsAFailure(t *testing.T) {
 // TestDeployRefusals: modules that cannot work are refused at deploy with
 // what is wrong.
 func TestDeployRefusals(t *testing.T) {
-	r := New()
-	defer r.Close()
+	r := testRuntime(t)
 	alloc := wasmtest.Func{Export: "eddy_alloc", Params: []byte{0x7f}, Result: []byte{0x7f}, Body: wasmtest.I32Zero}
 	handle := wasmtest.Func{Export: "eddy_handle", Params: []byte{0x7f, 0x7f}, Result: []byte{0x7e}, Body: wasmtest.I64Zero}
 	for _, tc := range []struct {
@@ -149,8 +156,7 @@ func TestDeployRefusals(t *testing.T) {
 // memory they can leave the process's heap within the budget's reach (each
 // stops at its 32 MiB; the failed instances are freed).
 func TestMemoryStaysBounded(t *testing.T) {
-	r := New()
-	defer r.Close()
+	r := testRuntime(t)
 	in := compile(t, r, fnrt.Function{Name: "hog", Runtime: "wasm", Module: wasmtest.Build(t, "./testguests/abuse")}, cfg(5*time.Second))
 	heap := func() uint64 {
 		runtime.GC()

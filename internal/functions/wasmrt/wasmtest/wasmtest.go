@@ -28,7 +28,8 @@ func Dir() string {
 
 // Build compiles the guest package pkg (relative to Dir, like "./shout")
 // and returns the module. Builds are shared within a test binary and
-// cached across runs by Go's build cache.
+// cached across runs by Go's build cache. Under the race detector the
+// module is also compiled into CacheDir by a separate ordinary process.
 func Build(t testing.TB, pkg string) []byte {
 	t.Helper()
 	mu.Lock()
@@ -47,8 +48,38 @@ func Build(t testing.TB, pkg string) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if raceEnabled {
+		// Compile it into CacheDir outside the race detector (see
+		// precompile), so this process loads it instead.
+		cmd := exec.Command("go", "test", "-count=1", "-run=^TestPrecompile$", "./internal/functions/wasmrt/wasmtest/precompile")
+		cmd.Dir = filepath.Join(Dir(), "..", "..", "..")
+		cmd.Env = append(os.Environ(), "EDDY_WASM_PRECOMPILE_DIR="+CacheDir(t), "EDDY_WASM_PRECOMPILE="+out)
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("precompile %s: %v\n%s", pkg, err, msg)
+		}
+	}
 	built[pkg] = b
 	return b
+}
+
+var (
+	cacheOnce sync.Once
+	cacheDir  string
+)
+
+// CacheDir is the compilation cache directory tests give the WebAssembly
+// runtime (wasmrt.NewCached, functions.Options.WasmCacheDir, config
+// functions_wasm_cache_dir): it lasts across test runs, so each module is
+// compiled once per machine.
+func CacheDir(t testing.TB) string {
+	cacheOnce.Do(func() {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			base = os.TempDir()
+		}
+		cacheDir = filepath.Join(base, "eddy-test", "wazero")
+	})
+	return cacheDir
 }
 
 // withoutGoVars drops the variables that would change what is built (a
