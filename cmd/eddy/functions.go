@@ -52,6 +52,11 @@ func newFunctionsCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// wasmDeployHTTP is the admin client of deploys that carry WebAssembly: the
+// server compiles the module before it answers, which for a Go module
+// takes seconds, more on a busy node than the usual 10 s allow.
+var wasmDeployHTTP = &http.Client{Timeout: 2 * time.Minute}
+
 func newFunctionsDeployCmd(g *globals) *cobra.Command {
 	var (
 		timeout time.Duration
@@ -101,6 +106,9 @@ func newFunctionsDeployCmd(g *globals) *cobra.Command {
 			c, err := adminClient(g)
 			if err != nil {
 				return err
+			}
+			if fn.Runtime == functions.RuntimeWasm {
+				c.HTTP = wasmDeployHTTP
 			}
 			if err := c.Do(cmd.Context(), http.MethodPut, "/api/v1/functions/"+url.PathEscape(fn.Name), fn, nil); err != nil {
 				return fmt.Errorf("deploy %s: %w", fn.Name, err)
@@ -232,6 +240,9 @@ func newFunctionsApplyCmd(g *globals) *cobra.Command {
 			ctx := cmd.Context()
 			out := cmd.OutOrStdout()
 			for _, f := range fns {
+				if f.Runtime == functions.RuntimeWasm {
+					c.HTTP = wasmDeployHTTP
+				}
 				if err := c.Do(ctx, http.MethodPut, "/api/v1/functions/"+url.PathEscape(f.Name), f, nil); err != nil {
 					return fmt.Errorf("deploy %s: %w", f.Name, err)
 				}

@@ -63,7 +63,7 @@ func TestWasmFunctionOverRealSockets(t *testing.T) {
 // WebAssembly): a module that allocates without bound, one that loops
 // forever, one that answers megabytes and one that panics are each
 // stopped, answered (on_error drop: acknowledged, not delivered) and
-// counted; the server keeps serving others, and 20 memory abuses leave its
+// counted; the server keeps serving others, and 10 memory abuses leave its
 // RSS within bounds.
 func TestAbusiveWasmFunctionsLeaveTheServerWorking(t *testing.T) {
 	s := servertest.StartNode(t, func(c *config.Config) { c.WasmCacheDir = wasmtest.CacheDir(t) })
@@ -101,7 +101,7 @@ func TestAbusiveWasmFunctionsLeaveTheServerWorking(t *testing.T) {
 	}
 
 	before := rss(t)
-	const hogs = 20
+	const hogs = 10
 	for i := range hogs {
 		if _, err := s.API().Publish(context.Background(), "abuse:1", "e", map[string]string{"do": "hog"}); err != nil {
 			t.Fatalf("hog %d: %v", i, err)

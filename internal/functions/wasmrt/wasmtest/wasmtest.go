@@ -147,6 +147,25 @@ func Module(pages byte, funcs ...Func) []byte {
 	return m.Bytes()
 }
 
+// ConstModule assembles a module that implements the ABI by answering
+// output, whatever its input: eddy_alloc hands out offset 1024 of its one
+// page, eddy_handle returns output, which a data segment puts at offset 0.
+// output must be shorter than 64 bytes.
+func ConstModule(output string) []byte {
+	if len(output) >= 64 {
+		panic("wasmtest: ConstModule output too long")
+	}
+	m := Module(1,
+		Func{Export: "eddy_alloc", Params: []byte{0x7f}, Result: []byte{0x7f}, Body: []byte{0x41, 0x80, 0x08}},               // i32.const 1024
+		Func{Export: "eddy_handle", Params: []byte{0x7f, 0x7f}, Result: []byte{0x7e}, Body: []byte{0x42, byte(len(output))}}) // i64.const 0<<32 | len
+	// Data section: one active segment for memory 0 at i32.const 0.
+	data := append([]byte{0x01, 0x00, 0x41, 0x00, 0x0b, byte(len(output))}, output...)
+	var b bytes.Buffer
+	b.Write(m)
+	section(&b, 11, data)
+	return b.Bytes()
+}
+
 func name(s string) []byte { return append([]byte{byte(len(s))}, s...) }
 
 // section writes one section; every test module is small enough for
