@@ -39,7 +39,7 @@ func (e *outputLimitError) Unwrap() []error { return []error{ErrOutputLimit, fnr
 // instance is one deployed wasm function: its compiled module and a pool of
 // instantiated modules.
 type instance struct {
-	rt      *Runtime
+	rt      wazero.Runtime
 	cm      wazero.CompiledModule
 	cfg     fnrt.Config
 	name    string
@@ -89,7 +89,7 @@ func (in *instance) instantiate(ctx context.Context) (*vm, error) {
 		cfg = cfg.WithEnv(k, in.env[k])
 	}
 	ctx = experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(func(_, _ uint64) experimental.LinearMemory { return mem }))
-	mod, err := in.rt.rt.InstantiateModule(ctx, in.cm, cfg)
+	mod, err := in.rt.InstantiateModule(ctx, in.cm, cfg)
 	if err != nil {
 		return nil, in.failure(err, mem, stderr, "starting")
 	}

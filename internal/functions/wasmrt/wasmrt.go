@@ -75,20 +75,19 @@ const (
 var wasmMagic = []byte("\x00asm")
 
 // Runtime compiles WebAssembly functions. One wazero runtime (with WASI)
-// and one compilation cache serve every wasm function of the engine.
+// and one compilation cache serve every wasm function of the engine; the
+// wazero runtime is made at the first Compile, so that a node without wasm
+// functions does not pay for it.
 type Runtime struct {
-	rt    wazero.Runtime
 	cache wazero.CompilationCache
 
 	mu     sync.Mutex
+	rt     wazero.Runtime // nil until the first Compile
 	closed bool
 }
 
 // New returns the WebAssembly runtime; compiled modules are kept in memory.
-func New() *Runtime {
-	r, _ := newRuntime(wazero.NewCompilationCache())
-	return r
-}
+func New() *Runtime { return &Runtime{cache: wazero.NewCompilationCache()} }
 
 // NewCached returns the WebAssembly runtime with its compiled modules also
 // kept in dir (made if missing), where a later runtime, in this process or
@@ -102,19 +101,31 @@ func NewCached(dir string) (*Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("WebAssembly compilation cache %s: %w", dir, err)
 	}
-	return newRuntime(cache)
+	return &Runtime{cache: cache}, nil
 }
 
-func newRuntime(cache wazero.CompilationCache) (*Runtime, error) {
-	ctx := context.Background()
-	// CloseOnContextDone is what makes the timeout hold: a module in an
-	// endless loop is stopped when its call's context ends. The memory
-	// limit is per instance (see memory), not the runtime's.
-	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
-		WithCompilationCache(cache).
-		WithCloseOnContextDone(true))
-	wasi_snapshot_preview1.MustInstantiate(ctx, rt)
-	return &Runtime{rt: rt, cache: cache}, nil
+// wazero returns the wazero runtime, made on first use.
+func (r *Runtime) wazero() (wazero.Runtime, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, errors.New("WebAssembly runtime closed")
+	}
+	if r.rt == nil {
+		ctx := context.Background()
+		// CloseOnContextDone is what makes the timeout hold: a module in
+		// an endless loop is stopped when its call's context ends. The
+		// memory limit is per instance (see memory), not the runtime's.
+		rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
+			WithCompilationCache(r.cache).
+			WithCloseOnContextDone(true))
+		if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+			rt.Close(ctx)
+			return nil, fmt.Errorf("WASI: %w", err)
+		}
+		r.rt = rt
+	}
+	return r.rt, nil
 }
 
 // Close releases every compiled module and instance.
@@ -126,7 +137,10 @@ func (r *Runtime) Close() error {
 	}
 	r.closed = true
 	ctx := context.Background()
-	err := r.rt.Close(ctx)
+	var err error
+	if r.rt != nil {
+		err = r.rt.Close(ctx)
+	}
 	if cerr := r.cache.Close(ctx); err == nil {
 		err = cerr
 	}
@@ -152,8 +166,12 @@ func (r *Runtime) Compile(fn fnrt.Function, cfg fnrt.Config) (fnrt.Instance, err
 	if budget <= 0 {
 		budget = DefaultMaxMemory
 	}
+	rt, err := r.wazero()
+	if err != nil {
+		return nil, err
+	}
 	ctx := context.Background()
-	cm, err := r.rt.CompileModule(ctx, mod)
+	cm, err := rt.CompileModule(ctx, mod)
 	if err != nil {
 		return nil, fmt.Errorf("invalid WebAssembly module: %v", err)
 	}
@@ -162,7 +180,7 @@ func (r *Runtime) Compile(fn fnrt.Function, cfg fnrt.Config) (fnrt.Instance, err
 		return nil, err
 	}
 	in := &instance{
-		rt:      r,
+		rt:      rt,
 		cm:      cm,
 		cfg:     cfg,
 		name:    fn.Name,
