@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -209,7 +210,12 @@ func (in *instance) failure(err error, mem *memory, stderr *tailWriter, during s
 // refuses a memory.grow past a runtime-wide limit silently; growing through
 // this allocator instead lets each function have its own budget and lets
 // a refusal be told apart from other failures.
+//
+// mu is there because wazero frees the memory of a module closed for its
+// timeout from the goroutine that watches the context, while the module's
+// own goroutine may still be growing it.
 type memory struct {
+	mu      sync.Mutex
 	buf     []byte
 	limit   uint64
 	refused atomic.Uint64 // bytes asked for past the limit; 0 if none
@@ -219,6 +225,8 @@ type memory struct {
 // limit. Capacity doubles so that a module growing page by page is not
 // copied each time; untouched capacity costs no resident memory.
 func (m *memory) Reallocate(size uint64) []byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if size > m.limit {
 		m.refused.CompareAndSwap(0, size)
 		return nil
@@ -234,7 +242,11 @@ func (m *memory) Reallocate(size uint64) []byte {
 }
 
 // Free drops the memory (the instance was closed).
-func (m *memory) Free() { m.buf = nil }
+func (m *memory) Free() {
+	m.mu.Lock()
+	m.buf = nil
+	m.mu.Unlock()
+}
 
 // tailWriter keeps the first max bytes written to it since the last reset:
 // a module's stderr, to explain its failure (a Go panic's message comes

@@ -139,6 +139,7 @@ func TestDeployRefusals(t *testing.T) {
 		{"no-handle", wasmtest.Module(1, alloc), 0, "does not export eddy_handle(ptr i32, len i32) -> i64"},
 		{"no-alloc", wasmtest.Module(1, handle), 0, "does not export eddy_alloc(size i32) -> i32"},
 		{"bad-signature", wasmtest.Module(1, alloc, wasmtest.Func{Export: "eddy_handle", Params: []byte{0x7f}, Result: []byte{0x7f}, Body: wasmtest.I32Zero}), 0, "eddy_handle with the wrong signature"},
+		{"imports", wasmtest.ImportingModule("env", "abort"), 0, `module imports "env"; only WASI (wasi_snapshot_preview1) is provided`},
 		{"too-much-memory", wasmtest.Module(32, alloc, handle), 1 << 20, "starts with 2 MiB of memory, more than its budget of 1 MiB"},
 	} {
 		c := cfg(time.Second)

@@ -120,7 +120,7 @@ func Module(pages byte, funcs ...Func) []byte {
 	types = append(types, byte(len(funcs)))
 	fsec = append(fsec, byte(len(funcs)))
 	nexp := 1
-	exports = append(exports, name("memory")...)
+	exports = append(exports, wasmName("memory")...)
 	exports = append(exports, 0x02, 0x00)
 	for i, f := range funcs {
 		types = append(types, 0x60, byte(len(f.Params)))
@@ -130,7 +130,7 @@ func Module(pages byte, funcs ...Func) []byte {
 		fsec = append(fsec, byte(i))
 		if f.Export != "" {
 			nexp++
-			exports = append(exports, name(f.Export)...)
+			exports = append(exports, wasmName(f.Export)...)
 			exports = append(exports, 0x00, byte(i))
 		}
 		body := append(append([]byte{0x00}, f.Body...), 0x0b) // no locals
@@ -166,7 +166,7 @@ func ConstModule(output string) []byte {
 	return b.Bytes()
 }
 
-func name(s string) []byte { return append([]byte{byte(len(s))}, s...) }
+func wasmName(s string) []byte { return append([]byte{byte(len(s))}, s...) }
 
 // section writes one section; every test module is small enough for
 // one-byte LEB128 lengths.
@@ -177,4 +177,19 @@ func section(m *bytes.Buffer, id byte, content []byte) {
 	m.WriteByte(id)
 	m.WriteByte(byte(len(content)))
 	m.Write(content)
+}
+
+// ImportingModule assembles a module that imports function name from
+// module (of type () -> ()) and exports a memory: what the runtime must
+// refuse when module is not WASI.
+func ImportingModule(module, name string) []byte {
+	var b bytes.Buffer
+	b.WriteString("\x00asm\x01\x00\x00\x00")
+	section(&b, 1, []byte{0x01, 0x60, 0x00, 0x00})
+	imp := append([]byte{0x01}, wasmName(module)...)
+	imp = append(imp, wasmName(name)...)
+	section(&b, 2, append(imp, 0x00, 0x00))
+	section(&b, 5, []byte{0x01, 0x00, 0x01})
+	section(&b, 7, append(append([]byte{0x01}, wasmName("memory")...), 0x02, 0x00))
+	return b.Bytes()
 }
