@@ -53,6 +53,11 @@ func newFunctionsCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// wasmDeployHTTP is the admin client of deploys that carry WebAssembly: the
+// server compiles the module before it answers, which for a Go module
+// takes seconds, more on a busy node than the usual 10 s allow.
+var wasmDeployHTTP = &http.Client{Timeout: 2 * time.Minute}
+
 func newFunctionsDeployCmd(g *globals) *cobra.Command {
 	var (
 		timeout time.Duration
@@ -62,9 +67,10 @@ func newFunctionsDeployCmd(g *globals) *cobra.Command {
 		hosts   []string
 	)
 	cmd := &cobra.Command{
-		Use:   "deploy NAME [FILE.js|FILE.ts]",
-		Short: "Deploy a JavaScript function from a file, or an HTTP function with --url",
+		Use:   "deploy NAME [FILE.js|FILE.ts|FILE.wasm]",
+		Short: "Deploy a JavaScript, TypeScript or WebAssembly function from a file, or an HTTP function with --url",
 		Example: `  eddy functions deploy profanity examples/functions/profanity.js --timeout 50ms --env WORDS=darn,heck
+  eddy functions deploy shout shout.wasm --env SUFFIX=!
   eddy functions deploy translate --url https://fn.example.com/translate --secret s3cret`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -74,6 +80,12 @@ func newFunctionsDeployCmd(g *globals) *cobra.Command {
 				return fmt.Errorf("give a FILE.js or --url, not both")
 			case fnURL != "":
 				fn.Runtime, fn.URL, fn.Secret = functions.RuntimeHTTP, fnURL, secret
+			case len(args) == 2 && strings.HasSuffix(args[1], ".wasm"):
+				mod, err := os.ReadFile(args[1])
+				if err != nil {
+					return err
+				}
+				fn.Runtime, fn.Module = functions.RuntimeWasm, mod
 			case len(args) == 2:
 				src, err := os.ReadFile(args[1])
 				if err != nil {
@@ -99,6 +111,9 @@ func newFunctionsDeployCmd(g *globals) *cobra.Command {
 			c, err := adminClient(g)
 			if err != nil {
 				return err
+			}
+			if fn.Runtime == functions.RuntimeWasm {
+				c.HTTP = wasmDeployHTTP
 			}
 			if err := c.Do(cmd.Context(), http.MethodPut, "/api/v1/functions/"+url.PathEscape(fn.Name), fn, nil); err != nil {
 				return fmt.Errorf("deploy %s: %w", fn.Name, err)
@@ -135,6 +150,9 @@ func newFunctionsListCmd(g *globals) *cobra.Command {
 				target := f.URL
 				if f.Runtime == functions.RuntimeJS {
 					target = fmt.Sprintf("%d bytes of JS", len(f.Source))
+				}
+				if f.Runtime == functions.RuntimeWasm {
+					target = fmt.Sprintf("%d bytes of WebAssembly", len(f.Module))
 				}
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", f.Name, f.Runtime, effectiveTimeout(f), target)
 			}
@@ -228,6 +246,9 @@ func newFunctionsApplyCmd(g *globals) *cobra.Command {
 			ctx := cmd.Context()
 			out := cmd.OutOrStdout()
 			for _, f := range fns {
+				if f.Runtime == functions.RuntimeWasm {
+					c.HTTP = wasmDeployHTTP
+				}
 				if err := c.Do(ctx, http.MethodPut, "/api/v1/functions/"+url.PathEscape(f.Name), f, nil); err != nil {
 					return fmt.Errorf("deploy %s: %w", f.Name, err)
 				}

@@ -63,6 +63,7 @@ type Config struct {
 	Demo             bool                      `koanf:"demo"`
 	AllowPrivateURLs bool                      `koanf:"allow_private_urls"`
 	FunctionsPool    int                       `koanf:"functions_pool_size"`
+	WasmCacheDir     string                    `koanf:"functions_wasm_cache_dir"`
 	ChannelDefaults  ChannelOptions            `koanf:"channel_defaults"`
 	Namespaces       map[string]ChannelOptions `koanf:"namespaces"`
 
@@ -189,6 +190,7 @@ var settings = []setting{
 	{"pusher_key", "app key Pusher clients connect with (/app/{key}); empty: the Pusher protocol is off", ""},
 	{"pusher_secret", "secret that signs Pusher channel auths, sign-ins and HTTP API calls", ""},
 	{"pusher_client_events", "let Pusher clients send client-* events on private and presence channels", false},
+	{"functions_wasm_cache_dir", "directory where compiled WebAssembly functions are kept, so a restarted node does not compile them again (empty: compile at every start)", ""},
 }
 
 // Default returns the built-in settings.

@@ -21,6 +21,7 @@ import (
 	"github.com/eddyrt/eddy/internal/functions/kvstore"
 	"github.com/eddyrt/eddy/internal/functions/secrets"
 	"github.com/eddyrt/eddy/internal/functions/transpile"
+	"github.com/eddyrt/eddy/internal/functions/wasmrt"
 )
 
 // Defaults and limits.
@@ -83,6 +84,9 @@ type Options struct {
 	// Secrets backs ctx.secrets and the secrets API; nil (no secrets_key)
 	// leaves ctx.secrets empty and refuses to store secrets.
 	Secrets *secrets.Vault
+	// WasmCacheDir keeps compiled WebAssembly modules across restarts
+	// (config functions_wasm_cache_dir); empty keeps them in memory only.
+	WasmCacheDir string
 }
 
 // Engine holds the deployed functions and associations and runs them.
@@ -182,6 +186,10 @@ func New(store Store, opts Options) (*Engine, error) {
 	if opts.KV == nil {
 		opts.KV = kvstore.NewMemory()
 	}
+	wasm, err := wasmrt.NewCached(opts.WasmCacheDir)
+	if err != nil {
+		return nil, fmt.Errorf("functions: %w", err)
+	}
 	e := &Engine{
 		store:   store,
 		opts:    opts,
@@ -190,6 +198,7 @@ func New(store Store, opts Options) (*Engine, error) {
 		runtimes: map[string]fnrt.Runtime{
 			RuntimeJS:   jsrt.New(),
 			RuntimeHTTP: httprt.New(opts.AllowPrivateURLs),
+			RuntimeWasm: wasm,
 		},
 	}
 	e.snap.Store(newSnapshot(map[string]*compiled{}, nil))
@@ -220,7 +229,7 @@ func (e *Engine) Close() error {
 func (e *Engine) compile(fn Function) (*compiled, error) {
 	rt, ok := e.runtimes[fn.Runtime]
 	if !ok {
-		return nil, badRequest(fn.Name, "unknown runtime %q (want js or http)", fn.Runtime)
+		return nil, badRequest(fn.Name, "unknown runtime %q (want js, http or wasm)", fn.Runtime)
 	}
 	timeout := time.Duration(fn.TimeoutMS) * time.Millisecond
 	if timeout <= 0 {

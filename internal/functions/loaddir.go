@@ -25,7 +25,8 @@ type Manifest struct {
 }
 
 // ManifestFunction describes one function of a Manifest. Runtime defaults
-// to "js" when File is set, "http" when URL is set.
+// to "js" when File is set ("wasm" when it ends in .wasm), "http" when URL
+// is set.
 type ManifestFunction struct {
 	Runtime        string            `json:"runtime,omitempty"`
 	File           string            `json:"file,omitempty"`
@@ -40,7 +41,7 @@ type ManifestFunction struct {
 	Language string `json:"language,omitempty"`
 }
 
-// LoadDir reads dir/associations.json and the JavaScript files it names
+// LoadDir reads dir/associations.json and the JavaScript (or WebAssembly) files it names
 // (relative to dir, which they may not leave). It returns the functions
 // sorted by name and the associations in file order, unvalidated: deploy
 // them with Engine.PutFunction and then Engine.PutAssociation (or the admin
@@ -66,6 +67,9 @@ func LoadDir(dir string) ([]Function, []Association, error) {
 			if mf.URL != "" {
 				fn.Runtime = RuntimeHTTP
 			}
+			if filepath.Ext(mf.File) == ".wasm" {
+				fn.Runtime = RuntimeWasm
+			}
 		}
 		if mf.File != "" {
 			if !filepath.IsLocal(mf.File) {
@@ -75,7 +79,11 @@ func LoadDir(dir string) ([]Function, []Association, error) {
 			if err != nil {
 				return nil, nil, fmt.Errorf("function %q: %w", name, err)
 			}
-			fn.Source = string(src)
+			if fn.Runtime == RuntimeWasm {
+				fn.Module = src
+			} else {
+				fn.Source = string(src)
+			}
 			if mf.Language == "" && strings.HasSuffix(mf.File, ".ts") {
 				fn.Language = "ts"
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/eddyrt/eddy/internal/functions/fnrt"
 	"github.com/eddyrt/eddy/internal/functions/jsrt"
 	"github.com/eddyrt/eddy/internal/functions/transpile"
+	"github.com/eddyrt/eddy/internal/functions/wasmrt"
 )
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$`)
@@ -51,8 +52,18 @@ func validateFunction(fn Function) error {
 		if len(fn.Secret) > maxSecretBytes {
 			return badRequest(fn.Name, "secret longer than %d bytes", maxSecretBytes)
 		}
+	case RuntimeWasm:
+		if fn.Source != "" || fn.URL != "" || fn.Secret != "" {
+			return badRequest(fn.Name, "runtime wasm takes a module, not source, url or secret")
+		}
+		if len(fn.Module) == 0 {
+			return badRequest(fn.Name, "runtime wasm needs a module (the .wasm file)")
+		}
 	default:
-		return badRequest(fn.Name, "unknown runtime %q (want js or http)", fn.Runtime)
+		return badRequest(fn.Name, "unknown runtime %q (want js, http or wasm)", fn.Runtime)
+	}
+	if len(fn.Module) > 0 && fn.Runtime != RuntimeWasm {
+		return badRequest(fn.Name, "module is for runtime wasm")
 	}
 	if fn.TimeoutMS < 0 || fn.TimeoutMS > MaxTimeoutMS {
 		return badRequest(fn.Name, "timeout_ms must be between 1 and %d (0 for the default)", MaxTimeoutMS)
@@ -68,7 +79,11 @@ func validateFunction(fn Function) error {
 	if len(fn.AllowHosts) > 0 && fn.Runtime != RuntimeJS {
 		return badRequest(fn.Name, "allow_hosts is for runtime js (ctx.fetch)")
 	}
-	if fn.MaxMemoryMB != 0 && (fn.Runtime != RuntimeJS || fn.MaxMemoryMB < jsrt.MinMemoryMB || fn.MaxMemoryMB > jsrt.MaxMemoryMB) {
+	if fn.Runtime == RuntimeWasm {
+		if fn.MaxMemoryMB != 0 && (fn.MaxMemoryMB < wasmrt.MinMemoryMB || fn.MaxMemoryMB > wasmrt.MaxMemoryMB) {
+			return badRequest(fn.Name, "max_memory_mb of a wasm function is between %d and %d (0 for the default of %d)", wasmrt.MinMemoryMB, wasmrt.MaxMemoryMB, wasmrt.DefaultMaxMemory>>20)
+		}
+	} else if fn.MaxMemoryMB != 0 && (fn.Runtime != RuntimeJS || fn.MaxMemoryMB < jsrt.MinMemoryMB || fn.MaxMemoryMB > jsrt.MaxMemoryMB) {
 		return badRequest(fn.Name, "max_memory_mb is for runtime js, between %d and %d (0 for the default of %d)", jsrt.MinMemoryMB, jsrt.MaxMemoryMB, jsrt.DefaultMaxMemory>>20)
 	}
 	if fn.MaxConcurrency < 0 || fn.MaxConcurrency > maxConcurrency {

@@ -2,7 +2,7 @@
 // user-deployed middleware that every published message passes through
 // before it is stored and fanned out.
 //
-// Functions are deployed by name (JavaScript run in-process, or an HTTP
+// Functions are deployed by name (JavaScript or WebAssembly run in-process, or an HTTP
 // endpoint) and associated with channel patterns. Engine.Apply runs a
 // message through the chains of the associations that match its channel;
 // see docs/functions.md for the contracts and ordering rules.
@@ -19,14 +19,15 @@ import (
 // Message is a message in transit as functions see it.
 type Message = fnrt.Message
 
-// Function is a deployed function. Runtime is "js" (Source) or "http" (URL,
-// Secret).
+// Function is a deployed function. Runtime is "js" (Source), "http" (URL,
+// Secret) or "wasm" (Module).
 type Function = fnrt.Function
 
 // Runtime names.
 const (
 	RuntimeJS   = "js"
 	RuntimeHTTP = "http"
+	RuntimeWasm = "wasm"
 )
 
 // on_error policies.

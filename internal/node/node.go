@@ -94,6 +94,7 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 		ValidData:        validFunctionData,
 		AllowPrivateURLs: cfg.AllowPrivateURLs,
 		PoolSize:         cfg.FunctionsPool,
+		WasmCacheDir:     cfg.WasmCacheDir,
 		KV:               kv,
 		OnFailure:        n.Webhooks.FunctionFailed,
 		Observer:         ops,

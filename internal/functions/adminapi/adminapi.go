@@ -4,6 +4,7 @@
 //	GET    /api/v1/functions/{name}          one function (secret masked)
 //	PUT    /api/v1/functions/{name}          deploy: {"runtime":"js","source":"...","timeout_ms":100,"env":{"K":"V"}}
 //	                                         or {"runtime":"http","url":"...","secret":"...","timeout_ms":500}
+//	                                         or {"runtime":"wasm","module":"<base64 of the .wasm>","max_memory_mb":64}
 //	DELETE /api/v1/functions/{name}
 //	POST   /api/v1/functions/{name}/invoke   dry run: {"channel":..,"event":..,"data":..,"user":..,"info":..}
 //	GET    /api/v1/associations              in run order
@@ -27,11 +28,16 @@ import (
 
 	"github.com/eddyrt/eddy/internal/apierror"
 	"github.com/eddyrt/eddy/internal/functions"
+	"github.com/eddyrt/eddy/internal/functions/wasmrt"
 	"github.com/eddyrt/eddy/internal/protocol"
 )
 
 // MaxBodyBytes bounds request bodies (a function's source is at most 256 KiB).
 const MaxBodyBytes = 1 << 20
+
+// MaxDeployBytes bounds the body of a deploy, which may carry a
+// WebAssembly module (base64 in JSON: 4 bytes for every 3).
+const MaxDeployBytes = wasmrt.MaxModuleBytes/3*4 + MaxBodyBytes
 
 // SecretMask replaces secrets in responses.
 const SecretMask = "********"
@@ -112,7 +118,7 @@ func (h *handler) getFunction(w http.ResponseWriter, r *http.Request) {
 
 func (h *handler) putFunction(w http.ResponseWriter, r *http.Request) {
 	var fn functions.Function
-	if !h.readJSON(w, r, &fn) {
+	if !h.readJSONMax(w, r, &fn, MaxDeployBytes) {
 		return
 	}
 	name := r.PathValue("name")
@@ -209,7 +215,11 @@ func (h *handler) deleteAssociation(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	return h.readJSONMax(w, r, v, MaxBodyBytes)
+}
+
+func (h *handler) readJSONMax(w http.ResponseWriter, r *http.Request, v any, limit int64) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		h.writeError(w, &functions.BadRequestError{Message: "invalid JSON body: " + err.Error()})

@@ -44,6 +44,8 @@ type Function struct {
 	// module) or "ts" (TypeScript). Modules and TypeScript are transpiled
 	// when the function is compiled; Source stays as deployed.
 	Language string `json:"language,omitempty"`
+	// Module is a wasm function's WebAssembly binary (base64 in JSON).
+	Module []byte `json:"module,omitempty"`
 }
 
 // Action is what a function decided to do with a message.

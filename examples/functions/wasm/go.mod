@@ -1,0 +1,3 @@
+module github.com/eddyrt/eddy/examples/functions/wasm
+
+go 1.24
