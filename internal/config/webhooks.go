@@ -82,13 +82,30 @@ func (w Webhook) Validate() error {
 	return nil
 }
 
-// validateWebhooks checks every webhooks entry.
+// WithPusherCredentials returns w with the Pusher key and secret this
+// config's Pusher protocol uses (pusher_key, pusher_secret) where a
+// Pusher-format entry leaves them out: they are what the Pusher SDKs check
+// a webhook with, so repeating them in every entry only invites a mismatch.
+func (c *Config) WithPusherCredentials(w Webhook) Webhook {
+	if w.Format == WebhookFormatPusher {
+		if w.Key == "" {
+			w.Key = c.PusherKey
+		}
+		if w.Secret == "" {
+			w.Secret = c.PusherSecret
+		}
+	}
+	return w
+}
+
+// validateWebhooks checks every webhooks entry (Pusher-format entries
+// with the Pusher credentials they leave out filled in).
 func (c *Config) validateWebhooks() error {
 	if len(c.Webhooks) > MaxWebhooks {
 		return fmt.Errorf("webhooks: %d entries; at most %d", len(c.Webhooks), MaxWebhooks)
 	}
 	for i, w := range c.Webhooks {
-		if err := w.Validate(); err != nil {
+		if err := c.WithPusherCredentials(w).Validate(); err != nil {
 			return fmt.Errorf("webhooks[%d]: %w", i, err)
 		}
 	}

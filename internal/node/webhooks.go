@@ -10,8 +10,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/eddyrt/eddy/internal/config"
+	"github.com/eddyrt/eddy/internal/server"
 	"github.com/eddyrt/eddy/internal/webhooks"
 )
+
+var _ server.PusherEvents = (*webhooks.System)(nil)
 
 // WebhooksCloseGrace is how long a closing node gives its webhook queues
 // to go out.
@@ -30,7 +33,10 @@ func (n *Node) buildWebhooks(cfg config.Config, log *slog.Logger, reg prometheus
 			Logger: log, Registerer: reg, NodeID: name,
 			Window: cfg.WebhookWindow, RetryFor: cfg.WebhookRetryFor,
 		},
-		Static: cfg.Webhooks,
+		Static: make([]config.Webhook, len(cfg.Webhooks)),
+	}
+	for i, w := range cfg.Webhooks {
+		opts.Static[i] = cfg.WithPusherCredentials(w)
 	}
 	if n.Redis != nil {
 		opts.Ledger = webhooks.NewRedisLedger(n.Redis, n.Redis.NodeID(), cfg.NodeTTL)
@@ -49,6 +55,9 @@ func (n *Node) buildWebhooks(cfg config.Config, log *slog.Logger, reg prometheus
 	}
 	n.Webhooks = webhooks.NewSystem(opts)
 	n.Options.Webhooks = n.Webhooks
+	// The Pusher protocol's own events (client_event, cache_miss) go to
+	// the same receivers.
+	n.Options.PusherEvents = n.Webhooks
 	return nil
 }
 

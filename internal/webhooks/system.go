@@ -2,6 +2,7 @@ package webhooks
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -135,3 +136,21 @@ func (s *System) FunctionFailed(function, channel string, err error) {
 
 // Emit sends ev, seen by this node alone, to app's receivers.
 func (s *System) Emit(app string, ev Event) { s.Dispatcher.Emit(app, ev) }
+
+// ClientEvent reports a Pusher client-* event (server.PusherEvents): data
+// goes out as the string Pusher's webhook carries, the JSON string's text
+// when the client sent a string, else the JSON itself.
+func (s *System) ClientEvent(appID, channel, event string, data json.RawMessage, socketID, userID string) {
+	text := string(data)
+	var str string
+	if json.Unmarshal(data, &str) == nil {
+		text = str
+	}
+	s.Emit(appID, Event{Name: ClientEvent, Channel: channel, Event: event, Data: text, SocketID: socketID, UserID: userID})
+}
+
+// CacheMiss reports a subscription to a Pusher cache channel that had no
+// event to give (server.PusherEvents).
+func (s *System) CacheMiss(appID, channel string) {
+	s.Emit(appID, Event{Name: CacheMiss, Channel: channel})
+}
