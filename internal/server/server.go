@@ -109,6 +109,8 @@ type Server struct {
 	apiRoutes []string    // "METHOD /path" of the HTTP API, set by mountAPI
 	// dropLogged is when a dropped frame was last logged (unix nanoseconds).
 	dropLogged atomic.Int64
+	// stats samples the node's figures for the console (stats.go).
+	stats *statsSampler
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -180,6 +182,7 @@ func New(opts Options) (*Server, error) {
 	s.hub = hub.New(s.broker)
 	s.metrics = newMetrics(s)
 	s.limits = s.newConnLimits()
+	s.stats = newStatsSampler(s)
 	s.registerHistoryMetrics()
 	s.upgrader = gws.NewUpgrader(&wsHandler{s: s}, &gws.ServerOption{
 		// The hard cap gws enforces; frames between max_message_bytes and
@@ -255,6 +258,8 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.stopped.Add(1)
 	go s.pingLoop()
+	s.stopped.Add(1)
+	go s.stats.loop()
 	if s.abil.Readiness != nil {
 		s.stopped.Add(1)
 		go s.watchBroker(s.abil.Readiness)

@@ -1,0 +1,56 @@
+package hub
+
+import (
+	"sort"
+	"strings"
+)
+
+// ChannelStat is one channel with local subscribers, as the admin API and
+// the console list it.
+type ChannelStat struct {
+	Name        string
+	Subscribers int
+	// Messages counts the messages fanned out on this node since the
+	// channel got its first local subscriber; the difference between two
+	// looks is its rate.
+	Messages uint64
+}
+
+// Channels lists the channels with local subscribers whose name starts
+// with prefix, sorted by name, at most limit of them (limit <= 0: all), and
+// how many matched in all. Each shard's lock is held only while it is read.
+func (h *Hub) Channels(prefix string, limit int) ([]ChannelStat, int) {
+	var out []ChannelStat
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.RLock()
+		for name, subs := range sh.channels {
+			if len(subs.list) == 0 || !strings.HasPrefix(name, prefix) {
+				continue
+			}
+			out = append(out, ChannelStat{Name: name, Subscribers: len(subs.list), Messages: subs.messages.Load()})
+		}
+		sh.mu.RUnlock()
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	total := len(out)
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, total
+}
+
+// ChannelMessages returns every local channel's message count, for a
+// sampler that turns two looks into rates.
+func (h *Hub) ChannelMessages(into map[string]uint64) {
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.RLock()
+		for name, subs := range sh.channels {
+			if len(subs.list) > 0 {
+				into[name] = subs.messages.Load()
+			}
+		}
+		sh.mu.RUnlock()
+	}
+}

@@ -1,0 +1,221 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/eddyrt/eddy/api"
+	"github.com/eddyrt/eddy/internal/console"
+	"github.com/eddyrt/eddy/internal/protocol"
+)
+
+// The admin API behind the web console (/admin) and eddy top: live
+// figures, channels, connections, disconnecting a user. Each route takes
+// the admin key (adminRoute); the console calls nothing else, so a script
+// can do whatever the console does.
+
+// maxDisconnectReason bounds the reason sent in the close frame, whose
+// payload is at most 125 bytes with the 2-byte code.
+const maxDisconnectReason = 120
+
+// maxListed bounds the channels and connections one call lists.
+const maxListed = 1000
+
+// mountConsole puts the console's pages and admin routes on mux.
+func (s *Server) mountConsole(mux *http.ServeMux) {
+	route := func(pattern string, h http.HandlerFunc) {
+		mux.Handle(pattern, s.adminRoute(h))
+		s.apiRoutes = append(s.apiRoutes, pattern)
+	}
+	route("GET /api/v1/stats", s.handleStats)
+	route("GET /api/v1/channels", s.handleChannels)
+	route("GET /api/v1/connections", s.handleConnections)
+	route("POST /api/v1/users/{user}/disconnect", s.handleDisconnectUser)
+	// The pages themselves hold no secret: sign-in happens in the page,
+	// and every call it makes carries the key.
+	mux.Handle("GET /admin/", console.Handler())
+	mux.Handle("GET /admin", http.RedirectHandler("/admin/", http.StatusFound))
+}
+
+func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("follow") != "1" {
+		writeJSON(w, http.StatusOK, s.stats.snapshot(r.Context(), true))
+		return
+	}
+	ch, ok := s.stats.subscribe()
+	if !ok {
+		s.writeError(w, protocol.Errorf(protocol.CodeRateLimited, "too many open stats streams on this node (at most %d)", maxStatsStream))
+		return
+	}
+	defer s.stats.unsubscribe(ch)
+	flusher, _ := w.(http.Flusher)
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no") // nginx: pass events through as they come
+	w.WriteHeader(http.StatusOK)
+	send := func(b []byte) bool {
+		// A reader that stops reading is dropped rather than holding a
+		// writer forever.
+		_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if _, err := fmt.Fprintf(w, "event: stats\ndata: %s\n\n", b); err != nil {
+			return false
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		return true
+	}
+	first, err := json.Marshal(s.stats.snapshot(r.Context(), true))
+	if err != nil || !send(first) {
+		return
+	}
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case b, open := <-ch:
+			if !open || !send(b) {
+				return
+			}
+		}
+	}
+}
+
+func (s *Server) handleChannels(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit, err := listLimit(q.Get("limit"))
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	list, total := s.hub.Channels(q.Get("prefix"), limit)
+	out := api.ChannelsResponse{Node: s.nodeID, Channels: make([]api.ChannelRate, 0, len(list)), Total: total}
+	for _, c := range list {
+		out.Channels = append(out.Channels, api.ChannelRate{Channel: c.Name, Subscribers: c.Subscribers, Messages: c.Messages, PerS: s.stats.channelRate(c.Name)})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func listLimit(v string) (int, error) {
+	if v == "" {
+		return 100, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > maxListed {
+		return 0, protocol.Errorf(protocol.CodeBadRequest, "limit must be a whole number from 1 to %d, got %q", maxListed, v)
+	}
+	return n, nil
+}
+
+// info describes c for the connections list.
+func (c *conn) info() api.ConnectionInfo {
+	ci := api.ConnectionInfo{ID: c.id, Transport: "websocket", Node: c.s.nodeID, ConnectedAt: c.opened.UTC().Format(time.RFC3339)}
+	if c.sse != nil {
+		ci.Transport = "sse"
+	}
+	c.mu.Lock()
+	if c.identity != nil {
+		ci.User = c.identity.User
+	}
+	ci.Channels = make([]string, 0, len(c.subs))
+	for ch := range c.subs {
+		ci.Channels = append(ci.Channels, ch)
+	}
+	c.mu.Unlock()
+	sort.Strings(ci.Channels)
+	return ci
+}
+
+// userOf is c's authenticated user ("" before auth).
+func (c *conn) userOf() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.identity == nil {
+		return ""
+	}
+	return c.identity.User
+}
+
+func (s *Server) handleConnections(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit, err := listLimit(q.Get("limit"))
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	user, filtered := q.Get("user"), q.Has("user") && q.Get("user") != ""
+	var all []api.ConnectionInfo
+	s.conns.each(func(c *conn) {
+		if c.closing() || (filtered && c.userOf() != user) {
+			return
+		}
+		all = append(all, c.info())
+	})
+	// Oldest first, so the list is stable from one look to the next.
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].ConnectedAt != all[j].ConnectedAt {
+			return all[i].ConnectedAt < all[j].ConnectedAt
+		}
+		return all[i].ID < all[j].ID
+	})
+	out := api.ConnectionsResponse{Connections: all, Total: len(all)}
+	if len(all) > limit {
+		out.Connections = all[:limit]
+	}
+	if out.Connections == nil {
+		out.Connections = []api.ConnectionInfo{}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handleDisconnectUser(w http.ResponseWriter, r *http.Request) {
+	user := r.PathValue("user")
+	var req api.DisconnectRequest
+	body, err := readBody(r, 4096)
+	if err != nil {
+		if errors.Is(err, errBodyTooLarge) {
+			err = protocol.Errorf(protocol.CodeTooLarge, "body over 4096 bytes")
+		}
+		s.writeError(w, err)
+		return
+	}
+	if len(body) > 0 {
+		if err := json.Unmarshal(body, &req); err != nil {
+			s.writeError(w, protocol.Errorf(protocol.CodeBadRequest, "body must be {\"reason\":\"...\"}: %v", err))
+			return
+		}
+	}
+	d, err := operatorDisconnect(req.Reason)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	n := 0
+	s.conns.each(func(c *conn) {
+		if user != "" && c.userOf() == user && !c.closing() {
+			c.closeWith(d, false)
+			n++
+		}
+	})
+	s.log.Info("admin disconnected a user", "user", user, "connections", n, "reason", d.Reason)
+	writeJSON(w, http.StatusOK, api.DisconnectResponse{Disconnected: n})
+}
+
+// operatorDisconnect is the close an operator sends, with its reason
+// checked: it travels in the close frame, so it is short valid UTF-8.
+func operatorDisconnect(reason string) (protocol.Disconnect, error) {
+	if reason == "" {
+		return protocol.DisconnectByOperator, nil
+	}
+	if !utf8.ValidString(reason) || len(reason) > maxDisconnectReason {
+		return protocol.Disconnect{}, protocol.Errorf(protocol.CodeBadRequest, "reason must be valid UTF-8 of at most %d bytes", maxDisconnectReason)
+	}
+	return protocol.Disconnect{Code: protocol.CloseByOperator, Reason: reason}, nil
+}
