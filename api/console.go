@@ -59,7 +59,7 @@ type Stats struct {
 	Functions []FunctionStats `json:"functions"`
 	// History is the answering node's last minutes, oldest first; only in
 	// the first answer (the stream's first event included).
-	History []StatsPoint `json:"history,omitempty"`
+	History []StatsPoint `json:"history"`
 }
 
 // ChannelsResponse answers GET /api/v1/channels.

@@ -170,7 +170,7 @@ func (st *statsSampler) snapshot(ctx context.Context, withHistory bool) api.Stat
 		busy = append(busy, api.ChannelRate{Channel: ch, Messages: st.prevChan[ch], PerS: r})
 	}
 	if withHistory {
-		out.History = append([]api.StatsPoint(nil), st.history...)
+		out.History = append(make([]api.StatsPoint, 0, len(st.history)), st.history...)
 	}
 	st.mu.Unlock()
 	sort.Slice(busy, func(i, j int) bool {

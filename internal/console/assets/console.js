@@ -118,7 +118,7 @@ async function signIn(key) {
     render(stats);
   } catch (e) {
     sessionStorage.removeItem(KEY);
-    const msg = e.code === "admin_disabled" ? e.message : e.status === 401 ? "Wrong key: the server refused it (" + e.message + ")." : "Could not reach the server: " + e.message;
+    const msg = e.code === "admin_disabled" ? e.message : e.status === 401 ? "Wrong key. The server said: " + e.message + "." : "Could not reach the server: " + e.message;
     signOut(msg);
     return false;
   }
@@ -189,7 +189,8 @@ function drawChart(canvas, series) {
   const pad = { l: 44, r: 8, t: 10, b: 22 };
   const pts = state.points;
   const now = pts.length ? pts[pts.length - 1].time_ms : Date.now();
-  const span = 5 * 60 * 1000, t0 = now - span;
+  const oldest = pts.length ? pts[0].time_ms : now;
+  const span = Math.min(5 * 60000, Math.max(60000, Math.ceil((now - oldest) / 60000) * 60000)), t0 = now - span;
   let max = 1;
   for (const p of pts) for (const s of series) max = Math.max(max, p[s.key] || 0);
   max = niceMax(max);
@@ -200,10 +201,14 @@ function drawChart(canvas, series) {
   for (let i = 0; i <= 4; i++) {
     const v = (max / 4) * i, yy = Math.round(y(v)) + 0.5;
     g.beginPath(); g.moveTo(pad.l, yy); g.lineTo(w - pad.r, yy); g.stroke();
-    g.textAlign = "right"; g.fillText(fmt(v), pad.l - 6, yy + 4);
+    g.textAlign = "right"; g.fillText(axis(v), pad.l - 6, yy + 4);
   }
   g.textAlign = "center";
-  for (let m = 5; m >= 0; m--) g.fillText(m ? `-${m}m` : "now", x(now - m * 60000), h - 6);
+  const step = span / 5;
+  for (let i = 5; i >= 0; i--) {
+    const s = Math.round((i * step) / 1000);
+    g.fillText(i ? (s % 60 ? `-${s}s` : `-${s / 60}m`) : "now", x(now - i * step), h - 6);
+  }
   for (const s of series) {
     const color = getComputedStyle(document.documentElement).getPropertyValue(s.color).trim();
     const vis = pts.filter((p) => p.time_ms >= t0);
@@ -215,6 +220,7 @@ function drawChart(canvas, series) {
     g.globalAlpha = 0.08; g.fillStyle = color; g.fill(); g.globalAlpha = 1;
   }
 }
+const axis = (v) => (Number.isInteger(v) ? v.toLocaleString("en") : String(Math.round(v * 100) / 100));
 function niceMax(v) {
   const p = Math.pow(10, Math.floor(Math.log10(v)));
   for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
@@ -285,7 +291,7 @@ function renderFunctionStats() {
   fillTable("#fns-table", functionsList.map((f) => {
     const s = stats[f.name] || {};
     return el("tr", { class: "clickable" + (f.name === state.fnName ? " selected" : ""), "data-fn": f.name, onclick: () => editFunction(f.name) },
-      el("td", { class: "mono" }, f.name), el("td", {}, f.runtime), el("td", { class: "num" }, (f.timeout_ms || 0) + " ms"),
+      el("td", { class: "mono" }, f.name), el("td", {}, f.runtime), el("td", { class: "num" }, f.timeout_ms ? f.timeout_ms + " ms" : "default"),
       el("td", { class: "num" }, fmt(s.invocations || 0)), el("td", { class: "num" }, fmt(s.errors || 0)), el("td", { class: "num" }, fmt(s.timeouts || 0)),
       el("td", { class: "num" }, s.invocations ? s.avg_ms.toFixed(2) + " ms" : "–"));
   }), "no functions deployed", 7);

@@ -1,0 +1,233 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eddyrt/eddy/api"
+	"github.com/eddyrt/eddy/internal/config"
+	"github.com/eddyrt/eddy/internal/protocol"
+	"github.com/eddyrt/eddy/internal/servertest"
+)
+
+// getJSON calls the admin API with the admin key and decodes the answer.
+func getJSON(t *testing.T, method, url, body string, into any) int {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+servertest.AdminKey)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode == http.StatusOK && into != nil {
+		if err := json.Unmarshal(b, into); err != nil {
+			t.Fatalf("%s %s: %v in %s", method, url, err, b)
+		}
+	}
+	return res.StatusCode
+}
+
+// The console's routes take the admin key, refuse the API key and say
+// they are off without an admin_key; the admin key also opens the API.
+func TestConsoleAPIKeys(t *testing.T) {
+	s := servertest.Start(t)
+	routes := [][2]string{{"GET", "/api/v1/stats"}, {"GET", "/api/v1/stats?follow=1"}, {"GET", "/api/v1/channels"}, {"GET", "/api/v1/connections"}, {"POST", "/api/v1/users/alice/disconnect"}}
+	for _, r := range routes {
+		for _, key := range []string{"", servertest.APIKey, "nope"} {
+			status, eb, raw := doRaw(t, r[0], s.Base+r[1], key, "")
+			if status != http.StatusUnauthorized || eb.Error.Code != protocol.CodeUnauthorized || !strings.Contains(eb.Error.Message, "admin key") {
+				t.Errorf("%s %s with key %q: %d %s, want 401 naming the admin key", r[0], r[1], key, status, raw)
+			}
+		}
+	}
+	if status, _, raw := doRaw(t, "POST", s.Base+"/api/v1/publish", servertest.AdminKey, `{"channel":"a","event":"e","data":1}`); status != http.StatusOK {
+		t.Errorf("publish with the admin key: %d %s", status, raw)
+	}
+
+	off := servertest.Start(t, func(c *config.Config) { c.AdminKey = "" })
+	status, eb, raw := doRaw(t, "GET", off.Base+"/api/v1/stats", servertest.AdminKey, "")
+	if status != http.StatusForbidden || eb.Error.Code != "admin_disabled" {
+		t.Errorf("stats without an admin_key: %d %s, want 403 admin_disabled", status, raw)
+	}
+	if status, _, raw := doRaw(t, "POST", off.Base+"/api/v1/publish", servertest.AdminKey, `{"channel":"a","event":"e","data":1}`); status != http.StatusUnauthorized {
+		t.Errorf("without an admin_key, the admin key must open nothing: %d %s", status, raw)
+	}
+}
+
+// The console's pages are on the API listener when api_listen is set (not
+// on the client listener), with a policy that allows only their own scripts.
+func TestConsolePagesOnTheAPIListener(t *testing.T) {
+	s := servertest.Start(t, func(c *config.Config) { c.APIListen = "127.0.0.1:0" })
+	for _, path := range []string{"/admin/", "/admin/console.js", "/admin/console.css"} {
+		res, err := http.Get(s.APIBase() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK || len(b) < 500 || !strings.Contains(res.Header.Get("Content-Security-Policy"), "script-src 'self'") {
+			t.Errorf("GET %s: %d, %d bytes, CSP %q", path, res.StatusCode, len(b), res.Header.Get("Content-Security-Policy"))
+		}
+		if path == "/admin/" && !strings.Contains(string(b), "Eddy console") {
+			t.Errorf("GET /admin/ is not the console: %.200s", b)
+		}
+	}
+	res, err := http.Get(s.Base + "/admin/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /admin/ on the client listener: %d, want 404 (the console is on the API listener)", res.StatusCode)
+	}
+}
+
+// Channels are listed by prefix with their subscribers and messages, and
+// connections by user with their channels and since when.
+func TestConsoleChannelsAndConnections(t *testing.T) {
+	s := servertest.Start(t)
+	alice := servertest.Connect(t, s.WSURL, servertest.Token(t, "alice", nil, nil))
+	alice.Request(map[string]any{"type": "subscribe", "id": 1, "channel": "chat:a"})
+	alice.Request(map[string]any{"type": "subscribe", "id": 2, "channel": "chat:b"})
+	bob := servertest.Connect(t, s.WSURL, servertest.Token(t, "bob", nil, nil))
+	bob.Request(map[string]any{"type": "subscribe", "id": 1, "channel": "news"})
+	for i := 0; i < 3; i++ {
+		if _, err := s.API().Publish(context.Background(), "chat:a", "e", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var chans api.ChannelsResponse
+	servertest.Eventually(t, "chat:a counted 3 messages", func() bool {
+		if getJSON(t, "GET", s.Base+"/api/v1/channels?prefix=chat:", "", &chans) != http.StatusOK {
+			return false
+		}
+		return chans.Total == 2 && len(chans.Channels) == 2 && chans.Channels[0].Channel == "chat:a" && chans.Channels[0].Messages == 3
+	})
+	if c := chans.Channels[1]; c.Channel != "chat:b" || c.Subscribers != 1 || c.Messages != 0 || chans.Node != s.NodeID() {
+		t.Errorf("channels: %+v", chans)
+	}
+	if getJSON(t, "GET", s.Base+"/api/v1/channels?prefix=chat:&limit=1", "", &chans); len(chans.Channels) != 1 || chans.Total != 2 {
+		t.Errorf("limit 1: %+v", chans)
+	}
+	if status, eb, _ := doRaw(t, "GET", s.Base+"/api/v1/channels?limit=0", servertest.AdminKey, ""); status != 400 || !strings.Contains(eb.Error.Message, "limit") {
+		t.Errorf("limit=0: %d %+v", status, eb)
+	}
+
+	var conns api.ConnectionsResponse
+	if getJSON(t, "GET", s.Base+"/api/v1/connections?user=alice", "", &conns) != http.StatusOK || conns.Total != 1 {
+		t.Fatalf("alice's connections: %+v", conns)
+	}
+	c := conns.Connections[0]
+	since, err := time.Parse(time.RFC3339, c.ConnectedAt)
+	if c.User != "alice" || c.Transport != "websocket" || strings.Join(c.Channels, ",") != "chat:a,chat:b" || err != nil || time.Since(since) > time.Minute {
+		t.Errorf("alice's connection: %+v (%v)", c, err)
+	}
+	if getJSON(t, "GET", s.Base+"/api/v1/connections", "", &conns); conns.Total != 2 {
+		t.Errorf("everyone: %+v", conns)
+	}
+	if getJSON(t, "GET", s.Base+"/api/v1/connections?user=carol", "", &conns); conns.Total != 0 || conns.Connections == nil {
+		t.Errorf("carol has none, listed as []: %+v", conns)
+	}
+}
+
+// Disconnecting a user closes each of its connections with 4011 and the
+// reason, and no one else's.
+func TestConsoleDisconnectUser(t *testing.T) {
+	s := servertest.Start(t)
+	a1 := servertest.Connect(t, s.WSURL, servertest.Token(t, "alice", nil, nil))
+	a2 := servertest.Connect(t, s.WSURL, servertest.Token(t, "alice", nil, nil))
+	bob := servertest.Connect(t, s.WSURL, servertest.Token(t, "bob", nil, nil))
+
+	if status, eb, _ := doRaw(t, "POST", s.Base+"/api/v1/users/alice/disconnect", servertest.AdminKey, `{"reason":"`+strings.Repeat("x", 121)+`"}`); status != 400 || !strings.Contains(eb.Error.Message, "reason") {
+		t.Fatalf("a too long reason: %d %+v", status, eb)
+	}
+	var out api.DisconnectResponse
+	if getJSON(t, "POST", s.Base+"/api/v1/users/alice/disconnect", `{"reason":"spamming"}`, &out) != http.StatusOK || out.Disconnected != 2 {
+		t.Fatalf("disconnect alice: %+v", out)
+	}
+	for _, ws := range []*servertest.WS{a1, a2} {
+		if code := ws.CloseCode(); code != protocol.CloseByOperator {
+			t.Errorf("alice's connection closed with %d, want %d", code, protocol.CloseByOperator)
+		}
+	}
+	if f := bob.Request(map[string]any{"type": "subscribe", "id": 1, "channel": "still:here"}); f.Type() != "subscribed" {
+		t.Errorf("bob's connection after alice's disconnect: %v", f)
+	}
+	if getJSON(t, "POST", s.Base+"/api/v1/users/alice/disconnect", "", &out) != http.StatusOK || out.Disconnected != 0 {
+		t.Errorf("alice again: %+v", out)
+	}
+}
+
+// The stats stream sends the node's figures once a second, with the
+// history first, and the rate of a channel being published to rises.
+func TestConsoleStatsStream(t *testing.T) {
+	s := servertest.Start(t)
+	ws := servertest.Connect(t, s.WSURL, servertest.Token(t, "alice", nil, nil))
+	ws.Request(map[string]any{"type": "subscribe", "id": 1, "channel": "busy"})
+
+	var snap api.Stats
+	if getJSON(t, "GET", s.Base+"/api/v1/stats", "", &snap) != http.StatusOK || snap.Broker.Kind != "memory" || !snap.Broker.Ready ||
+		len(snap.Nodes) != 1 || !snap.Nodes[0].Self || snap.Nodes[0].Connections != 1 || snap.Nodes[0].Subscriptions != 1 || snap.Node != s.NodeID() {
+		t.Fatalf("stats: %+v", snap)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", s.Base+"/api/v1/stats?follow=1", nil)
+	req.Header.Set("Authorization", "Bearer "+servertest.AdminKey)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if ct := res.Header.Get("Content-Type"); res.StatusCode != 200 || ct != "text/event-stream" {
+		t.Fatalf("stream: %d %s", res.StatusCode, ct)
+	}
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			_, _ = s.API().Publish(context.Background(), "busy", "e", i)
+		}
+	}()
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	events := 0
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "event: stats" {
+			events++
+			continue
+		}
+		data, ok := strings.CutPrefix(line, "data: ")
+		if !ok {
+			continue
+		}
+		var st api.Stats
+		if err := json.Unmarshal([]byte(data), &st); err != nil {
+			t.Fatalf("event data: %v: %s", err, data)
+		}
+		if events == 1 && st.History == nil {
+			t.Errorf("the first event carries no history")
+		}
+		self := st.Nodes[0]
+		if self.MessagesInPerS > 0 && self.MessagesOutPerS > 0 && len(st.Busiest) > 0 && st.Busiest[0].Channel == "busy" && st.Busiest[0].PerS > 0 && st.Busiest[0].Subscribers == 1 {
+			return // the rates rose while the test published
+		}
+	}
+	t.Fatalf("stream ended after %d events without the rate rising: %v", events, sc.Err())
+}
