@@ -58,7 +58,7 @@ type Stats struct {
 	Busiest   []ChannelRate   `json:"busiest"`
 	Functions []FunctionStats `json:"functions"`
 	// History is the answering node's last minutes, oldest first; only in
-	// the first answer (the stream's first event included).
+	// the first answer (the stream's first event included), null after.
 	History []StatsPoint `json:"history"`
 }
 
