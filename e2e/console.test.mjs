@@ -83,6 +83,8 @@ describe("admin console", { timeout: 180_000 }, () => {
     try {
       await expect(page, "#t-in", (el) => Number(el.textContent.replace(/,/g, "")) > 0, "messages in per second rises", undefined, 15_000);
       await expect(page, "#busiest-table tbody", (el) => /chat:lobby/.test(el.textContent), "the busy channel is listed", undefined, 15_000);
+      // A few seconds of the rate on the chart, for the screenshot.
+      await expect(page, "#chart-rate", () => state.points.filter((p) => p.messages_in_per_s > 0).length >= 6, "six seconds of traffic charted", undefined, 20_000);
       await screenshot(page, "console-overview");
     } finally {
       stop = true;
