@@ -231,3 +231,39 @@ func TestConsoleStatsStream(t *testing.T) {
 	}
 	t.Fatalf("stream ended after %d events without the rate rising: %v", events, sc.Err())
 }
+
+// In a cluster, the stats list every node with its figures and rates as
+// the node last announced them over Redis.
+func TestConsoleStatsAcrossACluster(t *testing.T) {
+	_, nodes := cluster(t, 2)
+	b := servertest.Connect(t, nodes[1].WSURL, servertest.Token(t, "bob", nil, nil))
+	b.Request(map[string]any{"type": "subscribe", "id": 1, "channel": "feed:b"})
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(20 * time.Millisecond) // a steady load on node 1
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			_, _ = nodes[1].API().Publish(context.Background(), "feed:b", "e", i)
+		}
+	}()
+	defer func() { close(done); <-stopped }()
+	var st api.Stats
+	servertest.EventuallyWithin(t, 30*time.Second, "node 0 sees node 1's connection and rate", func() bool {
+		if getJSON(t, "GET", nodes[0].Base+"/api/v1/stats", "", &st) != http.StatusOK || len(st.Nodes) != 2 {
+			return false
+		}
+		other := st.Nodes[1]
+		return st.Nodes[0].Self && st.Nodes[0].ID == nodes[0].NodeID() && !other.Self && other.ID == nodes[1].NodeID() &&
+			other.Connections == 1 && other.Subscriptions == 1 && other.MessagesInPerS > 0
+	})
+	if st.Broker.Kind != "redis" || !st.Broker.Ready {
+		t.Errorf("broker: %+v", st.Broker)
+	}
+}
