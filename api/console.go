@@ -90,7 +90,9 @@ type DisconnectRequest struct {
 	Reason string `json:"reason"`
 }
 
-// DisconnectResponse answers it: how many connections were closed.
+// DisconnectResponse answers it: how many connections were closed, on
+// how many nodes (those that answered within 2 s, the answering one included).
 type DisconnectResponse struct {
 	Disconnected int `json:"disconnected"`
+	Nodes        int `json:"nodes"`
 }

@@ -197,6 +197,25 @@ func (s *Server) handleDisconnectUser(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
+	n := s.disconnectLocal(user, d)
+	nodes := 1
+	if s.clustered() {
+		closed, answered, err := s.disconnectCluster(r.Context(), user, d)
+		if err != nil {
+			// This node's connections are closed already; say the rest failed.
+			s.log.Warn("admin disconnect: reach the other nodes", "user", user, "err", err)
+			s.writeError(w, err)
+			return
+		}
+		n += closed
+		nodes += answered
+	}
+	s.log.Info("admin disconnected a user", "user", user, "connections", n, "nodes", nodes, "reason", d.Reason)
+	writeJSON(w, http.StatusOK, api.DisconnectResponse{Disconnected: n, Nodes: nodes})
+}
+
+// disconnectLocal closes user's connections on this node and says how many.
+func (s *Server) disconnectLocal(user string, d protocol.Disconnect) int {
 	n := 0
 	s.conns.each(func(c *conn) {
 		if user != "" && c.userOf() == user && !c.closing() {
@@ -204,8 +223,7 @@ func (s *Server) handleDisconnectUser(w http.ResponseWriter, r *http.Request) {
 			n++
 		}
 	})
-	s.log.Info("admin disconnected a user", "user", user, "connections", n, "reason", d.Reason)
-	writeJSON(w, http.StatusOK, api.DisconnectResponse{Disconnected: n})
+	return n
 }
 
 // operatorDisconnect is the close an operator sends, with its reason

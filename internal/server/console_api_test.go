@@ -267,3 +267,28 @@ func TestConsoleStatsAcrossACluster(t *testing.T) {
 		t.Errorf("broker: %+v", st.Broker)
 	}
 }
+
+// Disconnecting a user through one node of a cluster closes its
+// connections on every node, and the answer counts them all.
+func TestConsoleDisconnectUserAcrossACluster(t *testing.T) {
+	_, nodes := cluster(t, 2)
+	a0 := servertest.Connect(t, nodes[0].WSURL, servertest.Token(t, "alice", nil, nil))
+	a1 := servertest.Connect(t, nodes[1].WSURL, servertest.Token(t, "alice", nil, nil))
+	bob := servertest.Connect(t, nodes[1].WSURL, servertest.Token(t, "bob", nil, nil))
+	servertest.Eventually(t, "both nodes registered", func() bool {
+		info, err := nodes[0].API().Info(context.Background())
+		return err == nil && len(info.Nodes) == 2
+	})
+	var out api.DisconnectResponse
+	if getJSON(t, "POST", nodes[0].Base+"/api/v1/users/alice/disconnect", `{"reason":"bye"}`, &out) != http.StatusOK || out.Disconnected != 2 || out.Nodes != 2 {
+		t.Fatalf("disconnect alice across the cluster: %+v, want 2 connections on 2 nodes", out)
+	}
+	for i, ws := range []*servertest.WS{a0, a1} {
+		if code := ws.CloseCode(); code != protocol.CloseByOperator {
+			t.Errorf("alice on node %d closed with %d, want %d", i, code, protocol.CloseByOperator)
+		}
+	}
+	if f := bob.Request(map[string]any{"type": "subscribe", "id": 1, "channel": "still:here"}); f.Type() != "subscribed" {
+		t.Errorf("bob after alice's disconnect: %v", f)
+	}
+}

@@ -68,6 +68,9 @@ type Options struct {
 	Registry *prometheus.Registry
 	// ExtraHandlers are mounted on the client listener as given (e.g. /eddy.js, the demo).
 	ExtraHandlers map[string]http.Handler
+	// Notices, when set, brings the console's cluster notices (a user
+	// disconnected on every node) from the broker to the server (console_cluster.go).
+	Notices *NoticeRelay
 
 	// writeDelay, set only by tests (export_test.go), replaces write_delay
 	// beyond its limit: a window of an hour makes "a reply never waits for
@@ -110,7 +113,8 @@ type Server struct {
 	// dropLogged is when a dropped frame was last logged (unix nanoseconds).
 	dropLogged atomic.Int64
 	// stats samples the node's figures for the console (stats.go).
-	stats *statsSampler
+	stats   *statsSampler
+	pending pendingDisconnects // cluster disconnects awaiting replies (console_cluster.go)
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -183,6 +187,7 @@ func New(opts Options) (*Server, error) {
 	s.metrics = newMetrics(s)
 	s.limits = s.newConnLimits()
 	s.stats = newStatsSampler(s)
+	s.attachNotices(opts.Notices)
 	s.registerHistoryMetrics()
 	s.upgrader = gws.NewUpgrader(&wsHandler{s: s}, &gws.ServerOption{
 		// The hard cap gws enforces; frames between max_message_bytes and
