@@ -96,3 +96,22 @@ type DisconnectResponse struct {
 	Disconnected int `json:"disconnected"`
 	Nodes        int `json:"nodes"`
 }
+
+// ChannelDetail answers GET /api/v1/channels/{channel}: the console's
+// channel page in one call.
+type ChannelDetail struct {
+	ChannelRate
+	Node string `json:"node"`
+	// Presence says whether the channel keeps presence; Members lists them then.
+	Presence bool     `json:"presence"`
+	Members  []Member `json:"members"`
+	// History is the last messages kept (at most 20), oldest first.
+	History     []Message `json:"history"`
+	HistorySize int       `json:"history_size"`
+}
+
+// ChannelPublishRequest is the body of POST /api/v1/channels/{channel}/publish.
+type ChannelPublishRequest struct {
+	Event string `json:"event"`
+	Data  any    `json:"data"`
+}

@@ -54,3 +54,14 @@ func (h *Hub) ChannelMessages(into map[string]uint64) {
 		sh.mu.RUnlock()
 	}
 }
+
+// Messages returns channel's message count on this node (0 without local subscribers).
+func (h *Hub) Messages(channel string) uint64 {
+	sh := &h.shards[h.index(channel)%shardCount]
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	if subs := sh.channels[channel]; subs != nil {
+		return subs.messages.Load()
+	}
+	return 0
+}

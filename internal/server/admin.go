@@ -39,8 +39,8 @@ func (s *Server) adminRoute(h http.Handler) http.Handler {
 }
 
 // adminAuthorized reports whether r carries the admin key: the one place
-// it is checked, for the admin API, the console's calls and the API routes
-// it also opens. An operator key, once there is one, belongs here too.
+// it is checked, for the admin API and the console's routes. An operator
+// key, once there is one, belongs here too.
 func (s *Server) adminAuthorized(r *http.Request) bool {
 	if s.app.AdminKey == "" {
 		return false

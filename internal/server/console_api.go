@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/eddyrt/eddy/api"
+	"github.com/eddyrt/eddy/internal/broker"
 	"github.com/eddyrt/eddy/internal/console"
 	"github.com/eddyrt/eddy/internal/protocol"
 )
@@ -35,6 +36,8 @@ func (s *Server) mountConsole(mux *http.ServeMux) {
 	}
 	route("GET /api/v1/stats", s.handleStats)
 	route("GET /api/v1/channels", s.handleChannels)
+	route("GET /api/v1/channels/{channel}", s.handleChannel)
+	route("POST /api/v1/channels/{channel}/publish", s.handleChannelPublish)
 	route("GET /api/v1/connections", s.handleConnections)
 	route("POST /api/v1/users/{user}/disconnect", s.handleDisconnectUser)
 	// The pages themselves hold no secret: sign-in happens in the page,
@@ -101,6 +104,85 @@ func (s *Server) handleChannels(w http.ResponseWriter, r *http.Request) {
 		out.Channels = append(out.Channels, api.ChannelRate{Channel: c.Name, Subscribers: c.Subscribers, Messages: c.Messages, PerS: s.stats.channelRate(c.Name)})
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// consoleHistory is how many of a channel's last messages its page shows.
+const consoleHistory = 20
+
+func (s *Server) handleChannel(w http.ResponseWriter, r *http.Request) {
+	channel := r.PathValue("channel")
+	if err := protocol.ValidateChannel(channel); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	opts := s.cfg.ChannelOptionsFor(channel)
+	subs := s.hub.Subscribers(channel)
+	out := api.ChannelDetail{
+		ChannelRate: api.ChannelRate{Channel: channel, Subscribers: subs, PerS: s.stats.channelRate(channel)},
+		Node:        s.nodeID, Presence: opts.Presence && s.presence != nil, Members: []api.Member{}, History: []api.Message{},
+		HistorySize: opts.HistorySize,
+	}
+	out.Messages = s.hub.Messages(channel)
+	if out.Presence {
+		members, err := s.members(r.Context(), channel)
+		if err != nil {
+			s.writeError(w, err)
+			return
+		}
+		out.Members = append(out.Members, members...)
+	}
+	if opts.HistorySize > 0 {
+		msgs, _, err := s.broker.History(r.Context(), channel, broker.HistoryQuery{Options: brokerOptions(opts)})
+		if err != nil && !errors.Is(err, broker.ErrGap) {
+			s.writeError(w, err)
+			return
+		}
+		if len(msgs) > consoleHistory {
+			msgs = msgs[len(msgs)-consoleHistory:]
+		}
+		for _, m := range msgs {
+			out.History = append(out.History, *m)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// handleChannelPublish publishes a test message to the channel in the
+// path, down the same road as POST /api/v1/publish (functions included).
+func (s *Server) handleChannelPublish(w http.ResponseWriter, r *http.Request) {
+	channel := r.PathValue("channel")
+	if err := protocol.ValidateChannel(channel); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	body, err := readBody(r, int64(s.cfg.MaxMessageBytes)+4096)
+	if err != nil {
+		if errors.Is(err, errBodyTooLarge) {
+			err = protocol.Errorf(protocol.CodeTooLarge, "body over max_message_bytes (%d)", s.cfg.MaxMessageBytes)
+		}
+		s.writeError(w, err)
+		return
+	}
+	req, err := decodeCheckedPublishBody("body", body)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	if req.channel != "" || req.hasList {
+		s.writeError(w, protocol.Errorf(protocol.CodeBadRequest, "the channel is in the path: give only event and data"))
+		return
+	}
+	if s.draining.Load() {
+		s.writeError(w, protocol.ErrShuttingDown)
+		return
+	}
+	offsets := make(map[string]uint64, 1)
+	id, err := s.publish(r.Context(), publishRequest{channels: []string{channel}, event: req.event, data: req.data, source: "api", offsets: offsets})
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.PublishResponse{ID: id, Offsets: offsets})
 }
 
 func listLimit(v string) (int, error) {

@@ -39,7 +39,8 @@ func getJSON(t *testing.T, method, url, body string, into any) int {
 // they are off without an admin_key; the admin key also opens the API.
 func TestConsoleAPIKeys(t *testing.T) {
 	s := servertest.Start(t)
-	routes := [][2]string{{"GET", "/api/v1/stats"}, {"GET", "/api/v1/stats?follow=1"}, {"GET", "/api/v1/channels"}, {"GET", "/api/v1/connections"}, {"POST", "/api/v1/users/alice/disconnect"}}
+	routes := [][2]string{{"GET", "/api/v1/stats"}, {"GET", "/api/v1/stats?follow=1"}, {"GET", "/api/v1/channels"}, {"GET", "/api/v1/channels/chat:a"},
+		{"POST", "/api/v1/channels/chat:a/publish"}, {"GET", "/api/v1/connections"}, {"POST", "/api/v1/users/alice/disconnect"}}
 	for _, r := range routes {
 		for _, key := range []string{"", servertest.APIKey, "nope"} {
 			status, eb, raw := doRaw(t, r[0], s.Base+r[1], key, "")
@@ -48,17 +49,15 @@ func TestConsoleAPIKeys(t *testing.T) {
 			}
 		}
 	}
-	if status, _, raw := doRaw(t, "POST", s.Base+"/api/v1/publish", servertest.AdminKey, `{"channel":"a","event":"e","data":1}`); status != http.StatusOK {
-		t.Errorf("publish with the admin key: %d %s", status, raw)
+	// The keys stay apart: the admin key does not open the API key's routes.
+	if status, _, raw := doRaw(t, "POST", s.Base+"/api/v1/publish", servertest.AdminKey, `{"channel":"a","event":"e","data":1}`); status != http.StatusUnauthorized {
+		t.Errorf("publish with the admin key: %d %s, want 401", status, raw)
 	}
 
 	off := servertest.Start(t, func(c *config.Config) { c.AdminKey = "" })
 	status, eb, raw := doRaw(t, "GET", off.Base+"/api/v1/stats", servertest.AdminKey, "")
 	if status != http.StatusForbidden || eb.Error.Code != "admin_disabled" {
 		t.Errorf("stats without an admin_key: %d %s, want 403 admin_disabled", status, raw)
-	}
-	if status, _, raw := doRaw(t, "POST", off.Base+"/api/v1/publish", servertest.AdminKey, `{"channel":"a","event":"e","data":1}`); status != http.StatusUnauthorized {
-		t.Errorf("without an admin_key, the admin key must open nothing: %d %s", status, raw)
 	}
 }
 
@@ -290,5 +289,54 @@ func TestConsoleDisconnectUserAcrossACluster(t *testing.T) {
 	}
 	if f := bob.Request(map[string]any{"type": "subscribe", "id": 1, "channel": "still:here"}); f.Type() != "subscribed" {
 		t.Errorf("bob after alice's disconnect: %v", f)
+	}
+}
+
+// A channel's page: subscribers, messages, presence members and the last
+// 20 messages in one call; a test message published through the admin
+// route reaches the subscriber like an API publish.
+func TestConsoleChannelDetailAndTestPublish(t *testing.T) {
+	s := servertest.Start(t, func(c *config.Config) {
+		c.Namespaces["chat"] = config.ChannelOptions{HistorySize: 100, Presence: true}
+	})
+	alice := servertest.Connect(t, s.WSURL, servertest.Token(t, "alice", nil, nil))
+	alice.Request(map[string]any{"type": "subscribe", "id": 1, "channel": "chat:room"})
+	for i := 0; i < 25; i++ {
+		if _, err := s.API().Publish(context.Background(), "chat:room", "e", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var pub api.PublishResponse
+	if getJSON(t, "POST", s.Base+"/api/v1/channels/chat:room/publish", `{"event":"test","data":{"text":"from the console"}}`, &pub) != http.StatusOK || pub.Offsets["chat:room"] != 26 {
+		t.Fatalf("test publish: %+v", pub)
+	}
+	for {
+		if f := alice.Next(); f.Type() == "message" && f.Str("event") == "test" {
+			break
+		}
+	}
+	var d api.ChannelDetail
+	servertest.Eventually(t, "26 messages counted", func() bool {
+		return getJSON(t, "GET", s.Base+"/api/v1/channels/chat:room", "", &d) == http.StatusOK && d.Messages == 26
+	})
+	if d.Subscribers != 1 || !d.Presence || len(d.Members) != 1 || d.Members[0].User != "alice" || len(d.History) != 20 ||
+		d.History[19].Offset != 26 || d.History[19].Event != "test" || d.HistorySize != 100 {
+		t.Errorf("channel detail: %+v", d)
+	}
+	if getJSON(t, "GET", s.Base+"/api/v1/channels/quiet", "", &d) != http.StatusOK || d.Presence || d.Subscribers != 0 || len(d.History) != 0 || d.Members == nil {
+		t.Errorf("a channel without presence or history: %+v", d)
+	}
+	for _, c := range []struct{ path, body, want string }{
+		{"/api/v1/channels/bad%20name", "", "channel"},
+		{"/api/v1/channels/chat:room/publish", `{"channel":"other","event":"e","data":1}`, "in the path"},
+		{"/api/v1/channels/chat:room/publish", `{"event":"e","data":`, "body"},
+	} {
+		method := "GET"
+		if c.body != "" {
+			method = "POST"
+		}
+		if status, eb, raw := doRaw(t, method, s.Base+c.path, servertest.AdminKey, c.body); status != 400 || !strings.Contains(eb.Error.Message, c.want) {
+			t.Errorf("%s %s %s: %d %s, want 400 naming %q", method, c.path, c.body, status, raw, c.want)
+		}
 	}
 }

@@ -246,13 +246,19 @@ async function openChannel(ch) {
   state.channel = ch;
   $("#ch-detail").hidden = false;
   $("#ch-name").textContent = ch;
-  const q = "?channel=" + encodeURIComponent(ch);
-  const [pres, hist] = await Promise.allSettled([api("GET", "/api/v1/presence" + q), api("GET", "/api/v1/history" + q)]);
-  const members = pres.status === "fulfilled" ? pres.value.members : [];
-  $("#ch-members-count").textContent = pres.status === "fulfilled" ? members.length : "off";
-  $("#ch-members").replaceChildren(...(members.length ? members.map((m) => el("li", {}, m.user || m.client)) : [el("li", { class: "muted" }, pres.status === "fulfilled" ? "nobody" : pres.reason.message)]));
-  const msgs = hist.status === "fulfilled" ? hist.value.messages.slice(-20).reverse() : [];
-  $("#ch-history").replaceChildren(...(msgs.length ? msgs.map((m) => el("li", {}, el("span", { class: "off" }, "#" + m.offset), el("span", { class: "ev" }, m.event || "–"), JSON.stringify(m.data))) : [el("li", { class: "muted" }, hist.status === "fulfilled" ? "no history kept" : hist.reason.message)]));
+  let d;
+  try {
+    d = await api("GET", "/api/v1/channels/" + encodeURIComponent(ch));
+  } catch (e) {
+    $("#ch-members-count").textContent = "";
+    $("#ch-members").replaceChildren(el("li", { class: "muted" }, e.message));
+    $("#ch-history").replaceChildren();
+    return;
+  }
+  $("#ch-members-count").textContent = d.presence ? d.members.length : "off";
+  $("#ch-members").replaceChildren(...(d.members.length ? d.members.map((m) => el("li", {}, m.user || m.conn)) : [el("li", { class: "muted" }, d.presence ? "nobody" : "this channel keeps no presence")]));
+  const msgs = d.history.slice().reverse();
+  $("#ch-history").replaceChildren(...(msgs.length ? msgs.map((m) => el("li", {}, el("span", { class: "off" }, "#" + m.offset), el("span", { class: "ev" }, m.event || "–"), JSON.stringify(m.data))) : [el("li", { class: "muted" }, d.history_size ? "no messages kept yet" : "this channel keeps no history")]));
 }
 
 // ---- connections ---------------------------------------------------------
@@ -441,7 +447,7 @@ function wire() {
     let data;
     try { data = JSON.parse($("#ch-data").value); } catch (e) { out.textContent = "Data is not JSON: " + e.message; return; }
     try {
-      const res = await api("POST", "/api/v1/publish", { channel: state.channel, event: $("#ch-event").value, data });
+      const res = await api("POST", "/api/v1/channels/" + encodeURIComponent(state.channel) + "/publish", { event: $("#ch-event").value, data });
       out.textContent = `Published at offset ${res.offsets[state.channel]}`;
       openChannel(state.channel);
     } catch (e) { out.textContent = e.message; }
@@ -452,7 +458,7 @@ function wire() {
     ev.preventDefault();
     const res = await api("POST", "/api/v1/users/" + encodeURIComponent(state.discUser) + "/disconnect", { reason: $("#disc-reason").value.trim() });
     $("#disc-panel").hidden = true;
-    $("#conn-total").textContent = `Disconnected ${res.disconnected} connection${res.disconnected === 1 ? "" : "s"} of ${state.discUser}`;
+    $("#conn-total").textContent = `Disconnected ${res.disconnected} connection${res.disconnected === 1 ? "" : "s"} of ${state.discUser} (${res.nodes} node${res.nodes === 1 ? "" : "s"})`;
     setTimeout(() => loadConnections().catch(showError), 300);
   });
   $("#fn-new").addEventListener("click", () => editFunction(""));
