@@ -209,16 +209,17 @@ function drawChart(canvas, series) {
     const s = Math.round((i * step) / 1000);
     g.fillText(i ? (s % 60 ? `-${s}s` : `-${s / 60}m`) : "now", x(now - i * step), h - 6);
   }
-  for (const s of series) {
+  // The second series is dashed, so two equal series both stay visible.
+  series.forEach((s, n) => {
     const color = getComputedStyle(document.documentElement).getPropertyValue(s.color).trim();
     const vis = pts.filter((p) => p.time_ms >= t0);
-    if (!vis.length) continue;
+    if (!vis.length) return;
     g.beginPath();
     vis.forEach((p, i) => (i ? g.lineTo(x(p.time_ms), y(p[s.key] || 0)) : g.moveTo(x(p.time_ms), y(p[s.key] || 0))));
-    g.strokeStyle = color; g.lineWidth = 2; g.stroke();
+    g.strokeStyle = color; g.lineWidth = 2; g.setLineDash(n ? [6, 4] : []); g.stroke(); g.setLineDash([]);
     g.lineTo(x(vis[vis.length - 1].time_ms), y(0)); g.lineTo(x(vis[0].time_ms), y(0)); g.closePath();
     g.globalAlpha = 0.08; g.fillStyle = color; g.fill(); g.globalAlpha = 1;
-  }
+  });
 }
 const axis = (v) => (Number.isInteger(v) ? v.toLocaleString("en") : String(Math.round(v * 100) / 100));
 function niceMax(v) {
