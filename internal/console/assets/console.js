@@ -342,7 +342,7 @@ function followLog(name) {
     log.prepend(el("li", { class: "lvl-" + l.level }, el("span", { class: "t" }, (l.time || "").slice(11, 19)), l.node ? el("span", { class: "t" }, l.node) : "", l.message));
     while (log.children.length > 200) log.lastChild.remove();
   }, (up, status) => {
-    if (!up && status === 404) log.replaceChildren(el("li", { class: "muted" }, "this server keeps no function logs"));
+    if (!up && status === 404) log.replaceChildren(el("li", { class: "muted" }, "no log: the function is not deployed, or this server keeps no function logs"));
   });
 }
 
