@@ -17,10 +17,13 @@ type ChannelStat struct {
 }
 
 // Channels lists the channels with local subscribers whose name starts
-// with prefix, sorted by name, at most limit of them (limit <= 0: all), and
-// how many matched in all. Each shard's lock is held only while it is read.
+// with prefix, sorted by name, the first limit of them (limit <= 0: all),
+// and how many matched in all. With a limit it keeps at most limit entries
+// while it scans, so a node with a million channels answers without a
+// million-entry list. Each shard's lock is held only while it is read.
 func (h *Hub) Channels(prefix string, limit int) ([]ChannelStat, int) {
 	var out []ChannelStat
+	total := 0
 	for i := range h.shards {
 		sh := &h.shards[i]
 		sh.mu.RLock()
@@ -28,14 +31,19 @@ func (h *Hub) Channels(prefix string, limit int) ([]ChannelStat, int) {
 			if len(subs.list) == 0 || !strings.HasPrefix(name, prefix) {
 				continue
 			}
-			out = append(out, ChannelStat{Name: name, Subscribers: len(subs.list), Messages: subs.messages.Load()})
+			total++
+			at := sort.Search(len(out), func(k int) bool { return out[k].Name > name })
+			if limit > 0 && at >= limit {
+				continue // after the first limit names
+			}
+			out = append(out, ChannelStat{})
+			copy(out[at+1:], out[at:])
+			out[at] = ChannelStat{Name: name, Subscribers: len(subs.list), Messages: subs.messages.Load()}
+			if limit > 0 && len(out) > limit {
+				out = out[:limit]
+			}
 		}
 		sh.mu.RUnlock()
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	total := len(out)
-	if limit > 0 && len(out) > limit {
-		out = out[:limit]
 	}
 	return out, total
 }

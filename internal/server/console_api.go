@@ -232,33 +232,36 @@ func (s *Server) handleConnections(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	user, filtered := q.Get("user"), q.Has("user") && q.Get("user") != ""
-	var all []api.ConnectionInfo
+	user, filtered := q.Get("user"), q.Get("user") != ""
+	// Pointers first, the details only for the connections shown: a node
+	// with a million connections answers without a million descriptions.
+	var all []*conn
 	s.conns.each(func(c *conn) {
 		if c.closing() || (filtered && c.userOf() != user) {
 			return
 		}
-		all = append(all, c.info())
+		all = append(all, c)
 	})
 	// Oldest first, so the list is stable from one look to the next.
 	sort.Slice(all, func(i, j int) bool {
-		if all[i].ConnectedAt != all[j].ConnectedAt {
-			return all[i].ConnectedAt < all[j].ConnectedAt
+		if !all[i].opened.Equal(all[j].opened) {
+			return all[i].opened.Before(all[j].opened)
 		}
-		return all[i].ID < all[j].ID
+		return all[i].seq < all[j].seq
 	})
-	out := api.ConnectionsResponse{Connections: all, Total: len(all)}
-	if len(all) > limit {
-		out.Connections = all[:limit]
-	}
-	if out.Connections == nil {
-		out.Connections = []api.ConnectionInfo{}
+	out := api.ConnectionsResponse{Connections: []api.ConnectionInfo{}, Total: len(all)}
+	for _, c := range all[:min(limit, len(all))] {
+		out.Connections = append(out.Connections, c.info())
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) handleDisconnectUser(w http.ResponseWriter, r *http.Request) {
 	user := r.PathValue("user")
+	if user == "" {
+		s.writeError(w, protocol.Errorf(protocol.CodeBadRequest, "the path names no user: POST /api/v1/users/{user}/disconnect"))
+		return
+	}
 	var req api.DisconnectRequest
 	body, err := readBody(r, 4096)
 	if err != nil {
