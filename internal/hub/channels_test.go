@@ -12,7 +12,7 @@ import (
 
 type nopSub struct{}
 
-func (nopSub) Deliver(*protocol.Message, []byte)           {}
+func (nopSub) Deliver(*protocol.Message, []byte)          {}
 func (nopSub) DeliverPresence([]byte, []hub.PresenceItem) {}
 
 // Channels lists by prefix in name order, the first limit of them, and
