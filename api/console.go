@@ -79,10 +79,12 @@ type ConnectionInfo struct {
 	Channels    []string `json:"channels"`
 }
 
-// ConnectionsResponse answers GET /api/v1/connections.
+// ConnectionsResponse answers GET /api/v1/connections: the first
+// connections (oldest first) of every node that answered within 2 s.
 type ConnectionsResponse struct {
 	Connections []ConnectionInfo `json:"connections"`
 	Total       int              `json:"total"`
+	Nodes       int              `json:"nodes"`
 }
 
 // DisconnectRequest is the body of POST /api/v1/users/{user}/disconnect.

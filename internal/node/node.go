@@ -99,7 +99,7 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 		// reloads whenever its pub/sub reconnects.
 		n.Redis.OnNotify(func(topic string, payload []byte) {
 			if notices.Route(topic, payload) {
-				return // the console's (a user disconnected on every node)
+				return // the console's (a user's connections on every node)
 			}
 			if topic != redisstore.Topic && topic != redisbroker.TopicReconnected {
 				return

@@ -232,28 +232,62 @@ func (s *Server) handleConnections(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	user, filtered := q.Get("user"), q.Get("user") != ""
+	user := q.Get("user")
+	conns, total := s.localConnections(user, limit)
+	out := api.ConnectionsResponse{Connections: conns, Total: total, Nodes: 1}
+	if s.clustered() {
+		replies, err := s.askCluster(r.Context(), clusterAsk{Kind: "connections", User: user, Limit: limit})
+		if err != nil {
+			s.writeError(w, err)
+			return
+		}
+		for _, rep := range replies {
+			out.Connections = append(out.Connections, rep.Connections...)
+			out.Total += rep.Count
+		}
+		out.Nodes += len(replies)
+		sortConnections(out.Connections)
+		if len(out.Connections) > limit {
+			out.Connections = out.Connections[:limit]
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// localConnections lists this node's open connections (of user, unless
+// empty), oldest first, the first limit of them, and how many there are.
+func (s *Server) localConnections(user string, limit int) ([]api.ConnectionInfo, int) {
 	// Pointers first, the details only for the connections shown: a node
 	// with a million connections answers without a million descriptions.
 	var all []*conn
 	s.conns.each(func(c *conn) {
-		if c.closing() || (filtered && c.userOf() != user) {
+		if c.closing() || (user != "" && c.userOf() != user) {
 			return
 		}
 		all = append(all, c)
 	})
-	// Oldest first, so the list is stable from one look to the next.
 	sort.Slice(all, func(i, j int) bool {
 		if !all[i].opened.Equal(all[j].opened) {
 			return all[i].opened.Before(all[j].opened)
 		}
 		return all[i].seq < all[j].seq
 	})
-	out := api.ConnectionsResponse{Connections: []api.ConnectionInfo{}, Total: len(all)}
+	out := make([]api.ConnectionInfo, 0, min(limit, len(all)))
 	for _, c := range all[:min(limit, len(all))] {
-		out.Connections = append(out.Connections, c.info())
+		out = append(out, c.info())
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, len(all)
+}
+
+// sortConnections orders connections oldest first (ties by id), so the
+// list is stable from one look to the next.
+func sortConnections(cs []api.ConnectionInfo) {
+	sort.SliceStable(cs, func(i, j int) bool {
+		if cs[i].ConnectedAt != cs[j].ConnectedAt {
+			return cs[i].ConnectedAt < cs[j].ConnectedAt
+		}
+		return cs[i].ID < cs[j].ID
+	})
 }
 
 func (s *Server) handleDisconnectUser(w http.ResponseWriter, r *http.Request) {
@@ -285,15 +319,17 @@ func (s *Server) handleDisconnectUser(w http.ResponseWriter, r *http.Request) {
 	n := s.disconnectLocal(user, d)
 	nodes := 1
 	if s.clustered() {
-		closed, answered, err := s.disconnectCluster(r.Context(), user, d)
+		replies, err := s.askCluster(r.Context(), clusterAsk{Kind: "disconnect", User: user, Reason: d.Reason})
 		if err != nil {
 			// This node's connections are closed already; say the rest failed.
 			s.log.Warn("admin disconnect: reach the other nodes", "user", user, "err", err)
 			s.writeError(w, err)
 			return
 		}
-		n += closed
-		nodes += answered
+		for _, rep := range replies {
+			n += rep.Count
+		}
+		nodes += len(replies)
 	}
 	s.log.Info("admin disconnected a user", "user", user, "connections", n, "nodes", nodes, "reason", d.Reason)
 	writeJSON(w, http.StatusOK, api.DisconnectResponse{Disconnected: n, Nodes: nodes})

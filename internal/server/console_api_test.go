@@ -267,9 +267,9 @@ func TestConsoleStatsAcrossACluster(t *testing.T) {
 	}
 }
 
-// Disconnecting a user through one node of a cluster closes its
-// connections on every node, and the answer counts them all.
-func TestConsoleDisconnectUserAcrossACluster(t *testing.T) {
+// In a cluster, a user's connections are listed, and disconnected, on
+// every node through any one of them, and the answers count them all.
+func TestConsoleUserAcrossACluster(t *testing.T) {
 	_, nodes := cluster(t, 2)
 	a0 := servertest.Connect(t, nodes[0].WSURL, servertest.Token(t, "alice", nil, nil))
 	a1 := servertest.Connect(t, nodes[1].WSURL, servertest.Token(t, "alice", nil, nil))
@@ -278,6 +278,15 @@ func TestConsoleDisconnectUserAcrossACluster(t *testing.T) {
 		info, err := nodes[0].API().Info(context.Background())
 		return err == nil && len(info.Nodes) == 2
 	})
+	// Listed from either node: every node's connections of the user.
+	var conns api.ConnectionsResponse
+	if getJSON(t, "GET", nodes[1].Base+"/api/v1/connections?user=alice", "", &conns) != http.StatusOK || conns.Total != 2 || conns.Nodes != 2 ||
+		len(conns.Connections) != 2 || conns.Connections[0].Node == conns.Connections[1].Node {
+		t.Fatalf("alice's connections across the cluster: %+v", conns)
+	}
+	if getJSON(t, "GET", nodes[0].Base+"/api/v1/connections?limit=2", "", &conns) != http.StatusOK || conns.Total != 3 || len(conns.Connections) != 2 {
+		t.Fatalf("everyone's, first 2: %+v", conns)
+	}
 	var out api.DisconnectResponse
 	if getJSON(t, "POST", nodes[0].Base+"/api/v1/users/alice/disconnect", `{"reason":"bye"}`, &out) != http.StatusOK || out.Disconnected != 2 || out.Nodes != 2 {
 		t.Fatalf("disconnect alice across the cluster: %+v, want 2 connections on 2 nodes", out)

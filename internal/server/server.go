@@ -68,8 +68,9 @@ type Options struct {
 	Registry *prometheus.Registry
 	// ExtraHandlers are mounted on the client listener as given (e.g. /eddy.js, the demo).
 	ExtraHandlers map[string]http.Handler
-	// Notices, when set, brings the console's cluster notices (a user
-	// disconnected on every node) from the broker to the server (console_cluster.go).
+	// Notices, when set, brings the console's cluster notices (a user's
+	// connections, listed or disconnected on every node) from the broker
+	// to the server (console_cluster.go).
 	Notices *NoticeRelay
 
 	// writeDelay, set only by tests (export_test.go), replaces write_delay
@@ -114,7 +115,7 @@ type Server struct {
 	dropLogged atomic.Int64
 	// stats samples the node's figures for the console (stats.go).
 	stats   *statsSampler
-	pending pendingDisconnects // cluster disconnects awaiting replies (console_cluster.go)
+	pending pendingAsks // the console's questions to the cluster awaiting replies (console_cluster.go)
 
 	mu        sync.Mutex
 	listeners []net.Listener

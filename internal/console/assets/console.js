@@ -267,7 +267,7 @@ async function openChannel(ch) {
 async function loadConnections() {
   const user = $("#conn-user").value.trim();
   const res = await api("GET", "/api/v1/connections?limit=200" + (user ? "&user=" + encodeURIComponent(user) : ""));
-  $("#conn-total").textContent = `${res.total} connection${res.total === 1 ? "" : "s"} on this node`;
+  $("#conn-total").textContent = `${res.total} connection${res.total === 1 ? "" : "s"} on ${res.nodes} node${res.nodes === 1 ? "" : "s"}`;
   fillTable("#conns-table", res.connections.map((c) => el("tr", { "data-user": c.user, "data-conn": c.id },
     el("td", {}, c.user || el("span", { class: "muted" }, "not signed in")),
     el("td", { class: "mono" }, c.id),
