@@ -238,7 +238,7 @@ async function loadChannels() {
   const prefix = $("#ch-prefix").value.trim();
   const res = await api("GET", "/api/v1/channels?limit=200&prefix=" + encodeURIComponent(prefix));
   $("#ch-total").textContent = `${res.total} channel${res.total === 1 ? "" : "s"} with subscribers on this node`;
-  fillTable("#channels-table", res.channels.map((c) => el("tr", { class: "clickable" + (c.channel === state.channel ? " selected" : ""), "data-channel": c.channel, onclick: () => openChannel(c.channel) },
+  fillTable("#channels-table", res.channels.map((c) => el("tr", { class: "clickable" + (c.channel === state.channel ? " selected" : ""), "data-channel": c.channel, onclick: () => openChannel(c.channel).catch(showError) },
     el("td", { class: "mono" }, c.channel), el("td", { class: "num" }, fmt(c.subscribers)), el("td", { class: "num" }, fmt(c.messages)), el("td", { class: "num" }, fmt(c.per_s)),
   )), prefix ? `no channel starts with “${prefix}”` : "no channel has subscribers", 4);
 }
@@ -297,7 +297,7 @@ function renderFunctionStats() {
   const stats = Object.fromEntries(((state.stats && state.stats.functions) || []).map((f) => [f.name, f]));
   fillTable("#fns-table", functionsList.map((f) => {
     const s = stats[f.name] || {};
-    return el("tr", { class: "clickable" + (f.name === state.fnName ? " selected" : ""), "data-fn": f.name, onclick: () => editFunction(f.name) },
+    return el("tr", { class: "clickable" + (f.name === state.fnName ? " selected" : ""), "data-fn": f.name, onclick: () => editFunction(f.name).catch(showError) },
       el("td", { class: "mono" }, f.name), el("td", {}, f.runtime), el("td", { class: "num" }, f.timeout_ms ? f.timeout_ms + " ms" : "default"),
       el("td", { class: "num" }, fmt(s.invocations || 0)), el("td", { class: "num" }, fmt(s.errors || 0)), el("td", { class: "num" }, fmt(s.timeouts || 0)),
       el("td", { class: "num" }, s.invocations ? s.avg_ms.toFixed(2) + " ms" : "–"));
@@ -400,7 +400,7 @@ async function loadAssociations() {
   fillTable("#assoc-table", as.map((a) => el("tr", {},
     el("td", { class: "mono" }, a.pattern), el("td", { class: "mono" }, a.functions.join(" → ")), el("td", {}, a.on_error || "pass"),
     el("td", {}, el("button", { class: "small ghost", onclick: () => { $("#as-pattern").value = a.pattern; $("#as-functions").value = a.functions.join(", "); $("#as-onerror").value = a.on_error || "pass"; } }, "Edit"), " ",
-      el("button", { class: "small danger", onclick: async () => { await api("DELETE", "/api/v1/associations?pattern=" + encodeURIComponent(a.pattern)); loadAssociations(); } }, "Delete")),
+      el("button", { class: "small danger", onclick: () => api("DELETE", "/api/v1/associations?pattern=" + encodeURIComponent(a.pattern)).then(loadAssociations).catch(showError) }, "Delete")),
   )), "no associations: functions run only on channels an association names", 4);
 }
 
@@ -431,8 +431,10 @@ function route() {
   if (known === "overview") drawCharts();
   else loaders[known]().catch(showError);
 }
+// showError tells the operator what the server refused, and why (its message).
 function showError(e) {
-  console.warn(e);
+  $("#toast-text").textContent = e && e.message ? e.message : String(e);
+  $("#toast").hidden = false;
 }
 
 function wire() {
@@ -441,7 +443,7 @@ function wire() {
   window.addEventListener("hashchange", () => sessionStorage.getItem(KEY) && route());
   window.addEventListener("resize", () => !$("#page-overview").hidden && drawCharts());
   $("#ch-search").addEventListener("submit", (ev) => { ev.preventDefault(); loadChannels().catch(showError); });
-  $("#ch-refresh").addEventListener("click", () => openChannel(state.channel));
+  $("#ch-refresh").addEventListener("click", () => openChannel(state.channel).catch(showError));
   $("#ch-publish").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const out = $("#ch-publish-result");
@@ -455,14 +457,18 @@ function wire() {
   });
   $("#conn-search").addEventListener("submit", (ev) => { ev.preventDefault(); loadConnections().catch(showError); });
   $("#disc-cancel").addEventListener("click", () => ($("#disc-panel").hidden = true));
+  $("#toast-close").addEventListener("click", () => ($("#toast").hidden = true));
   $("#disc-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    const res = await api("POST", "/api/v1/users/" + encodeURIComponent(state.discUser) + "/disconnect", { reason: $("#disc-reason").value.trim() });
+    let res;
+    try {
+      res = await api("POST", "/api/v1/users/" + encodeURIComponent(state.discUser) + "/disconnect", { reason: $("#disc-reason").value.trim() });
+    } catch (e) { showError(e); return; }
     $("#disc-panel").hidden = true;
     $("#conn-total").textContent = `Disconnected ${res.disconnected} connection${res.disconnected === 1 ? "" : "s"} of ${state.discUser} (${res.nodes} node${res.nodes === 1 ? "" : "s"})`;
     setTimeout(() => loadConnections().catch(showError), 300);
   });
-  $("#fn-new").addEventListener("click", () => editFunction(""));
+  $("#fn-new").addEventListener("click", () => editFunction("").catch(showError));
   $("#fn-form").addEventListener("submit", deployFunction);
   $("#fn-source").addEventListener("input", () => gutter(0));
   $("#fn-source").addEventListener("scroll", () => ($("#fn-gutter").scrollTop = $("#fn-source").scrollTop));
