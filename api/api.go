@@ -107,6 +107,9 @@ type NodeInfo struct {
 	Connections   int    `json:"connections"`
 	Subscriptions int    `json:"subscriptions"`
 	UptimeS       int64  `json:"uptime_s"`
+	// Rates over the last second, for the console and eddy top (console.go).
+	MessagesInPerS  float64 `json:"messages_in_per_s"`
+	MessagesOutPerS float64 `json:"messages_out_per_s"`
 }
 
 // InfoResponse answers GET /api/v1/info.

@@ -61,6 +61,7 @@ type subSet struct {
 	list     []Subscriber
 	index    map[Subscriber]int             // position in list; only past indexFrom entries
 	presence atomic.Pointer[presenceWindow] // made by the channel's first presence event
+	messages atomic.Uint64                  // messages fanned out on this node (channels.go)
 }
 
 const indexFrom = 16
@@ -224,6 +225,7 @@ func (h *Hub) HandleMessage(m *protocol.Message) {
 		s.Deliver(m, frame)
 	}
 	n := len(subs.list)
+	subs.messages.Add(1)
 	sh.mu.RUnlock()
 	h.delivered.Add(uint64(n))
 }

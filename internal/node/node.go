@@ -108,11 +108,16 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 	n.Options.Functions = functions.Pipeline{Engine: engine}
 	n.Options.AdminHandler = newAdminAPI(adminapi.NewHandler(engine, log.With("component", "admin-api")), n.Webhooks.Admin())
 	if n.Redis != nil {
+		notices := &server.NoticeRelay{}
+		n.Options.Notices = notices
 		// A change made through any node is in force on every node for the
 		// next message: the store notifies, every node reloads. A node that
 		// was cut off missed the notices (or Redis lost its data), so it also
 		// reloads whenever its pub/sub reconnects.
 		n.Redis.OnNotify(func(topic string, payload []byte) {
+			if notices.Route(topic, payload) {
+				return // the console's (a user's connections on every node)
+			}
 			if ops.route(topic, payload) {
 				return
 			}

@@ -202,13 +202,15 @@ func (s *Server) selfInfo() api.NodeInfo {
 	if name == "" {
 		name, _ = os.Hostname()
 	}
-	return api.NodeInfo{
+	info := api.NodeInfo{
 		ID:            s.nodeID,
 		Name:          name,
 		Connections:   s.conns.len(),
 		Subscriptions: int(s.hub.Stats().Subscriptions),
 		UptimeS:       int64(time.Since(s.started).Seconds()),
 	}
+	info.MessagesInPerS, info.MessagesOutPerS = s.stats.rates()
+	return info
 }
 
 func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {

@@ -47,6 +47,7 @@ type conn struct {
 	id       string
 	seq      uint64
 	lastRead atomic.Int64  // unix nanoseconds
+	opened   time.Time     // when it was accepted (the console's connections page)
 	handled  chan struct{} // a frame handler finished (see wsHandler.OnMessage)
 
 	ip string // peer address holding a max_connections_per_ip slot
@@ -99,6 +100,7 @@ func (s *Server) allocConn() *conn {
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.id = s.nextID("c-")
 	c.lastRead.Store(time.Now().UnixNano())
+	c.opened = time.Now()
 	return c
 }
 

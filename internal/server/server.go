@@ -81,6 +81,10 @@ type Options struct {
 	// PusherEvents, when set, receives client events and cache misses of
 	// the Pusher protocol (for its webhooks).
 	PusherEvents PusherEvents
+	// Notices, when set, brings the console's cluster notices (a user's
+	// connections, listed or disconnected on every node) from the broker
+	// to the server (console_cluster.go).
+	Notices *NoticeRelay
 
 	// writeDelay, set only by tests (export_test.go), replaces write_delay
 	// beyond its limit: a window of an hour makes "a reply never waits for
@@ -127,6 +131,9 @@ type Server struct {
 	status     *status.Feed // the $admin:status feed (status.go)
 	statusSubs statusSubs
 	pusher     *pusherNode // the Pusher protocol (pusher_*.go)
+	// stats samples the node's figures for the console (stats.go).
+	stats   *statsSampler
+	pending pendingAsks // the console's questions to the cluster awaiting replies (console_cluster.go)
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -201,6 +208,8 @@ func New(opts Options) (*Server, error) {
 	}
 	s.metrics = newMetrics(s)
 	s.limits = s.newConnLimits()
+	s.stats = newStatsSampler(s)
+	s.attachNotices(opts.Notices)
 	s.registerHistoryMetrics()
 	s.status = opts.Status
 	if s.status == nil {
@@ -283,6 +292,8 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.stopped.Add(1)
 	go s.pingLoop()
+	s.stopped.Add(1)
+	go s.stats.loop()
 	if s.abil.Readiness != nil {
 		s.stopped.Add(1)
 		go s.watchBroker(s.abil.Readiness)
