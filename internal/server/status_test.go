@@ -316,8 +316,12 @@ func TestStatusChannelSlowSubscriberMissesEventsAndStays(t *testing.T) {
 	busy := servertest.Connect(t, s.WSURL, servertest.Token(t, "busy", nil, nil))
 	dropped := func() float64 { return metricFloat(t, s, `eddy_status_events_dropped_total{reason="slow_subscriber"}`) }
 	servertest.EventuallyWithin(t, 60*time.Second, "status events dropped for the slow subscriber", func() bool {
-		// Each round: 400 status events of about 200 bytes each.
-		for i := 0; i < 200; i++ {
+		// Each round: 100 status events of about 200 bytes each, more
+		// than the slow subscriber's half queue. Not more: the busy
+		// client's own 100 replies (about 4.5 KB) must fit its 16 KB
+		// queue even when the server answers faster than the writer
+		// drains, or busy is closed as a slow consumer itself (4009).
+		for i := 0; i < 50; i++ {
 			busy.Send(map[string]any{"type": "subscribe", "id": 2*i + 1, "channel": "chat:busy"})
 			busy.Send(map[string]any{"type": "unsubscribe", "id": 2*i + 2, "channel": "chat:busy"})
 		}

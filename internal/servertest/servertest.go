@@ -358,6 +358,13 @@ func (ws *WS) Request(req map[string]any) Frame {
 		var f Frame
 		select {
 		case f = <-ws.Frames:
+		case <-ws.closed:
+			// Frames that arrived before the close are still to be read.
+			select {
+			case f = <-ws.Frames:
+			default:
+				ws.t.Fatalf("no reply to %v: the connection closed (%v)", req, ws.CloseErr())
+			}
 		case <-deadline:
 			ws.t.Fatalf("no reply to %v within %s", req, Timeout)
 		}
