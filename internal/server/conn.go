@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -68,9 +69,13 @@ type conn struct {
 	limiter     *rate.Limiter
 	userLimiter *rate.Limiter // shared by the user's connections (limits.go)
 
+	// app is the connection's app, set once at auth (apps.go: connApp).
+	app atomic.Pointer[appState]
+
 	mu        sync.Mutex
 	identity  *auth.Identity
 	user      string                   // holds a max_connections_per_user slot while set
+	appHeld   *appState                // holds one of the app's connections while set (apps.go)
 	subs      map[string]*subscription // made at auth; taken by teardown
 	authTimer *time.Timer
 	expiry    *time.Timer
@@ -342,7 +347,7 @@ func (c *conn) handleAuth(f *protocol.ClientFrame, decodeErr error) {
 		fail("authenticate first: the first frame must be {\"type\":\"auth\",\"token\":...}")
 		return
 	}
-	ident, err := c.s.app.Verifier.Verify(f.Token)
+	app, ident, err := c.s.appForToken(f.Token)
 	if err == nil {
 		err = checkIdentity(ident)
 	}
@@ -362,7 +367,13 @@ func (c *conn) handleAuth(f *protocol.ClientFrame, decodeErr error) {
 		c.mu.Unlock()
 		return
 	}
-	if !c.admitUserLocked(ident.User) {
+	if !c.admitAppLocked(app) {
+		c.mu.Unlock()
+		c.sendError(0, appConnLimitError(app))
+		c.closeWith(protocol.DisconnectTooManyConns, true)
+		return
+	}
+	if !c.admitUserLocked(app.prefix + ident.User) {
 		c.mu.Unlock()
 		c.sendError(0, c.s.userLimitError(ident.User))
 		c.closeWith(protocol.DisconnectTooManyConns, true)
@@ -392,9 +403,12 @@ func (c *conn) armExpiry(exp time.Time) {
 }
 
 func (c *conn) handleRefresh(ctx context.Context, f *protocol.ClientFrame) {
-	ident, err := c.s.app.Verifier.Verify(f.Token)
+	app, ident, err := c.s.appForToken(f.Token)
 	if err == nil {
 		err = checkIdentity(ident)
+	}
+	if err == nil && app != c.connApp() {
+		err = fmt.Errorf("token is for app %q, the connection is app %q", app.id, c.connApp().id)
 	}
 	if err != nil {
 		c.sendError(f.ID, protocol.Errorf(protocol.CodeUnauthorized, "refresh: %s", tokenError(err)))
@@ -446,7 +460,7 @@ func (c *conn) handlePublish(ctx context.Context, f *protocol.ClientFrame, id *a
 func (c *conn) doPublish(ctx context.Context, f *protocol.ClientFrame, id *auth.Identity) {
 	msgID, err := c.s.publish(ctx, publishRequest{
 		channels: []string{f.Channel}, event: f.Event, data: f.Data,
-		user: id.User, info: id.Info, source: "client",
+		user: id.User, info: id.Info, source: "client", app: c.connApp(),
 	})
 	if err != nil {
 		c.sendError(f.ID, c.s.clientError("publish", err))
@@ -473,7 +487,7 @@ func (c *conn) handlePresence(ctx context.Context, f *protocol.ClientFrame, id *
 		c.sendError(f.ID, protocol.Errorf(protocol.CodeForbidden, "presence of %q is not allowed by the token", f.Channel))
 		return
 	}
-	members, err := c.s.members(ctx, f.Channel)
+	members, err := c.s.members(ctx, c.connApp(), f.Channel)
 	if err != nil {
 		c.sendError(f.ID, c.s.clientError("presence", err))
 		return

@@ -22,6 +22,7 @@ import (
 	"github.com/lxzan/gws"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/eddyrt/eddy/internal/apps"
 	"github.com/eddyrt/eddy/internal/auth"
 	"github.com/eddyrt/eddy/internal/broker"
 	"github.com/eddyrt/eddy/internal/broker/memory"
@@ -68,6 +69,9 @@ type Options struct {
 	Registry *prometheus.Registry
 	// ExtraHandlers are mounted on the client listener as given (e.g. /eddy.js, the demo).
 	ExtraHandlers map[string]http.Handler
+	// AppStore keeps the apps beside the default one (apps.go); nil: in
+	// memory, until the process ends.
+	AppStore apps.Store
 
 	// writeDelay, set only by tests (export_test.go), replaces write_delay
 	// beyond its limit: a window of an hour makes "a reply never waits for
@@ -80,6 +84,7 @@ type Server struct {
 	cfg      config.Config
 	log      *slog.Logger
 	app      *App
+	apps     *appSet // every app served, the default one included (apps.go)
 	broker   broker.Broker
 	presence broker.PresenceStore // abil.Presence: nil when presence is not kept
 	hub      *hub.Hub
@@ -178,6 +183,10 @@ func New(opts Options) (*Server, error) {
 	s.writers = newWriterPool()
 	s.handlers = newHandlerPool()
 	s.hub = hub.New(s.broker)
+	if opts.AppStore == nil {
+		opts.AppStore = apps.NewMemStore()
+	}
+	s.apps = s.newAppSet(app, opts.AppStore)
 	s.metrics = newMetrics(s)
 	s.limits = s.newConnLimits()
 	s.registerHistoryMetrics()
@@ -224,8 +233,11 @@ func (s *Server) nextID(prefix string) string {
 
 // Start begins listening and serving; it returns once the listeners are bound.
 func (s *Server) Start(ctx context.Context) error {
-	if err := s.broker.Start(ctx, s.hub); err != nil {
+	if err := s.broker.Start(ctx, s.apps.demux); err != nil {
 		return fmt.Errorf("start broker: %w", err)
+	}
+	if err := s.syncApps(ctx); err != nil {
+		return fmt.Errorf("load apps: %w", err)
 	}
 	s.app.prefetchKeys(ctx, s.log)
 	clientMux := http.NewServeMux()
