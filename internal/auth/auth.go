@@ -18,6 +18,8 @@ type Claims struct {
 	Channels []string        `json:"channels,omitempty"`
 	Publish  []string        `json:"publish,omitempty"`
 	Info     json.RawMessage `json:"info,omitempty"`
+	// App names the app whose keys verify the token (docs/apps.md); empty: the default app.
+	App string `json:"app,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -172,6 +174,7 @@ type TokenSpec struct {
 	Publish  []string
 	Info     json.RawMessage
 	KeyID    string // the kid header: which of the server's keys signed it ("": none)
+	App      string // the app claim: which app's keys verify it ("": the default app)
 }
 
 // Mint signs a token for spec with secret.
@@ -184,6 +187,7 @@ func Mint(secret []byte, spec TokenSpec) (string, error) {
 		Channels: spec.Channels,
 		Publish:  spec.Publish,
 		Info:     spec.Info,
+		App:      spec.App,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:  spec.Subject,
 			IssuedAt: jwt.NewNumericDate(now),
