@@ -17,6 +17,7 @@ import (
 
 	natsbroker "github.com/eddyrt/eddy/internal/broker/nats"
 	redisbroker "github.com/eddyrt/eddy/internal/broker/redis"
+	"github.com/eddyrt/eddy/internal/apps"
 	"github.com/eddyrt/eddy/internal/config"
 	"github.com/eddyrt/eddy/internal/functions"
 	"github.com/eddyrt/eddy/internal/functions/adminapi"
@@ -57,6 +58,7 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 		n.Options.Broker, n.Options.NodeID = rb, rb.NodeID()
 		store = redisstore.New(rb)
 		kv = kvstore.NewRedis(rb)
+		n.Options.AppStore = apps.NewRedisStore(rb)
 	} else {
 		if cfg.NATS != "" {
 			nb, err := startNATS(cfg, log)
@@ -73,6 +75,12 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 			return nil, fmt.Errorf("functions store in data_dir %s: %w", cfg.DataDir, err)
 		}
 		store = fs
+		as, err := apps.NewFileStore(filepath.Join(cfg.DataDir, "apps"))
+		if err != nil {
+			n.Close()
+			return nil, fmt.Errorf("apps store in data_dir %s: %w", cfg.DataDir, err)
+		}
+		n.Options.AppStore = as
 	}
 	engine, err := functions.New(store, functions.Options{
 		Logger:           log, // the engine names its own component
@@ -95,7 +103,16 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 		// next message: the store notifies, every node reloads. A node that
 		// was cut off missed the notices (or Redis lost its data), so it also
 		// reloads whenever its pub/sub reconnects.
+		appNotices := make(chan struct{}, 1)
+		n.Options.AppNotices = appNotices
 		n.Redis.OnNotify(func(topic string, _ []byte) {
+			if topic == apps.Topic || topic == redisbroker.TopicReconnected {
+				// One pending notice is enough: the reload reads everything.
+				select {
+				case appNotices <- struct{}{}:
+				default:
+				}
+			}
 			if topic != redisstore.Topic && topic != redisbroker.TopicReconnected {
 				return
 			}

@@ -72,6 +72,9 @@ type Options struct {
 	// AppStore keeps the apps beside the default one (apps.go); nil: in
 	// memory, until the process ends.
 	AppStore apps.Store
+	// AppNotices, when set, says the apps changed elsewhere: each receive
+	// reloads them from AppStore (appsync.go).
+	AppNotices <-chan struct{}
 
 	// writeDelay, set only by tests (export_test.go), replaces write_delay
 	// beyond its limit: a window of an hour makes "a reply never waits for
@@ -274,6 +277,10 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.abil.Nodes != nil {
 		s.stopped.Add(1)
 		go s.announceLoop(s.abil.Nodes)
+	}
+	if s.opts.AppNotices != nil {
+		s.stopped.Add(1)
+		go s.watchAppNotices(s.opts.AppNotices)
 	}
 	return nil
 }
