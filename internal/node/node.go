@@ -37,6 +37,7 @@ type Node struct {
 	Engine  *functions.Engine
 	Redis   *redisbroker.Broker // nil with the memory broker
 	NATS    *natsbroker.Broker  // nil unless cfg.NATS is set
+	apps    *appFunctions       // the functions of every app but the default one
 }
 
 // RedisWait is how long Build waits for Redis to answer before giving up.
@@ -96,6 +97,8 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 		return nil, fmt.Errorf("load functions: %w", err)
 	}
 	n.Engine = engine
+	n.apps = &appFunctions{cfg: cfg, log: log, redis: n.Redis}
+	n.Options.AppFunctions = n.apps
 	n.Options.Functions = functions.Pipeline{Engine: engine}
 	n.Options.AdminHandler = adminapi.NewHandler(engine, log.With("component", "admin-api"))
 	if n.Redis != nil {
@@ -123,6 +126,9 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 			for attempt, wait := 0, 100*time.Millisecond; attempt < 8; attempt, wait = attempt+1, min(2*wait, 2*time.Second) {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				err = engine.Reload(ctx)
+				if err == nil {
+					err = n.apps.reload(ctx)
+				}
 				cancel()
 				if err == nil {
 					return
@@ -158,6 +164,9 @@ func (n *Node) Close() {
 	}
 	if n.Engine != nil {
 		_ = n.Engine.Close()
+	}
+	if n.apps != nil {
+		n.apps.close()
 	}
 }
 

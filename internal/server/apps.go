@@ -5,9 +5,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/time/rate"
 
@@ -31,7 +33,8 @@ type appState struct {
 	broker   broker.Broker
 	presence broker.PresenceStore // nil when presence is not kept
 	sampler  broker.MemberSampler // nil without the ability
-	funcs    Middleware           // nil: no functions (every app but the default today)
+	funcs    Middleware           // nil: no functions
+	admin    http.Handler         // the app's admin API (functions); nil: none
 
 	conf      atomic.Pointer[appConfig]
 	conns     atomic.Int64  // authenticated connections on this node
@@ -187,6 +190,13 @@ func (s *Server) syncApps(ctx context.Context) error {
 		a := old[m.ID]
 		if a == nil {
 			a = s.newAppState(m)
+			if f := s.opts.AppFunctions; f != nil {
+				var err error
+				if a.funcs, a.admin, err = f.Open(m.ID); err != nil {
+					s.log.Warn("app left out: its functions did not load", "app", m.ID, "err", err)
+					continue
+				}
+			}
 		}
 		a.conf.Store(&appConfig{model: m, verifier: v})
 		next[m.ID] = a
@@ -213,6 +223,23 @@ func (s *Server) dropApp(a *appState) {
 			c.closeWith(protocol.DisconnectAppDeleted, true)
 		}
 	})
+	if f := s.opts.AppFunctions; f != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := f.Drop(ctx, a.id); err != nil {
+			s.log.Warn("app deleted, but removing its functions failed", "app", a.id, "err", err)
+		}
+	}
+}
+
+// AppFunctions makes and removes the functions of apps other than the
+// default one (node.Build provides it).
+type AppFunctions interface {
+	// Open returns app id's functions, as publish middleware and as its
+	// admin API handler; opening an open app returns the same engine.
+	Open(id string) (Middleware, http.Handler, error)
+	// Drop stops app id's functions and deletes what they stored.
+	Drop(ctx context.Context, id string) error
 }
 
 // appByID finds an app by id ("default" is the default app).

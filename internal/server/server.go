@@ -75,6 +75,9 @@ type Options struct {
 	// AppNotices, when set, says the apps changed elsewhere: each receive
 	// reloads them from AppStore (appsync.go).
 	AppNotices <-chan struct{}
+	// AppFunctions, when set, gives each app but the default one its own
+	// functions (its publishes' Middleware and its admin API).
+	AppFunctions AppFunctions
 
 	// writeDelay, set only by tests (export_test.go), replaces write_delay
 	// beyond its limit: a window of an hour makes "a reply never waits for
