@@ -15,9 +15,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/eddyrt/eddy/internal/apps"
 	natsbroker "github.com/eddyrt/eddy/internal/broker/nats"
 	redisbroker "github.com/eddyrt/eddy/internal/broker/redis"
-	"github.com/eddyrt/eddy/internal/apps"
 	"github.com/eddyrt/eddy/internal/config"
 	"github.com/eddyrt/eddy/internal/functions"
 	"github.com/eddyrt/eddy/internal/functions/adminapi"

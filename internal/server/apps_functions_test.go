@@ -33,7 +33,9 @@ func TestAppFunctionsAreSeparate(t *testing.T) {
 			t.Fatalf("publish: %d %s", st, body)
 		}
 		_, body := call(t, http.MethodGet, s.APIBase()+"/api/v1/history?channel=chat:lobby", c.key, nil)
-		var h struct{ Messages []struct{ Data struct{ Text string } } }
+		var h struct {
+			Messages []struct{ Data struct{ Text string } }
+		}
 		if err := json.Unmarshal(body, &h); err != nil || len(h.Messages) != 1 || h.Messages[0].Data.Text != c.text {
 			t.Fatalf("history: %s, want %q", body, c.text)
 		}

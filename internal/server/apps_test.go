@@ -183,10 +183,13 @@ func TestAppTokenIsVerifiedWithItsAppsKeys(t *testing.T) {
 	forged := a
 	forged.ID = b.ID // A's key, B's name
 	for name, tok := range map[string]string{
-		"A's key claiming B":      appToken(t, forged, "mallory"),
-		"the default secret as B": func() string { tok, _ := auth.Mint([]byte(servertest.Secret), auth.TokenSpec{Subject: "m", App: b.ID}); return tok }(),
-		"an unknown app":          func() string { x := a; x.ID = "nosuch"; return appToken(t, x, "m") }(),
-		"A's key, no app claim":   func() string { x := a; x.ID = ""; return appToken(t, x, "m") }(),
+		"A's key claiming B": appToken(t, forged, "mallory"),
+		"the default secret as B": func() string {
+			tok, _ := auth.Mint([]byte(servertest.Secret), auth.TokenSpec{Subject: "m", App: b.ID})
+			return tok
+		}(),
+		"an unknown app":        func() string { x := a; x.ID = "nosuch"; return appToken(t, x, "m") }(),
+		"A's key, no app claim": func() string { x := a; x.ID = ""; return appToken(t, x, "m") }(),
 	} {
 		ws := servertest.Dial(t, s.WSURL)
 		ws.Send(map[string]any{"type": "auth", "token": tok})
