@@ -27,6 +27,8 @@ type target struct {
 	apiKey   string
 	adminKey string
 	secret   string
+	kid      string // the kid of secret ("": none)
+	app      string // the app claim of tokens ("": the default app)
 }
 
 // resolveTarget reads the local config (if any) for the key, secret and
@@ -54,6 +56,11 @@ func resolveTarget(g *globals) (target, error) {
 	}
 	if _, err := url.Parse(t.base); err != nil {
 		return target{}, fmt.Errorf("--server %q: not a URL or host:port: %w", g.server, err)
+	}
+	if g.app != "" {
+		if err := t.useApp(g, g.app); err != nil {
+			return target{}, err
+		}
 	}
 	return t, nil
 }
@@ -156,7 +163,7 @@ func newSubscribeCmd(g *globals) *cobra.Command {
 				if t.secret == "" {
 					return fmt.Errorf("no token: pass --token or run where eddy.yaml holds the secret")
 				}
-				if token, err = auth.Mint([]byte(t.secret), auth.TokenSpec{Subject: "eddy-cli", Channels: args}); err != nil {
+				if token, err = auth.Mint([]byte(t.secret), auth.TokenSpec{Subject: "eddy-cli", Channels: args, KeyID: t.kid, App: t.app}); err != nil {
 					return err
 				}
 			}
