@@ -39,7 +39,7 @@ func TestAppsCLI(t *testing.T) {
 	}
 	var created struct {
 		ID      string
-		APIKeys []struct{ ID, Key string } `json:"api_keys"`
+		APIKeys []struct{ ID, Key string }    `json:"api_keys"`
 		JWTKeys []struct{ ID, Secret string } `json:"jwt_keys"`
 	}
 	if err := json.Unmarshal([]byte(run("apps", "create", "shop", "--name", "The Shop")), &created); err != nil || created.ID != "shop" || len(created.APIKeys) != 1 {
