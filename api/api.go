@@ -103,6 +103,17 @@ type NodeInfo struct {
 	Connections   int    `json:"connections"`
 	Subscriptions int    `json:"subscriptions"`
 	UptimeS       int64  `json:"uptime_s"`
+	// Apps are the figures of the asking app on this node (docs/apps.md).
+	Apps []AppInfo `json:"apps,omitempty"`
+}
+
+// AppInfo is one app's load on one node.
+type AppInfo struct {
+	ID            string  `json:"id"`
+	Connections   int     `json:"connections"`
+	Subscriptions int     `json:"subscriptions"`
+	Published     uint64  `json:"published"`    // messages published through the node since it started
+	PublishRate   float64 `json:"publish_rate"` // messages per second, over the last few seconds
 }
 
 // InfoResponse answers GET /api/v1/info.

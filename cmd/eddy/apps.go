@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -209,4 +210,21 @@ func newAppsCmd(g *globals) *cobra.Command {
 	keys.AddCommand(add, klist, retire)
 	cmd.AddCommand(create, list, show, del, keys)
 	return cmd
+}
+
+// printAppInfo prints the asking app's figures on each node, when the
+// server gives them.
+func printAppInfo(out io.Writer, nodes []api.NodeInfo) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	header := false
+	for _, n := range nodes {
+		for _, a := range n.Apps {
+			if !header {
+				fmt.Fprintln(w, "\nNODE\tAPP\tCONNECTIONS\tSUBSCRIPTIONS\tPUBLISHED\tMSGS/S")
+				header = true
+			}
+			fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%.1f\n", n.ID, a.ID, a.Connections, a.Subscriptions, a.Published, a.PublishRate)
+		}
+	}
+	return w.Flush()
 }

@@ -86,6 +86,12 @@ func TestAppsCLI(t *testing.T) {
 	old.Send(map[string]any{"type": "auth", "token": shopTok})
 	old.ExpectError("unauthorized")
 
+	if out := run("--app", "shop", "info"); !strings.Contains(out, "shop") || strings.Contains(out, "default") {
+		t.Fatalf("info as shop:\n%s", out)
+	}
+	if out := run("info"); !strings.Contains(out, "default") || strings.Contains(out, "shop") {
+		t.Fatalf("info as the default app:\n%s", out)
+	}
 	run("apps", "delete", "shop")
 	if code := ws.CloseCode(); code != 4011 {
 		t.Fatalf("shop's client closed with %d, want 4011", code)

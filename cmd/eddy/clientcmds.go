@@ -301,7 +301,10 @@ func newInfoCmd(g *globals) *cobra.Command {
 			for _, n := range info.Nodes {
 				fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\n", n.ID, n.Name, n.Connections, n.Subscriptions, time.Duration(n.UptimeS)*time.Second)
 			}
-			return w.Flush()
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			return printAppInfo(cmd.OutOrStdout(), info.Nodes)
 		},
 	}
 }

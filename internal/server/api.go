@@ -222,13 +222,14 @@ func (s *Server) selfInfo() api.NodeInfo {
 		Connections:   s.conns.len(),
 		Subscriptions: int(s.hub.Stats().Subscriptions),
 		UptimeS:       int64(time.Since(s.started).Seconds()),
+		Apps:          s.appInfos(),
 	}
 }
 
 func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 	reg := s.abil.Nodes
 	if reg == nil {
-		writeJSON(w, http.StatusOK, api.InfoResponse{Nodes: []api.NodeInfo{s.selfInfo()}})
+		writeJSON(w, http.StatusOK, api.InfoResponse{Nodes: infoFor([]api.NodeInfo{s.selfInfo()}, s.appOf(r.Context()).id)})
 		return
 	}
 	nodes, err := reg.Nodes(r.Context())
@@ -236,7 +237,7 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.InfoResponse{Nodes: nodes})
+	writeJSON(w, http.StatusOK, api.InfoResponse{Nodes: infoFor(nodes, s.appOf(r.Context()).id)})
 }
 
 // announceLoop tells the cluster this node is alive, every few seconds.

@@ -40,7 +40,10 @@ type appState struct {
 	conns     atomic.Int64  // authenticated connections on this node
 	published atomic.Uint64 // messages published through this node
 	rate      *rate.Limiter // max_publish_rate on this node, nil until set
-	rateMu    sync.Mutex
+	rateMu    sync.Mutex    // rate and the publish rate figures below
+	rateAt    time.Time     // when rateN was read (appstats.go)
+	rateN     uint64
+	lastRate  float64
 	deleted   atomic.Bool
 }
 

@@ -349,3 +349,34 @@ func TestAppsAPIAuth(t *testing.T) {
 		t.Fatalf("without operator_key: %d %s", st, body)
 	}
 }
+
+// GET /api/v1/info shows the asking app's connections, subscriptions and
+// publishes, and only its own; /metrics has them by app.
+func TestAppInfoAndMetrics(t *testing.T) {
+	s := appsServer(t)
+	a := createApp(t, s.APIBase(), "app-a", nil)
+	b := createApp(t, s.APIBase(), "app-b", nil)
+	for _, u := range []string{"u1", "u2"} {
+		ws := servertest.Connect(t, s.WSURL, appToken(t, a, u))
+		ws.Request(map[string]any{"type": "subscribe", "id": 1, "channel": "news"})
+	}
+	for i := 0; i < 3; i++ {
+		publishAs(t, s.APIBase(), a.APIKeys[0].Key, "news", "x")
+	}
+	for key, want := range map[string]string{
+		a.APIKeys[0].Key:  `{"id":"app-a","connections":2,"subscriptions":2,"published":3,`,
+		b.APIKeys[0].Key:  `{"id":"app-b","connections":0,"subscriptions":0,"published":0,`,
+		servertest.APIKey: `{"id":"default","connections":0,"subscriptions":0,"published":0,`,
+	} {
+		st, body := call(t, http.MethodGet, s.APIBase()+"/api/v1/info", key, nil)
+		if st != http.StatusOK || !bytes.Contains(body, []byte(want)) || bytes.Count(body, []byte(`"id":"app-`))+bytes.Count(body, []byte(`"id":"default"`)) != 1 {
+			t.Fatalf("info: %d %s, want only %s", st, body, want)
+		}
+	}
+	_, body := call(t, http.MethodGet, s.APIBase()+"/metrics", servertest.APIKey, nil)
+	for _, want := range []string{`eddy_app_connections{app="app-a"} 2`, `eddy_app_subscriptions{app="app-a"} 2`, `eddy_app_messages_published_total{app="app-a"} 3`, `eddy_app_connections{app="app-b"} 0`} {
+		if !bytes.Contains(body, []byte(want)) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}

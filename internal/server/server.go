@@ -196,6 +196,7 @@ func New(opts Options) (*Server, error) {
 	s.metrics = newMetrics(s)
 	s.limits = s.newConnLimits()
 	s.registerHistoryMetrics()
+	s.registerAppMetrics()
 	s.upgrader = gws.NewUpgrader(&wsHandler{s: s}, &gws.ServerOption{
 		// The hard cap gws enforces; frames between max_message_bytes and
 		// this get a too_large error and the connection stays up.
