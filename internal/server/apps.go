@@ -364,3 +364,29 @@ func appConnLimitError(a *appState) *protocol.Error {
 	}
 	return protocol.Errorf(protocol.CodeLimitExceeded, "app %q has max_connections (%d) connections on this node", a.id, a.conf.Load().model.Limits.MaxConnections)
 }
+
+// anyAppAllowsOrigin reports whether some app other than the default one
+// lists origin in its allowed_origins: the handshake, before the token
+// says which app it is, lets such an origin in, and auth checks it against
+// the token's app (appOriginAllowed).
+func (s *Server) anyAppAllowsOrigin(origin string) bool {
+	for _, a := range *s.apps.byID.Load() {
+		if originIn(a.conf.Load().model.AllowedOrigins, origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// appOriginAllowed checks the connection's Origin against its app's
+// allowed_origins (the default app: the node's).
+func (s *Server) appOriginAllowed(a *appState, origin string) error {
+	patterns := s.cfg.AllowedOrigins
+	if m := a.conf.Load().model; m != nil {
+		patterns = m.AllowedOrigins
+	}
+	if !originIn(patterns, origin) {
+		return fmt.Errorf("origin %q is not in the allowed_origins of app %q", truncateName(origin), a.id)
+	}
+	return nil
+}

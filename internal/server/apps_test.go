@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -378,5 +379,36 @@ func TestAppInfoAndMetrics(t *testing.T) {
 		if !bytes.Contains(body, []byte(want)) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// Each app's allowed_origins holds for its tokens: an origin only app A
+// allows gets through the handshake, then A's token is accepted from it and
+// the default app's refused; the default app keeps its own list.
+func TestAppAllowedOrigins(t *testing.T) {
+	s := appsServer(t, func(c *config.Config) { c.AllowedOrigins = []string{"https://default.example"} })
+	a := createApp(t, s.APIBase(), "app-a", map[string]any{"allowed_origins": []string{"https://a.example"}})
+	if _, st := sseTry(t, s.Base, http.Header{"Origin": {"https://evil.example"}}); st != http.StatusForbidden {
+		t.Fatalf("an origin no app allows: status %d, want 403", st)
+	}
+	for _, c := range []struct {
+		origin, token string
+		ok            bool
+	}{
+		{"https://a.example", appToken(t, a, "u"), true},
+		{"https://a.example", servertest.Token(t, "u", nil, nil), false},
+		{"https://default.example", appToken(t, a, "u"), false},
+		{"https://default.example", servertest.Token(t, "u", nil, nil), true},
+	} {
+		sc := sseOpen(t, s.Base, http.Header{"Origin": {c.origin}})
+		sc.post(map[string]any{"type": "auth", "token": c.token})
+		if c.ok {
+			sc.expect("ready")
+			continue
+		}
+		if f := sc.expect("error"); f.Str("code") != "unauthorized" || !strings.Contains(f.Str("message"), "allowed_origins") {
+			t.Fatalf("origin %s: %v", c.origin, f)
+		}
+		sc.expectClose(4001)
 	}
 }

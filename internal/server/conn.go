@@ -50,7 +50,8 @@ type conn struct {
 	lastRead atomic.Int64  // unix nanoseconds
 	handled  chan struct{} // a frame handler finished (see wsHandler.OnMessage)
 
-	ip string // peer address holding a max_connections_per_ip slot
+	ip     string // peer address holding a max_connections_per_ip slot
+	origin string // the handshake's Origin header, checked against the app's allowed_origins at auth
 	// ctx is cancelled when the connection starts closing. Every frame
 	// handler, function run and broker call made for the connection gets
 	// it, so closing cancels an in-flight subscribe or function run.
@@ -350,6 +351,9 @@ func (c *conn) handleAuth(f *protocol.ClientFrame, decodeErr error) {
 	app, ident, err := c.s.appForToken(f.Token)
 	if err == nil {
 		err = checkIdentity(ident)
+	}
+	if err == nil {
+		err = c.s.appOriginAllowed(app, c.origin)
 	}
 	if err != nil {
 		fail(tokenError(err))
