@@ -349,11 +349,19 @@ func (c *conn) connApp() *appState {
 // admitAppLocked makes a the connection's app, taking one of its
 // connection slots; false when the app is full or was deleted. c.mu held.
 func (c *conn) admitAppLocked(a *appState) bool {
-	if a.deleted.Load() || !a.admitConn() {
+	if !a.admitConn() {
 		return false
 	}
 	c.appHeld = a
+	// The app first, then the check: a deletion under way either sees
+	// this connection's app (dropApp closes it) or is seen here.
 	c.app.Store(a)
+	if a.deleted.Load() {
+		c.appHeld = nil
+		c.app.Store(nil)
+		a.conns.Add(-1)
+		return false
+	}
 	return true
 }
 
@@ -389,4 +397,12 @@ func (s *Server) appOriginAllowed(a *appState, origin string) error {
 		return fmt.Errorf("origin %q is not in the allowed_origins of app %q", truncateName(origin), a.id)
 	}
 	return nil
+}
+
+// appRefusal is the close of a connection its app did not admit.
+func appRefusal(a *appState) protocol.Disconnect {
+	if a.deleted.Load() {
+		return protocol.DisconnectAppDeleted
+	}
+	return protocol.DisconnectTooManyConns
 }

@@ -374,7 +374,7 @@ func (c *conn) handleAuth(f *protocol.ClientFrame, decodeErr error) {
 	if !c.admitAppLocked(app) {
 		c.mu.Unlock()
 		c.sendError(0, appConnLimitError(app))
-		c.closeWith(protocol.DisconnectTooManyConns, true)
+		c.closeWith(appRefusal(app), true)
 		return
 	}
 	if !c.admitUserLocked(app.prefix + ident.User) {
