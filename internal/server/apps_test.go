@@ -412,3 +412,17 @@ func TestAppAllowedOrigins(t *testing.T) {
 		sc.expectClose(4001)
 	}
 }
+
+// A refresh must stay in the connection's app.
+func TestAppRefreshStaysInItsApp(t *testing.T) {
+	s := appsServer(t)
+	a := createApp(t, s.APIBase(), "app-a", nil)
+	b := createApp(t, s.APIBase(), "app-b", nil)
+	ws := servertest.Connect(t, s.WSURL, appToken(t, a, "u"))
+	if f := ws.Request(map[string]any{"type": "refresh", "id": 1, "token": appToken(t, b, "u")}); f.Str("code") != "unauthorized" || !strings.Contains(f.Str("message"), `app "app-b"`) {
+		t.Fatalf("refresh with another app's token: %v", f)
+	}
+	if f := ws.Request(map[string]any{"type": "refresh", "id": 2, "token": appToken(t, a, "u")}); f.Type() != "refreshed" {
+		t.Fatalf("refresh with the app's own token: %v", f)
+	}
+}
