@@ -104,7 +104,8 @@ type NodeInfo struct {
 	Subscriptions int    `json:"subscriptions"`
 	UptimeS       int64  `json:"uptime_s"`
 	// Apps are the figures of the asking app on this node (docs/apps.md).
-	Apps []AppInfo `json:"apps,omitempty"`
+	// A pointer keeps NodeInfo comparable.
+	Apps *[]AppInfo `json:"apps,omitempty"`
 }
 
 // AppInfo is one app's load on one node.

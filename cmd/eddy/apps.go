@@ -218,7 +218,10 @@ func printAppInfo(out io.Writer, nodes []api.NodeInfo) error {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	header := false
 	for _, n := range nodes {
-		for _, a := range n.Apps {
+		if n.Apps == nil {
+			continue
+		}
+		for _, a := range *n.Apps {
 			if !header {
 				fmt.Fprintln(w, "\nNODE\tAPP\tCONNECTIONS\tSUBSCRIPTIONS\tPUBLISHED\tMSGS/S")
 				header = true

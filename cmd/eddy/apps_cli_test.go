@@ -70,6 +70,9 @@ func TestAppsCLI(t *testing.T) {
 	if out := run("--app", "shop", "functions", "list"); strings.Contains(out, "error") {
 		t.Fatalf("functions list as shop:\n%s", out)
 	}
+	// Every client command takes --app: these would fail with another app's keys.
+	run("--app", "shop", "history", "news")
+	run("--app", "shop", "associations", "list")
 
 	// Rotation from the CLI: add a JWT key, retire the old one; tokens the
 	// CLI mints use the newest key.

@@ -136,7 +136,10 @@ func TestAppsKeepChannelsApart(t *testing.T) {
 		}
 	}
 	publishAs(t, s.APIBase(), a.APIKeys[0].Key, "chat:lobby", "A again")
-	publishAs(t, s.APIBase(), b.APIKeys[0].Key, "chat:lobby", "B again")
+	// A batch with B's key lands in B's channel.
+	if st, body := call(t, http.MethodPost, s.APIBase()+"/api/v1/batch", b.APIKeys[0].Key, map[string]any{"messages": []map[string]any{{"channel": "chat:lobby", "event": "e", "data": map[string]string{"text": "B again"}}}}); st != http.StatusOK {
+		t.Fatalf("batch with B's key: %d %s", st, body)
+	}
 	publishAs(t, s.APIBase(), servertest.APIKey, "chat:lobby", "default again")
 	for _, c := range []struct {
 		ws   *servertest.WS

@@ -36,7 +36,7 @@ func (a *appState) rateNow(now time.Time) float64 {
 }
 
 // appInfos are the node's per-app figures, for GET /api/v1/info.
-func (s *Server) appInfos() []api.AppInfo {
+func (s *Server) appInfos() *[]api.AppInfo {
 	now := time.Now()
 	list := s.appList()
 	out := make([]api.AppInfo, 0, len(list))
@@ -44,7 +44,7 @@ func (s *Server) appInfos() []api.AppInfo {
 		out = append(out, api.AppInfo{ID: a.id, Connections: int(a.conns.Load()),
 			Subscriptions: int(a.hub.Stats().Subscriptions), Published: a.published.Load(), PublishRate: a.rateNow(now)})
 	}
-	return out
+	return &out
 }
 
 // infoFor keeps only the requesting app's figures in each node's entry:
@@ -54,9 +54,12 @@ func infoFor(nodes []api.NodeInfo, app string) []api.NodeInfo {
 	for i, n := range nodes {
 		out[i] = n
 		out[i].Apps = nil
-		for _, a := range n.Apps {
+		if n.Apps == nil {
+			continue
+		}
+		for _, a := range *n.Apps {
 			if a.ID == app {
-				out[i].Apps = []api.AppInfo{a}
+				out[i].Apps = &[]api.AppInfo{a}
 			}
 		}
 	}
