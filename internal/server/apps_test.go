@@ -429,3 +429,35 @@ func TestAppRefreshStaysInItsApp(t *testing.T) {
 		t.Fatalf("refresh with the app's own token: %v", f)
 	}
 }
+
+// Join and leave events reach the members of the app's channel only.
+func TestAppJoinLeaveStaysInItsApp(t *testing.T) {
+	s := appsServer(t)
+	joinLeave := map[string]any{"namespaces": map[string]any{"chat": map[string]any{"presence": true, "join_leave": true}}}
+	a := createApp(t, s.APIBase(), "app-a", joinLeave)
+	b := createApp(t, s.APIBase(), "app-b", joinLeave)
+	wb := servertest.Connect(t, s.WSURL, appToken(t, b, "bob"))
+	wb.Request(map[string]any{"type": "subscribe", "id": 1, "channel": "chat:lobby"})
+	a1 := servertest.Connect(t, s.WSURL, appToken(t, a, "ann"))
+	a1.Request(map[string]any{"type": "subscribe", "id": 1, "channel": "chat:lobby"})
+	a2 := servertest.Connect(t, s.WSURL, appToken(t, a, "art"))
+	a2.Request(map[string]any{"type": "subscribe", "id": 1, "channel": "chat:lobby"})
+	// ann's own join may come first; art's follows.
+	f := a1.Expect("presence")
+	if strings.Contains(fmt.Sprint(f["member"]), "ann") {
+		f = a1.Expect("presence")
+	}
+	if f.Str("action") != "join" || !strings.Contains(fmt.Sprint(f["member"]), "art") {
+		t.Fatalf("A's member saw %v, want art's join", f)
+	}
+	publishAs(t, s.APIBase(), b.APIKeys[0].Key, "chat:lobby", "only B")
+	for {
+		f := wb.Next()
+		if f.Type() == "message" {
+			break
+		}
+		if f.Type() != "presence" || !strings.Contains(fmt.Sprint(f["member"]), "bob") {
+			t.Fatalf("B's member got %v before its own app's message: another app's presence leaked", f)
+		}
+	}
+}
