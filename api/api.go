@@ -110,6 +110,18 @@ type NodeInfo struct {
 	// Rates over the last second, for the console and eddy top (console.go).
 	MessagesInPerS  float64 `json:"messages_in_per_s"`
 	MessagesOutPerS float64 `json:"messages_out_per_s"`
+	// Apps are the figures of the asking app on this node (docs/apps.md).
+	// A pointer keeps NodeInfo comparable.
+	Apps *[]AppInfo `json:"apps,omitempty"`
+}
+
+// AppInfo is one app's load on one node.
+type AppInfo struct {
+	ID            string  `json:"id"`
+	Connections   int     `json:"connections"`
+	Subscriptions int     `json:"subscriptions"`
+	Published     uint64  `json:"published"`    // messages published through the node since it started
+	PublishRate   float64 `json:"publish_rate"` // messages per second, over the last few seconds
 }
 
 // InfoResponse answers GET /api/v1/info.

@@ -28,6 +28,8 @@ type target struct {
 	adminKey string
 	secret   string
 	pusher   string // pusher_key
+	kid      string // the kid of secret ("": none)
+	app      string // the app claim of tokens ("": the default app)
 }
 
 // resolveTarget reads the local config (if any) for the key, secret and
@@ -55,6 +57,11 @@ func resolveTarget(g *globals) (target, error) {
 	}
 	if _, err := url.Parse(t.base); err != nil {
 		return target{}, fmt.Errorf("--server %q: not a URL or host:port: %w", g.server, err)
+	}
+	if g.app != "" {
+		if err := t.useApp(g, g.app); err != nil {
+			return target{}, err
+		}
 	}
 	return t, nil
 }
@@ -157,7 +164,7 @@ func newSubscribeCmd(g *globals) *cobra.Command {
 				if t.secret == "" {
 					return fmt.Errorf("no token: pass --token or run where eddy.yaml holds the secret")
 				}
-				if token, err = auth.Mint([]byte(t.secret), auth.TokenSpec{Subject: "eddy-cli", Channels: args}); err != nil {
+				if token, err = auth.Mint([]byte(t.secret), auth.TokenSpec{Subject: "eddy-cli", Channels: args, KeyID: t.kid, App: t.app}); err != nil {
 					return err
 				}
 			}
@@ -295,7 +302,10 @@ func newInfoCmd(g *globals) *cobra.Command {
 			for _, n := range info.Nodes {
 				fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\n", n.ID, n.Name, n.Connections, n.Subscriptions, time.Duration(n.UptimeS)*time.Second)
 			}
-			return w.Flush()
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			return printAppInfo(cmd.OutOrStdout(), info.Nodes)
 		},
 	}
 }

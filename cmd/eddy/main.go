@@ -24,6 +24,7 @@ type globals struct {
 	// EDDY_CONFIG): then a missing file is an error, never silently created.
 	configNamed bool
 	server      string // base URL of a running server, for client commands
+	app         string // --app: act as this app (cmd/eddy/apps.go)
 }
 
 func newRootCmd() *cobra.Command {
@@ -57,6 +58,7 @@ Start here:
 		return nil
 	}
 	root.PersistentFlags().StringVar(&g.server, "server", os.Getenv("EDDY_SERVER"), "base URL of the server for client commands (default from the config's listen address; EDDY_SERVER)")
+	root.PersistentFlags().StringVar(&g.app, "app", os.Getenv("EDDY_APP"), "act as this app: its keys sign tokens and call the API (found with the operator key; EDDY_APP)")
 	root.AddCommand(
 		newServeCmd(g),
 		newInitCmd(g),

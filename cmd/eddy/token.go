@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/eddyrt/eddy/internal/apps"
 	"github.com/eddyrt/eddy/internal/auth"
 	"github.com/eddyrt/eddy/internal/config"
 )
@@ -46,7 +47,20 @@ func newTokenCmd(g *globals) *cobra.Command {
   eddy token --sub ops --admin           # may watch $admin:status`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if secret == "" {
+			app := ""
+			if secret == "" && g.app != "" {
+				t, err := resolveTarget(g)
+				if err != nil {
+					return err
+				}
+				secret, app = t.secret, t.app
+				if kid == "" {
+					kid = t.kid
+				}
+			} else if g.app != "" && g.app != apps.DefaultID {
+				app = g.app // --secret and --kid given: sign as told
+			}
+			if secret == "" && app == "" {
 				cfg, err := config.Load(g.configPath, nil)
 				if err != nil {
 					return err
@@ -61,7 +75,7 @@ func newTokenCmd(g *globals) *cobra.Command {
 			if ttl < 0 {
 				return fmt.Errorf("--ttl %s is negative: the token would be expired already (0 means it never expires)", ttl)
 			}
-			spec := auth.TokenSpec{Subject: sub, TTL: ttl, Channels: channels, Publish: publish, KeyID: kid, Admin: admin}
+			spec := auth.TokenSpec{Subject: sub, TTL: ttl, Channels: channels, Publish: publish, KeyID: kid, Admin: admin, App: app}
 			if info != "" {
 				if !json.Valid([]byte(info)) {
 					return fmt.Errorf("--info is not valid JSON: %s", info)

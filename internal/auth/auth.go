@@ -20,6 +20,8 @@ type Claims struct {
 	Info     json.RawMessage `json:"info,omitempty"`
 	// Admin lets the connection subscribe to the status channel ($admin:status).
 	Admin bool `json:"admin,omitempty"`
+	// App names the app whose keys verify the token (docs/apps.md); empty: the default app.
+	App string `json:"app,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -176,6 +178,7 @@ type TokenSpec struct {
 	Info     json.RawMessage
 	KeyID    string // the kid header: which of the server's keys signed it ("": none)
 	Admin    bool   // the admin claim ($admin:status)
+	App      string // the app claim: which app's keys verify it ("": the default app)
 }
 
 // Mint signs a token for spec with secret.
@@ -189,6 +192,7 @@ func Mint(secret []byte, spec TokenSpec) (string, error) {
 		Publish:  spec.Publish,
 		Info:     spec.Info,
 		Admin:    spec.Admin,
+		App:      spec.App,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:  spec.Subject,
 			IssuedAt: jwt.NewNumericDate(now),

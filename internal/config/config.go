@@ -38,6 +38,7 @@ type Config struct {
 	APIKey           string                    `koanf:"api_key"`
 	AdminKey         string                    `koanf:"admin_key"`
 	SecretsKey       string                    `koanf:"secrets_key"`
+	OperatorKey      string                    `koanf:"operator_key"`
 	AuthTimeout      time.Duration             `koanf:"auth_timeout"`
 	DefaultChannels  []string                  `koanf:"default_channels"`
 	AllowedOrigins   []string                  `koanf:"allowed_origins"`
@@ -139,6 +140,7 @@ var settings = []setting{
 	{"jwks_audience", "value required in the aud claim of tokens verified by jwks_url's keys (your application's client id)", ""},
 	{"admin_key", "key for the admin API (functions, associations), which runs code in the server; empty: admin API off", ""},
 	{"secrets_key", "key that encrypts the functions' secrets (ctx.secrets) at rest: esk_ and 32 random bytes in base64url, made by eddy init; empty: storing secrets is refused", ""},
+	{"operator_key", "server-wide key that creates, changes and deletes apps (/api/v1/apps, docs/apps.md); empty: apps API off", ""},
 	{"auth_timeout", "time a new connection has to send its auth frame", 15 * time.Second},
 	{"default_channels", "channel patterns a token without a channels claim may subscribe to", []string{"*"}},
 	{"allowed_origins", "Origin patterns allowed to open WebSockets (empty: any, for development)", []string{}},

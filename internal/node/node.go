@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/eddyrt/eddy/internal/apps"
 	natsbroker "github.com/eddyrt/eddy/internal/broker/nats"
 	redisbroker "github.com/eddyrt/eddy/internal/broker/redis"
 	"github.com/eddyrt/eddy/internal/config"
@@ -39,6 +40,7 @@ type Node struct {
 	NATS    *natsbroker.Broker  // nil unless cfg.NATS is set
 	// Webhooks is the node's webhooks (webhooks.go); Options.Webhooks too.
 	Webhooks *webhooks.System
+	apps     *appFunctions // the functions of every app but the default one
 }
 
 // RedisWait is how long Build waits for Redis to answer before giving up.
@@ -60,6 +62,7 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 		n.Options.Broker, n.Options.NodeID = rb, rb.NodeID()
 		store = redisstore.New(rb)
 		kv = kvstore.NewRedis(rb)
+		n.Options.AppStore = apps.NewRedisStore(rb)
 	} else {
 		if cfg.NATS != "" {
 			nb, err := startNATS(cfg, log)
@@ -76,6 +79,12 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 			return nil, fmt.Errorf("functions store in data_dir %s: %w", cfg.DataDir, err)
 		}
 		store = fs
+		as, err := apps.NewFileStore(filepath.Join(cfg.DataDir, "apps"))
+		if err != nil {
+			n.Close()
+			return nil, fmt.Errorf("apps store in data_dir %s: %w", cfg.DataDir, err)
+		}
+		n.Options.AppStore = as
 	}
 	if err := n.buildWebhooks(cfg, log, reg); err != nil {
 		n.Close()
@@ -105,6 +114,8 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 		return nil, fmt.Errorf("load functions: %w", err)
 	}
 	n.Engine = engine
+	n.apps = &appFunctions{cfg: cfg, log: log, redis: n.Redis}
+	n.Options.AppFunctions = n.apps
 	n.Options.Functions = functions.Pipeline{Engine: engine}
 	n.Options.AdminHandler = newAdminAPI(adminapi.NewHandler(engine, log.With("component", "admin-api")), n.Webhooks.Admin())
 	if n.Redis != nil {
@@ -114,6 +125,8 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 		// next message: the store notifies, every node reloads. A node that
 		// was cut off missed the notices (or Redis lost its data), so it also
 		// reloads whenever its pub/sub reconnects.
+		appNotices := make(chan struct{}, 1)
+		n.Options.AppNotices = appNotices
 		n.Redis.OnNotify(func(topic string, payload []byte) {
 			if notices.Route(topic, payload) {
 				return // the console's (a user's connections on every node)
@@ -123,6 +136,13 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 			}
 			if topic == webhooks.Topic || topic == redisbroker.TopicReconnected {
 				n.reloadWebhooks(log)
+			}
+			if topic == apps.Topic || topic == redisbroker.TopicReconnected {
+				// One pending notice is enough: the reload reads everything.
+				select {
+				case appNotices <- struct{}{}:
+				default:
+				}
 			}
 			if topic != redisstore.Topic && topic != redisbroker.TopicReconnected {
 				return
@@ -134,6 +154,9 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 			for attempt, wait := 0, 100*time.Millisecond; attempt < 8; attempt, wait = attempt+1, min(2*wait, 2*time.Second) {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				err = engine.Reload(ctx)
+				if err == nil {
+					err = n.apps.reload(ctx)
+				}
 				cancel()
 				if err == nil {
 					return
@@ -170,6 +193,9 @@ func (n *Node) Close() {
 	}
 	if n.Engine != nil {
 		_ = n.Engine.Close()
+	}
+	if n.apps != nil {
+		n.apps.close()
 	}
 }
 

@@ -34,6 +34,7 @@ var (
 	DisconnectSlowConsumer  = Disconnect{CloseSlowConsumer, "slow consumer"}
 	DisconnectTooManyConns  = Disconnect{CloseTooManyConnections, "too many connections"}
 	DisconnectInvalidText   = Disconnect{CloseInvalidText, "text frame is not valid UTF-8"}
+	DisconnectAppDeleted    = Disconnect{CloseAppDeleted, "app deleted"}
 )
 
 // Label is the close code as a metric label.

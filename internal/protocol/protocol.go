@@ -58,6 +58,7 @@ const (
 	CloseTokenExpired   = 4003
 	CloseAuthTimeout    = 4008
 	CloseSlowConsumer   = 4009
+	CloseAppDeleted     = 4011 // the connection's app was deleted: do not reconnect
 )
 
 // Position is a place in a channel's stream.

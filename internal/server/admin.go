@@ -3,6 +3,7 @@ package server
 import (
 	"crypto/subtle"
 	"net/http"
+	"strings"
 
 	"github.com/eddyrt/eddy/internal/protocol"
 )
@@ -18,6 +19,21 @@ const adminDisabledMessage = "admin API is off: set admin_key (in eddy.yaml, EDD
 // key that backends use to publish never does. Without an admin_key the
 // admin API is off rather than falling back to the API key.
 func (s *Server) adminRoute(h http.Handler) http.Handler {
+	def := s.defaultAdminRoute(h)
+	// Another app's admin key opens that app's own functions (apps.go).
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && key != "" {
+			if a, found := s.appForAdminKey(key); found && a.admin != nil {
+				a.admin.ServeHTTP(w, r)
+				return
+			}
+		}
+		def.ServeHTTP(w, r)
+	})
+}
+
+// defaultAdminRoute guards the default app's admin API.
+func (s *Server) defaultAdminRoute(h http.Handler) http.Handler {
 	if s.app.AdminKey == "" {
 		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			s.metrics.errors.WithLabelValues(codeAdminDisabled).Inc()

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/eddyrt/eddy/api"
@@ -31,6 +32,11 @@ func (s *Server) apiAuth(keys []string, h http.HandlerFunc) http.Handler {
 			ok |= subtle.ConstantTimeCompare(got, k)
 		}
 		if ok != 1 {
+			// Not the default app's: maybe another app's (apps.go).
+			if a, found := s.appForAPIKey(strings.TrimPrefix(string(got), "Bearer ")); found && len(got) > 7 {
+				h(w, r.WithContext(withApp(r.Context(), a)))
+				return
+			}
 			msg := "missing API key: send Authorization: Bearer <api key>"
 			if len(got) > 0 {
 				msg = "wrong API key"
@@ -92,7 +98,7 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	offsets := make(map[string]uint64, len(channels))
-	id, err := s.publish(r.Context(), publishRequest{channels: channels, event: req.event, data: req.data, source: "api", offsets: offsets})
+	id, err := s.publish(r.Context(), publishRequest{channels: channels, event: req.event, data: req.data, source: "api", offsets: offsets, app: s.appOf(r.Context())})
 	if err != nil {
 		s.writeError(w, err)
 		return
@@ -148,20 +154,21 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	opts := brokerOptions(s.cfg.ChannelOptionsFor(channel))
+	app := s.appOf(r.Context())
+	opts := brokerOptions(s.channelOptions(app, channel))
 	if since != nil && since.Epoch == "" {
 		// Without an epoch, since means "in the current epoch".
-		_, pos, err := s.broker.History(r.Context(), channel, broker.HistoryQuery{Limit: -1, Options: opts})
+		_, pos, err := app.broker.History(r.Context(), channel, broker.HistoryQuery{Limit: -1, Options: opts})
 		if err != nil {
 			s.writeError(w, err)
 			return
 		}
 		since.Epoch = pos.Epoch
 	}
-	msgs, pos, err := s.broker.History(r.Context(), channel, broker.HistoryQuery{Since: since, Limit: limit, Options: opts})
+	msgs, pos, err := app.broker.History(r.Context(), channel, broker.HistoryQuery{Since: since, Limit: limit, Options: opts})
 	if errors.Is(err, broker.ErrGap) {
 		// The oldest kept messages are still useful: return them from the start.
-		msgs, pos, err = s.broker.History(r.Context(), channel, broker.HistoryQuery{Options: opts})
+		msgs, pos, err = app.broker.History(r.Context(), channel, broker.HistoryQuery{Options: opts})
 		if err == nil && limit > 0 && len(msgs) > limit {
 			msgs = msgs[:limit]
 		}
@@ -170,7 +177,7 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	chOpts := s.cfg.ChannelOptionsFor(channel)
+	chOpts := s.channelOptions(app, channel)
 	out := api.HistoryResponse{Channel: channel, Epoch: pos.Epoch, Offset: pos.Offset, Messages: make([]api.Message, 0, len(msgs)),
 		HistorySize: chOpts.HistorySize, HistoryTTLMS: chOpts.HistoryTTL.Milliseconds()}
 	for _, m := range msgs {
@@ -185,7 +192,7 @@ func (s *Server) handlePresence(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	members, err := s.members(r.Context(), channel)
+	members, err := s.members(r.Context(), s.appOf(r.Context()), channel)
 	if err != nil {
 		s.writeError(w, err)
 		return
@@ -208,6 +215,7 @@ func (s *Server) selfInfo() api.NodeInfo {
 		Connections:   s.conns.len(),
 		Subscriptions: int(s.hub.Stats().Subscriptions),
 		UptimeS:       int64(time.Since(s.started).Seconds()),
+		Apps:          s.appInfos(),
 	}
 	info.MessagesInPerS, info.MessagesOutPerS = s.stats.rates()
 	return info
@@ -216,7 +224,7 @@ func (s *Server) selfInfo() api.NodeInfo {
 func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 	reg := s.abil.Nodes
 	if reg == nil {
-		writeJSON(w, http.StatusOK, api.InfoResponse{Nodes: []api.NodeInfo{s.selfInfo()}})
+		writeJSON(w, http.StatusOK, api.InfoResponse{Nodes: infoFor([]api.NodeInfo{s.selfInfo()}, s.appOf(r.Context()).id)})
 		return
 	}
 	nodes, err := reg.Nodes(r.Context())
@@ -224,7 +232,7 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.InfoResponse{Nodes: nodes})
+	writeJSON(w, http.StatusOK, api.InfoResponse{Nodes: infoFor(nodes, s.appOf(r.Context()).id)})
 }
 
 // announceLoop tells the cluster this node is alive, every few seconds.

@@ -89,7 +89,7 @@ func (s *Server) publishItem(r *http.Request, item []byte, channel []string) (st
 		return "", 0, protocol.Errorf(protocol.CodeTooLarge, "data is %d bytes; max_message_bytes is %d", len(req.data), s.cfg.MaxMessageBytes)
 	}
 	channel[0] = req.channel
-	return s.publishAt(r.Context(), publishRequest{channels: channel, event: req.event, data: req.data, source: "api"})
+	return s.publishAt(r.Context(), publishRequest{channels: channel, event: req.event, data: req.data, source: "api", app: s.appOf(r.Context())})
 }
 
 func appendItemError(b []byte, pe *protocol.Error) []byte {

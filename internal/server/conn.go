@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -50,7 +51,8 @@ type conn struct {
 	opened   time.Time     // when it was accepted (the console's connections page)
 	handled  chan struct{} // a frame handler finished (see wsHandler.OnMessage)
 
-	ip string // peer address holding a max_connections_per_ip slot
+	ip     string // peer address holding a max_connections_per_ip slot
+	origin string // the handshake's Origin header, checked against the app's allowed_origins at auth
 	// ctx is cancelled when the connection starts closing. Every frame
 	// handler, function run and broker call made for the connection gets
 	// it, so closing cancels an in-flight subscribe or function run.
@@ -71,9 +73,13 @@ type conn struct {
 	limiter     *rate.Limiter
 	userLimiter *rate.Limiter // shared by the user's connections (limits.go)
 
+	// app is the connection's app, set once at auth (apps.go: connApp).
+	app atomic.Pointer[appState]
+
 	mu        sync.Mutex
 	identity  *auth.Identity
 	user      string                   // holds a max_connections_per_user slot while set
+	appHeld   *appState                // holds one of the app's connections while set (apps.go)
 	subs      map[string]*subscription // made at auth; taken by teardown
 	authTimer *time.Timer
 	expiry    *time.Timer
@@ -360,9 +366,12 @@ func (c *conn) handleAuth(f *protocol.ClientFrame, decodeErr error) {
 		fail("authenticate first: the first frame must be {\"type\":\"auth\",\"token\":...}")
 		return
 	}
-	ident, err := c.s.app.Verifier.Verify(f.Token)
+	app, ident, err := c.s.appForToken(f.Token)
 	if err == nil {
 		err = checkIdentity(ident)
+	}
+	if err == nil {
+		err = c.s.appOriginAllowed(app, c.origin)
 	}
 	if err != nil {
 		fail(tokenError(err))
@@ -380,7 +389,13 @@ func (c *conn) handleAuth(f *protocol.ClientFrame, decodeErr error) {
 		c.mu.Unlock()
 		return
 	}
-	if !c.admitUserLocked(ident.User) {
+	if !c.admitAppLocked(app) {
+		c.mu.Unlock()
+		c.sendError(0, appConnLimitError(app))
+		c.closeWith(appRefusal(app), true)
+		return
+	}
+	if !c.admitUserLocked(app.prefix + ident.User) {
 		c.mu.Unlock()
 		c.sendError(0, c.s.userLimitError(ident.User))
 		c.closeWith(protocol.DisconnectTooManyConns, true)
@@ -411,9 +426,12 @@ func (c *conn) armExpiry(exp time.Time) {
 }
 
 func (c *conn) handleRefresh(ctx context.Context, f *protocol.ClientFrame) {
-	ident, err := c.s.app.Verifier.Verify(f.Token)
+	app, ident, err := c.s.appForToken(f.Token)
 	if err == nil {
 		err = checkIdentity(ident)
+	}
+	if err == nil && app != c.connApp() {
+		err = fmt.Errorf("token is for app %q, the connection is app %q", app.id, c.connApp().id)
 	}
 	if err != nil {
 		c.sendError(f.ID, protocol.Errorf(protocol.CodeUnauthorized, "refresh: %s", tokenError(err)))
@@ -465,7 +483,7 @@ func (c *conn) handlePublish(ctx context.Context, f *protocol.ClientFrame, id *a
 func (c *conn) doPublish(ctx context.Context, f *protocol.ClientFrame, id *auth.Identity) {
 	msgID, err := c.s.publish(ctx, publishRequest{
 		channels: []string{f.Channel}, event: f.Event, data: f.Data,
-		user: id.User, info: id.Info, source: "client",
+		user: id.User, info: id.Info, source: "client", app: c.connApp(),
 	})
 	if err != nil {
 		c.sendError(f.ID, c.s.clientError("publish", err))
@@ -496,7 +514,7 @@ func (c *conn) handlePresence(ctx context.Context, f *protocol.ClientFrame, id *
 		c.sendError(f.ID, protocol.Errorf(protocol.CodeForbidden, "presence of %q is not allowed by the token", f.Channel))
 		return
 	}
-	members, err := c.s.members(ctx, f.Channel)
+	members, err := c.s.members(ctx, c.connApp(), f.Channel)
 	if err != nil {
 		c.sendError(f.ID, c.s.clientError("presence", err))
 		return

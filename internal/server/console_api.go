@@ -124,7 +124,7 @@ func (s *Server) handleChannel(w http.ResponseWriter, r *http.Request) {
 	}
 	out.Messages = s.hub.Messages(channel)
 	if out.Presence {
-		members, err := s.members(r.Context(), channel)
+		members, err := s.members(r.Context(), s.apps.def, channel) // the console is the default app's
 		if err != nil {
 			s.writeError(w, err)
 			return

@@ -138,7 +138,7 @@ func TestConsoleChannelsAndConnections(t *testing.T) {
 	}
 }
 
-// Disconnecting a user closes each of its connections with 4011 and the
+// Disconnecting a user closes each of its connections with 4012 and the
 // reason, and no one else's.
 func TestConsoleDisconnectUser(t *testing.T) {
 	s := servertest.Start(t)

@@ -201,9 +201,14 @@ func (c *conn) releaseLimits() {
 	c.mu.Lock()
 	user := c.user
 	c.user = ""
+	held := c.appHeld
+	c.appHeld = nil
 	c.mu.Unlock()
 	if user != "" {
 		c.s.limits.releaseUser(user)
+	}
+	if held != nil {
+		held.conns.Add(-1)
 	}
 	c.s.limits.release(c.ip)
 }

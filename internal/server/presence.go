@@ -15,11 +15,11 @@ import (
 const maxSubscribedMembers = 100
 
 // someMembers lists up to max members of channel for a subscribed reply.
-func (s *Server) someMembers(ctx context.Context, channel string, max int) ([]protocol.Member, int, error) {
-	if s.abil.Sampler != nil {
-		return s.abil.Sampler.MembersUpTo(ctx, channel, max)
+func (s *Server) someMembers(ctx context.Context, a *appState, channel string, max int) ([]protocol.Member, int, error) {
+	if a.sampler != nil {
+		return a.sampler.MembersUpTo(ctx, channel, max)
 	}
-	all, err := s.presence.Members(ctx, channel)
+	all, err := a.presence.Members(ctx, channel)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -27,11 +27,11 @@ func (s *Server) someMembers(ctx context.Context, channel string, max int) ([]pr
 }
 
 // members lists a channel's presence.
-func (s *Server) members(ctx context.Context, channel string) ([]protocol.Member, error) {
-	if !s.cfg.ChannelOptionsFor(channel).Presence || s.presence == nil {
+func (s *Server) members(ctx context.Context, a *appState, channel string) ([]protocol.Member, error) {
+	if !s.channelOptions(a, channel).Presence || a.presence == nil {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "channel %q has no presence; enable presence for its namespace", channel)
 	}
-	m, err := s.presence.Members(ctx, channel)
+	m, err := a.presence.Members(ctx, channel)
 	if err != nil {
 		return nil, fmt.Errorf("presence of %q: %w", channel, err)
 	}

@@ -22,6 +22,7 @@ type publishRequest struct {
 	offsets map[string]uint64
 	// exclude is a Pusher socket id that must not get the message (socket_id).
 	exclude string
+	app     *appState // nil: the default app
 }
 
 // publish runs one publish end to end: validate, functions, broker. It
@@ -38,7 +39,14 @@ func (s *Server) publishAt(ctx context.Context, req publishRequest) (string, uin
 	start := time.Now()
 	// The one pass over data: HTTP bodies are decoded without touching it
 	// (publishbody.go), so CheckPublish is where data is checked.
-	channels, data, err := protocol.CheckPublish(req.channels, req.event, req.data, s.cfg.MaxMessageBytes)
+	a := req.app
+	if a == nil {
+		a = s.apps.def
+	}
+	if !a.allowPublish() {
+		return "", 0, appRateError(a)
+	}
+	channels, data, err := protocol.CheckPublish(req.channels, req.event, req.data, s.maxMessageBytes(a))
 	if err != nil {
 		return "", 0, err
 	}
@@ -49,8 +57,8 @@ func (s *Server) publishAt(ctx context.Context, req publishRequest) (string, uin
 	for ci, ch := range req.channels {
 		m := &protocol.Message{Channel: ch, Event: req.event, Data: data, ID: id, TS: ts, User: req.user, Exclude: req.exclude}
 		out := []*protocol.Message{m}
-		if s.funcs != nil {
-			if out, err = s.funcs.Apply(ctx, m, req.info); err != nil {
+		if a.funcs != nil {
+			if out, err = a.funcs.Apply(ctx, m, req.info); err != nil {
 				return "", 0, err
 			}
 		}
@@ -64,7 +72,7 @@ func (s *Server) publishAt(ctx context.Context, req publishRequest) (string, uin
 			if m.Exclude == "" && m.Channel == ch {
 				m.Exclude = req.exclude // a function's copy keeps the sender out too
 			}
-			pos, err := s.broker.Publish(ctx, m, brokerOptions(s.cfg.ChannelOptionsFor(m.Channel)))
+			pos, err := a.broker.Publish(ctx, m, brokerOptions(s.channelOptions(a, m.Channel)))
 			if err != nil {
 				return "", 0, fmt.Errorf("publish to %q: %w", m.Channel, err)
 			}
@@ -78,6 +86,7 @@ func (s *Server) publishAt(ctx context.Context, req publishRequest) (string, uin
 			}
 		}
 	}
+	a.published.Add(1)
 	s.metrics.published(req.source).Inc()
 	s.metrics.publishLatency.Observe(time.Since(start).Seconds())
 	return id, offset, nil

@@ -283,7 +283,7 @@ func (c *conn) pusherSubscribe(ctx context.Context, raw json.RawMessage) {
 			return
 		}
 		// Webhooks count members per user across both protocols.
-		c.s.memberJoined(d.Channel, member.User)
+		c.s.memberJoined(nil, d.Channel, member.User) // the Pusher protocol serves the default app
 		c.s.pusherAnnounce(ctx, d.Channel, protocol.ActionJoin, member)
 		members, err := c.s.presence.Members(ctx, d.Channel)
 		if err != nil {
@@ -330,7 +330,7 @@ func (s *Server) pusherAnnounce(ctx context.Context, channel, action string, mem
 func (s *Server) pusherLeave(ctx context.Context, sub *pusherSub) {
 	sub.ch.remove(sub)
 	if sub.ch.kind.Presence && s.presence != nil {
-		s.memberLeft(sub.ch.name, sub.userID)
+		s.memberLeft(nil, sub.ch.name, sub.userID)
 		if err := s.presence.RemoveMember(ctx, sub.ch.name, sub.c.id); err != nil {
 			s.log.Warn("pusher presence remove", "channel", sub.ch.name, "err", err)
 		}

@@ -126,7 +126,7 @@ func (r *replay) nextPage() (bool, error) {
 	defer cancel()
 	since := protocol.Position{Epoch: r.pos.Epoch, Offset: r.last}
 	q := broker.HistoryQuery{Since: &since, Limit: sub.c.replayPageSize(), Options: brokerOptions(sub.opts)}
-	page, _, err := sub.c.s.broker.History(ctx, sub.channel, q)
+	page, _, err := sub.c.connApp().broker.History(ctx, sub.channel, q)
 	if err != nil {
 		return false, err
 	}

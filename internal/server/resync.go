@@ -40,7 +40,7 @@ func (sub *subscription) resync() {
 		sub.mu.Unlock()
 		ctx, cancel := context.WithTimeout(sub.c.ctx, replayReadTimeout)
 		q := broker.HistoryQuery{Since: &since, Limit: sub.c.replayPageSize(), Options: brokerOptions(sub.opts)}
-		page, pos, err := sub.c.s.broker.History(ctx, sub.channel, q)
+		page, pos, err := sub.c.connApp().broker.History(ctx, sub.channel, q)
 		cancel()
 		switch {
 		case errors.Is(err, broker.ErrGap):

@@ -52,6 +52,7 @@ func (s *Server) mountAPI(mux *http.ServeMux) {
 	}
 	s.mountFunctionLogs(mux)
 	s.mountConsole(mux)
+	s.mountApps(mux) // apps.go, appsapi.go
 	mux.Handle("/api/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, http.StatusNotFound, protocol.CodeNotFound, fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path))
 	}))

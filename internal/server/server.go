@@ -22,6 +22,7 @@ import (
 	"github.com/lxzan/gws"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/eddyrt/eddy/internal/apps"
 	"github.com/eddyrt/eddy/internal/auth"
 	"github.com/eddyrt/eddy/internal/broker"
 	"github.com/eddyrt/eddy/internal/broker/memory"
@@ -85,6 +86,15 @@ type Options struct {
 	// connections, listed or disconnected on every node) from the broker
 	// to the server (console_cluster.go).
 	Notices *NoticeRelay
+	// AppStore keeps the apps beside the default one (apps.go); nil: in
+	// memory, until the process ends.
+	AppStore apps.Store
+	// AppNotices, when set, says the apps changed elsewhere: each receive
+	// reloads them from AppStore (appsync.go).
+	AppNotices <-chan struct{}
+	// AppFunctions, when set, gives each app but the default one its own
+	// functions (its publishes' Middleware and its admin API).
+	AppFunctions AppFunctions
 
 	// writeDelay, set only by tests (export_test.go), replaces write_delay
 	// beyond its limit: a window of an hour makes "a reply never waits for
@@ -99,6 +109,7 @@ type Server struct {
 	cfg      config.Config
 	log      *slog.Logger
 	app      *App
+	apps     *appSet // every app served, the default one included (apps.go)
 	broker   broker.Broker
 	presence broker.PresenceStore // abil.Presence: nil when presence is not kept
 	hub      *hub.Hub
@@ -206,6 +217,10 @@ func New(opts Options) (*Server, error) {
 	if opts.Webhooks != nil {
 		s.hub.SetObserver(opts.Webhooks)
 	}
+	if opts.AppStore == nil {
+		opts.AppStore = apps.NewMemStore()
+	}
+	s.apps = s.newAppSet(app, opts.AppStore)
 	s.metrics = newMetrics(s)
 	s.limits = s.newConnLimits()
 	s.stats = newStatsSampler(s)
@@ -217,6 +232,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.statusSubs.subs = map[*conn]func(){}
 	s.pusher = newPusherNode(s)
+	s.registerAppMetrics()
 	s.upgrader = gws.NewUpgrader(&wsHandler{s: s}, &gws.ServerOption{
 		// The hard cap gws enforces; frames between max_message_bytes and
 		// this get a too_large error and the connection stays up.
@@ -260,8 +276,11 @@ func (s *Server) nextID(prefix string) string {
 
 // Start begins listening and serving; it returns once the listeners are bound.
 func (s *Server) Start(ctx context.Context) error {
-	if err := s.broker.Start(ctx, s.hub); err != nil {
+	if err := s.broker.Start(ctx, s.apps.demux); err != nil {
 		return fmt.Errorf("start broker: %w", err)
+	}
+	if err := s.syncApps(ctx); err != nil {
+		return fmt.Errorf("load apps: %w", err)
 	}
 	s.app.prefetchKeys(ctx, s.log)
 	clientMux := http.NewServeMux()
@@ -313,6 +332,10 @@ func (s *Server) Start(ctx context.Context) error {
 			defer s.stopped.Done()
 			s.opts.FunctionLogs.Run(s.stop)
 		}()
+	}
+	if s.opts.AppNotices != nil {
+		s.stopped.Add(1)
+		go s.watchAppNotices(s.opts.AppNotices)
 	}
 	return nil
 }

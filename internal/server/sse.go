@@ -92,6 +92,7 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	c := s.allocConn()
 	c.sse, c.ip = st, ip
+	c.origin = r.Header.Get("Origin")
 	st.filter.onInvalid = func(frame []byte) { s.frameDropped(c.id, frame) }
 	s.startConn(c, st)
 	// Known before the client learns its id, so its first POST finds it.

@@ -216,7 +216,7 @@ func (c *conn) handleSubscribe(ctx context.Context, f *protocol.ClientFrame, id 
 		c.sendError(f.ID, err)
 		return
 	}
-	sub := &subscription{c: c, channel: f.Channel, opts: c.s.cfg.ChannelOptionsFor(f.Channel), id: id, catchingUp: true}
+	sub := &subscription{c: c, channel: f.Channel, opts: c.s.channelOptions(c.connApp(), f.Channel), id: id, catchingUp: true}
 	// No teardown runs while a frame is handled (conn.runFrame), so the
 	// subscription is either left by a later unsubscribe or by teardown,
 	// never while it joins.
@@ -275,16 +275,17 @@ func (r subscribedReply) encode() []byte {
 // The subscription is registered before the position is read, so every
 // message after the position reaches it live.
 func (s *Server) join(ctx context.Context, sub *subscription, since *protocol.Position) (subscribedReply, []*protocol.Message, error) {
+	a := sub.c.connApp()
 	reply := subscribedReply{Subscribed: protocol.Subscribed{Channel: sub.channel}}
-	if err := s.hub.Subscribe(ctx, sub.channel, sub); err != nil {
+	if err := a.hub.Subscribe(ctx, sub.channel, sub); err != nil {
 		return reply, nil, err
 	}
-	undo := func() { _ = s.hub.Unsubscribe(ctx, sub.channel, sub) }
+	undo := func() { _ = a.hub.Unsubscribe(ctx, sub.channel, sub) }
 	q := broker.HistoryQuery{Limit: -1, Options: brokerOptions(sub.opts)}
 	if since != nil {
 		q = broker.HistoryQuery{Since: since, Limit: sub.c.replayPageSize(), Options: brokerOptions(sub.opts)}
 	}
-	replay, pos, err := s.broker.History(ctx, sub.channel, q)
+	replay, pos, err := a.broker.History(ctx, sub.channel, q)
 	switch {
 	case since != nil && errors.Is(err, broker.ErrGap):
 		recovered := false
@@ -298,14 +299,14 @@ func (s *Server) join(ctx context.Context, sub *subscription, since *protocol.Po
 		reply.Recovered = &recovered
 	}
 	reply.Epoch, reply.Offset = pos.Epoch, pos.Offset
-	if sub.opts.Presence && s.presence != nil {
+	if sub.opts.Presence && a.presence != nil {
 		member := protocol.Member{User: sub.id.User, Conn: sub.c.id, Info: sub.id.Info}
-		if err := s.presence.AddMember(ctx, sub.channel, member); err != nil {
+		if err := a.presence.AddMember(ctx, sub.channel, member); err != nil {
 			undo()
 			return reply, nil, fmt.Errorf("add presence member to %q: %w", sub.channel, err)
 		}
-		s.memberJoined(sub.channel, sub.id.User)
-		members, total, err := s.someMembers(ctx, sub.channel, maxSubscribedMembers)
+		s.memberJoined(a, sub.channel, sub.id.User)
+		members, total, err := s.someMembers(ctx, a, sub.channel, maxSubscribedMembers)
 		if err != nil {
 			s.log.Warn("presence members", "channel", sub.channel, "err", err)
 		}
@@ -319,11 +320,12 @@ func (s *Server) join(ctx context.Context, sub *subscription, since *protocol.Po
 
 // announce publishes a join or leave in channels that broadcast them.
 func (s *Server) announce(ctx context.Context, sub *subscription, action string) {
-	if !sub.opts.Presence || !sub.opts.JoinLeave || s.presence == nil {
+	a := sub.c.connApp()
+	if !sub.opts.Presence || !sub.opts.JoinLeave || a.presence == nil {
 		return
 	}
 	ev := &protocol.PresenceEvent{Channel: sub.channel, Action: action, Member: protocol.Member{User: sub.id.User, Conn: sub.c.id, Info: sub.id.Info}}
-	if err := s.broker.PublishPresence(ctx, ev); err != nil {
+	if err := a.broker.PublishPresence(ctx, ev); err != nil {
 		s.log.Warn("presence event", "channel", sub.channel, "action", action, "err", err)
 	}
 }
@@ -332,18 +334,19 @@ func (s *Server) announce(ctx context.Context, sub *subscription, action string)
 // called once per subscription, by whoever took it out of conn.subs (an
 // unsubscribe, or teardown), never while its subscribe is being handled.
 func (s *Server) leave(ctx context.Context, sub *subscription) {
+	a := sub.c.connApp()
 	sub.mu.Lock()
 	sub.left = true
 	sub.mu.Unlock()
 	sub.c.statusSubscription(status.Unsubscribed, sub.id, sub.channel)
-	if err := s.hub.Unsubscribe(ctx, sub.channel, sub); err != nil {
+	if err := a.hub.Unsubscribe(ctx, sub.channel, sub); err != nil {
 		s.log.Warn("unsubscribe", "channel", sub.channel, "err", err)
 	}
-	if !sub.opts.Presence || s.presence == nil {
+	if !sub.opts.Presence || a.presence == nil {
 		return
 	}
-	s.memberLeft(sub.channel, sub.id.User)
-	if err := s.presence.RemoveMember(ctx, sub.channel, sub.c.id); err != nil {
+	s.memberLeft(a, sub.channel, sub.id.User)
+	if err := a.presence.RemoveMember(ctx, sub.channel, sub.c.id); err != nil {
 		s.log.Warn("presence remove", "channel", sub.channel, "err", err)
 	}
 	s.announce(ctx, sub, protocol.ActionLeave)

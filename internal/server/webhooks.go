@@ -27,14 +27,18 @@ var _ Webhooks = (*webhooks.System)(nil)
 // memberJoined and memberLeft tell the webhooks that a connection of user
 // joined or left the presence of channel on this node (any protocol's
 // subscriptions); without webhooks they do nothing.
-func (s *Server) memberJoined(channel, user string) {
-	if s.opts.Webhooks != nil {
+// memberJoined and memberLeft report the members of a's channels. The
+// webhooks in eddy.yaml and the admin API are the default app's: the other
+// apps' members are not reported (docs/apps.md), as their hubs have no
+// observer.
+func (s *Server) memberJoined(a *appState, channel, user string) {
+	if s.opts.Webhooks != nil && (a == nil || a.isDefault()) {
 		s.opts.Webhooks.MemberJoined(channel, user)
 	}
 }
 
-func (s *Server) memberLeft(channel, user string) {
-	if s.opts.Webhooks != nil {
+func (s *Server) memberLeft(a *appState, channel, user string) {
+	if s.opts.Webhooks != nil && (a == nil || a.isDefault()) {
 		s.opts.Webhooks.MemberLeft(channel, user)
 	}
 }

@@ -108,6 +108,7 @@ func (s *Server) upgradeWith(netConn net.Conn, br *bufio.Reader, r *http.Request
 	}
 	c := mk(socket, sock)
 	c.ip = ip // before the read loop starts: cleanup gives the slot back
+	c.origin = r.Header.Get("Origin")
 	socket.Session().Store("", c)
 	// Reading in a fresh goroutine lets the handshake's stack go.
 	go socket.ReadLoop()
@@ -116,10 +117,15 @@ func (s *Server) upgradeWith(netConn net.Conn, br *bufio.Reader, r *http.Request
 // originAllowed checks the Origin header against allowed_origins; an empty
 // list allows any origin (development default, documented).
 func (s *Server) originAllowed(origin string) bool {
-	if len(s.cfg.AllowedOrigins) == 0 || origin == "" {
+	return originIn(s.cfg.AllowedOrigins, origin) || s.anyAppAllowsOrigin(origin)
+}
+
+// originIn checks origin against patterns; an empty list allows any.
+func originIn(patterns []string, origin string) bool {
+	if len(patterns) == 0 || origin == "" {
 		return true
 	}
-	for _, p := range s.cfg.AllowedOrigins {
+	for _, p := range patterns {
 		if p == "*" || strings.EqualFold(p, origin) || auth.Match(p, origin) {
 			return true
 		}

@@ -707,7 +707,7 @@ var Eddy = class {
     let willReconnect;
     if (this.stopped) willReconnect = false;
     else if (code === 4001 || code === 4003) willReconnect = !!this.opts.getToken;
-    else if (code === 4002) willReconnect = false;
+    else if (code === 4002 || code === 4011) willReconnect = false;
     else willReconnect = this.opts.reconnect !== false;
     if (!reason && this.lastError) reason = this.lastError.message;
     this.events.emit("disconnected", { code, reason: reason || "", willReconnect });

@@ -289,6 +289,16 @@ test("4003 (token expired) with getToken reconnects with a new token", async (t)
   assert.equal(ready.user, "erin");
 });
 
+test("4011 (app deleted): no reconnect, even with getToken", async (t) => {
+  const { fake, eddy } = await setup(t, { getToken: () => tok("fay") });
+  await once(eddy, "connected");
+  fake.dropAll(4011);
+  const d = await once(eddy, "disconnected");
+  assert.equal(d.code, 4011);
+  assert.equal(d.willReconnect, false);
+  assert.equal(eddy.state, "disconnected");
+});
+
 test("close() fails pending requests and stops reconnecting", async (t) => {
   const { fake, eddy } = await setup(t);
   await once(eddy, "connected");
