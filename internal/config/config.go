@@ -54,6 +54,12 @@ type Config struct {
 	LogLevel         string                    `koanf:"log_level"`
 	DataDir          string                    `koanf:"data_dir"`
 	Redis            []string                  `koanf:"redis"`
+	// Redis Cluster, Sentinel and replication acknowledgements (docs/cluster.md).
+	RedisCluster        bool          `koanf:"redis_cluster"`
+	RedisSentinelMaster string        `koanf:"redis_sentinel_master"`
+	RedisSentinelAddrs  []string      `koanf:"redis_sentinel_addrs"`
+	RedisWaitReplicas   int           `koanf:"redis_wait_replicas"`
+	RedisWaitTimeout    time.Duration `koanf:"redis_wait_timeout"`
 	NATS             string                    `koanf:"nats"`
 	NodeName         string                    `koanf:"node_name"`
 	PresenceTTL      time.Duration             `koanf:"presence_ttl"`
@@ -145,6 +151,11 @@ var settings = []setting{
 	{"log_level", "debug, info, warn or error", "info"},
 	{"data_dir", "directory for functions and other state", "eddy-data"},
 	{"redis", "Redis URLs for cluster mode (repeat or comma-separate to shard); empty: in-memory broker", []string{}},
+	{"redis_cluster", "redis lists seed addresses of one Redis Cluster (sharded pub/sub, follows slot moves and failovers) instead of independent shards", false},
+	{"redis_sentinel_master", "name of the master set watched by the Sentinels at redis_sentinel_addrs: Eddy follows their failovers (redis may then give one URL for the master's password and database)", ""},
+	{"redis_sentinel_addrs", "host:port of each Sentinel (with redis_sentinel_master)", []string{}},
+	{"redis_wait_replicas", "acknowledge a publish only when this many Redis replicas have it (WAIT): acknowledged messages survive a failover, at a replication round trip per publish (0: off)", 0},
+	{"redis_wait_timeout", "how long a publish waits for redis_wait_replicas; past it the publish fails with outcome_unknown", time.Second},
 	{"nats", "NATS URL (nats://host:4222; comma-separate a NATS cluster's servers) for cluster mode over NATS JetStream instead of Redis (docs/cluster.md)", ""},
 	{"node_name", "name of this node in the cluster (default: host name)", ""},
 	{"presence_ttl", "cluster mode: how long presence members of a node that died linger", 30 * time.Second},
@@ -529,6 +540,9 @@ func (c *Config) Validate() error {
 		if err := checkRedisURL(u); err != nil {
 			return fmt.Errorf("redis: address %d (%q): %w", i, u, err)
 		}
+	}
+	if err := c.validateRedisModes(); err != nil {
+		return err
 	}
 	if c.NATS != "" {
 		if len(c.Redis) > 0 {
