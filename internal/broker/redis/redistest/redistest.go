@@ -32,6 +32,7 @@ type Server struct {
 	// extra arguments for redis-server (cluster.go, sentinel.go); bin may
 	// be redis-sentinel there.
 	extra []string
+	conf  string // a config file given before the arguments (redis-sentinel)
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -94,7 +95,12 @@ func (s *Server) start() error {
 		"--dir", s.dir,
 		"--protected-mode", "no",
 	}, aof...)
-	cmd := exec.Command(s.bin, append(args, s.extra...)...)
+	if s.conf != "" {
+		// A Sentinel: its config file, no persistence settings.
+		args = []string{s.conf, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--protected-mode", "no"}
+	}
+	args = append(args, s.extra...)
+	cmd := exec.Command(s.bin, args...)
 	cmd.Stdout = out
 	cmd.Stderr = out
 	if err := cmd.Start(); err != nil {
