@@ -243,6 +243,31 @@ func (c *Cluster) AwaitFailover(dead Master) Master {
 	return promoted
 }
 
+// AwaitReplicas waits until the master at addr has n replicas.
+func (c *Cluster) AwaitReplicas(addr string, n int) {
+	c.tb.Helper()
+	c.await(func() error {
+		ms, err := c.Topology()
+		if err != nil {
+			return err
+		}
+		for _, m := range ms {
+			if m.Addr == addr {
+				if len(m.Replicas) != n {
+					return fmt.Errorf("%s has %d replicas", addr, len(m.Replicas))
+				}
+				if r := c.byAddr(m.Replicas[0]); r != nil {
+					if info, err := c.Cli(r, "info", "replication"); err != nil || !strings.Contains(info, "master_link_status:up") {
+						return fmt.Errorf("replica %s not in sync: %v", m.Replicas[0], err)
+					}
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("%s is not a master", addr)
+	}, "replicas of "+addr)
+}
+
 // await polls cond (a cluster's state has no event to wait on) for up to
 // 60 s, failing the test with cond's last error.
 func (c *Cluster) await(cond func() error, what string) {

@@ -152,3 +152,20 @@ func cli(s *Server, args ...string) (string, error) {
 	}
 	return strings.TrimSpace(string(out)), nil
 }
+
+// AwaitReplicaOfNewMaster waits, after AwaitFailover and a Restart of the
+// old master, until the Sentinels made the old master a replica of the
+// promoted one and it is in sync.
+func (s *Sentinels) AwaitReplicaOfNewMaster() {
+	s.tb.Helper()
+	s.await(func() error {
+		info, err := cli(s.Master, "info", "replication")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(info, "role:slave") || !strings.Contains(info, "master_port:"+strconv.Itoa(s.Replica.port)) || !strings.Contains(info, "master_link_status:up") {
+			return fmt.Errorf("old master not yet a replica in sync: %s", info)
+		}
+		return nil
+	}, "the old master to become a replica")
+}
