@@ -60,6 +60,9 @@ func TestRedisCluster(t *testing.T) {
 				t.Fatal(err)
 			}
 			slot := rc.Slot(b.metaKey(ch))
+			if keySlot(b.metaKey(ch)) != slot {
+				t.Fatalf("%s: keySlot %d, CLUSTER KEYSLOT %d", ch, keySlot(b.metaKey(ch)), slot)
+			}
 			if s := rc.Slot(b.historyKey(ch)); s != slot {
 				t.Fatalf("%s: meta key in slot %d, history in %d", ch, slot, s)
 			}

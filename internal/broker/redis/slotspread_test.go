@@ -1,0 +1,126 @@
+package redis
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+// crc16 is CRC-16/XMODEM, the hash of Redis Cluster key slots.
+func crc16(s string) uint16 {
+	var crc uint16
+	for i := 0; i < len(s); i++ {
+		crc ^= uint16(s[i]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return crc
+}
+
+// keySlot is Redis Cluster's slot of key: the CRC16 of its hash tag (the
+// part between the first { and the next }, when not empty) or of the key.
+func keySlot(key string) int {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			key = key[i+1 : i+1+j]
+		}
+	}
+	return int(crc16(key)) % 16384
+}
+
+func TestKeySlotMatchesRedis(t *testing.T) {
+	// The test vector of the Redis Cluster specification.
+	if got := crc16("123456789"); got != 0x31C3 {
+		t.Fatalf("crc16 = %#x", got)
+	}
+	if keySlot("eddy:m:{chat:a}") != keySlot("chat:a") {
+		t.Fatal("hash tag ignored")
+	}
+}
+
+// realisticChannels are n channel names as applications make them: rooms
+// numbered in sequence, users by numeric id and by UUID, documents by
+// short ids, namespaced tenants.
+func realisticChannels(n int) []string {
+	r := rand.New(rand.NewPCG(1, 2))
+	out := make([]string, 0, n)
+	for i := range n {
+		switch i % 5 {
+		case 0:
+			out = append(out, fmt.Sprintf("chat:room-%d", i/5))
+		case 1:
+			out = append(out, fmt.Sprintf("user:%d", 1000+i/5))
+		case 2:
+			out = append(out, fmt.Sprintf("user:%08x-%04x-4%03x-a%03x-%012x", r.Uint32(), r.Uint32()&0xffff, r.Uint32()&0xfff, r.Uint32()&0xfff, r.Uint64()&0xffffffffffff))
+		case 3:
+			out = append(out, fmt.Sprintf("doc:%s", strconvBase36(r.Uint64()>>24)))
+		default:
+			out = append(out, fmt.Sprintf("org-%d:team-%d", i/50, i/5%10))
+		}
+	}
+	return out
+}
+
+func strconvBase36(v uint64) string {
+	const digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+	var b []byte
+	for v > 0 {
+		b = append([]byte{digits[v%36]}, b...)
+		v /= 36
+	}
+	return string(b)
+}
+
+// spread counts keys per master when the 16384 slots are split evenly into
+// masters contiguous ranges (as redis-cli --cluster create does) and
+// returns the busiest master's count over the mean, and how many masters
+// got nothing.
+func spread(keys []string, masters int) (maxOverMean float64, idle int) {
+	per := make([]int, masters)
+	for _, k := range keys {
+		per[keySlot(k)*masters/16384]++
+	}
+	most := 0
+	for _, n := range per {
+		most = max(most, n)
+		if n == 0 {
+			idle++
+		}
+	}
+	return float64(most) / (float64(len(keys)) / float64(masters)), idle
+}
+
+// TestChannelSlotSpread measures how channels spread over masters with
+// Eddy's hash tag (the whole channel name: each channel its own slot) and,
+// for comparison, with a fixed set of partition tags {0}..{31} (the scheme
+// of centrifugal/centrifuge#554, where half of a 16-master cluster idled).
+// docs/cluster.md quotes the table it logs.
+func TestChannelSlotSpread(t *testing.T) {
+	b := &Broker{opts: Options{Prefix: "eddy"}, chanPrefix: "eddy:c:{", chanSuffix: "}"}
+	t.Logf("%-8s %-8s %-26s %-26s", "masters", "channels", "channel tag: max/mean idle", "32 partitions: max/mean idle")
+	for _, masters := range []int{3, 8, 16, 32, 64} {
+		for _, n := range []int{1000, 100000} {
+			chans := realisticChannels(n)
+			var keys, parts []string
+			for i, ch := range chans {
+				keys = append(keys, b.metaKey(ch))
+				parts = append(parts, fmt.Sprintf("eddy{%d}.%s", i%32, ch))
+			}
+			m, idle := spread(keys, masters)
+			pm, pidle := spread(parts, masters)
+			t.Logf("%-8d %-8d %-26s %-26s", masters, n, fmt.Sprintf("%.2f %d", m, idle), fmt.Sprintf("%.2f %d", pm, pidle))
+			if n == 100000 && (m > 1.1 || idle > 0) {
+				t.Fatalf("%d channels over %d masters: busiest master %.2f× the mean, %d idle", n, masters, m, idle)
+			}
+			if n == 1000 && masters <= 16 && (m > 1.5 || idle > 0) {
+				t.Fatalf("%d channels over %d masters: busiest master %.2f× the mean, %d idle", n, masters, m, idle)
+			}
+		}
+	}
+}
