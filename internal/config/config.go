@@ -54,12 +54,6 @@ type Config struct {
 	LogLevel         string                    `koanf:"log_level"`
 	DataDir          string                    `koanf:"data_dir"`
 	Redis            []string                  `koanf:"redis"`
-	// Redis Cluster, Sentinel and replication acknowledgements (docs/cluster.md).
-	RedisCluster        bool          `koanf:"redis_cluster"`
-	RedisSentinelMaster string        `koanf:"redis_sentinel_master"`
-	RedisSentinelAddrs  []string      `koanf:"redis_sentinel_addrs"`
-	RedisWaitReplicas   int           `koanf:"redis_wait_replicas"`
-	RedisWaitTimeout    time.Duration `koanf:"redis_wait_timeout"`
 	NATS             string                    `koanf:"nats"`
 	NodeName         string                    `koanf:"node_name"`
 	PresenceTTL      time.Duration             `koanf:"presence_ttl"`
@@ -92,6 +86,13 @@ type Config struct {
 	MaxHistoryBytes       int64         `koanf:"max_history_bytes"`
 	HTTPIdleTimeout       time.Duration `koanf:"http_idle_timeout"`
 	HTTPReadTimeout       time.Duration `koanf:"http_read_timeout"`
+
+	// Redis Cluster, Sentinel and replication acknowledgements (docs/cluster.md).
+	RedisCluster        bool          `koanf:"redis_cluster"`
+	RedisSentinelMaster string        `koanf:"redis_sentinel_master"`
+	RedisSentinelAddrs  []string      `koanf:"redis_sentinel_addrs"`
+	RedisWaitReplicas   int           `koanf:"redis_wait_replicas"`
+	RedisWaitTimeout    time.Duration `koanf:"redis_wait_timeout"`
 }
 
 // JWTKey is one entry of jwt_keys: a token verification key chosen by the
