@@ -77,14 +77,14 @@ func strconvBase36(v uint64) string {
 	return string(b)
 }
 
-// spread counts keys per master when the 16384 slots are split evenly into
-// masters contiguous ranges (as redis-cli --cluster create does) and
-// returns the busiest master's count over the mean, and how many masters
-// got nothing.
-func spread(keys []string, masters int) (maxOverMean float64, idle int) {
+// spread counts keys per master, given their slots, when the 16384 slots
+// are split evenly into masters contiguous ranges (as redis-cli --cluster
+// create does) and returns the busiest master's count over the mean, and
+// how many masters got nothing.
+func spread(slots []int, masters int) (maxOverMean float64, idle int) {
 	per := make([]int, masters)
-	for _, k := range keys {
-		per[keySlot(k)*masters/16384]++
+	for _, s := range slots {
+		per[s*masters/16384]++
 	}
 	most := 0
 	for _, n := range per {
@@ -93,7 +93,7 @@ func spread(keys []string, masters int) (maxOverMean float64, idle int) {
 			idle++
 		}
 	}
-	return float64(most) / (float64(len(keys)) / float64(masters)), idle
+	return float64(most) / (float64(len(slots)) / float64(masters)), idle
 }
 
 // TestChannelSlotSpread measures how channels spread over masters with
@@ -104,16 +104,20 @@ func spread(keys []string, masters int) (maxOverMean float64, idle int) {
 func TestChannelSlotSpread(t *testing.T) {
 	b := &Broker{opts: Options{Prefix: "eddy"}, chanPrefix: "eddy:c:{", chanSuffix: "}"}
 	t.Logf("%-8s %-8s %-26s %-26s", "masters", "channels", "channel tag: max/mean idle", "32 partitions: max/mean idle")
+	type sample struct{ keys, parts []int }
+	samples := map[int]sample{}
+	for _, n := range []int{1000, 100000} {
+		var sm sample
+		for i, ch := range realisticChannels(n) {
+			sm.keys = append(sm.keys, keySlot(b.metaKey(ch)))
+			sm.parts = append(sm.parts, keySlot(fmt.Sprintf("eddy{%d}.%s", i%32, ch)))
+		}
+		samples[n] = sm
+	}
 	for _, masters := range []int{3, 8, 16, 32, 64} {
 		for _, n := range []int{1000, 100000} {
-			chans := realisticChannels(n)
-			var keys, parts []string
-			for i, ch := range chans {
-				keys = append(keys, b.metaKey(ch))
-				parts = append(parts, fmt.Sprintf("eddy{%d}.%s", i%32, ch))
-			}
-			m, idle := spread(keys, masters)
-			pm, pidle := spread(parts, masters)
+			m, idle := spread(samples[n].keys, masters)
+			pm, pidle := spread(samples[n].parts, masters)
 			t.Logf("%-8d %-8d %-26s %-26s", masters, n, fmt.Sprintf("%.2f %d", m, idle), fmt.Sprintf("%.2f %d", pm, pidle))
 			if n == 100000 && (m > 1.1 || idle > 0) {
 				t.Fatalf("%d channels over %d masters: busiest master %.2f× the mean, %d idle", n, masters, m, idle)
