@@ -150,6 +150,68 @@ func TestRedisCluster(t *testing.T) {
 	})
 }
 
+// The node's subscription follows its channel's slot to another master:
+// Redis ends it there (SUNSUBSCRIBE) when the slot leaves, the node
+// subscribes again at the new owner (after a MOVED), counts a reconnect,
+// and messages published afterwards are delivered; the channel's history
+// and offsets moved with its keys.
+func TestRedisClusterSlotMigration(t *testing.T) {
+	rc := redistest.StartCluster(t, 3, 0)
+	mk := func(id string) *Broker {
+		b, err := New(Options{Addrs: rc.Seeds(), Cluster: true, Prefix: "mig", NodeID: id, Logger: testLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.Close() })
+		waitReady(t, b)
+		return b
+	}
+	pub, sub := mk("pub"), mk("sub")
+	rec := newRecorder(t)
+	ctx := context.Background()
+	if err := sub.Start(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	const ch = "feed:moving"
+	opts := broker.ChannelOptions{HistorySize: 100}
+	if err := sub.Subscribe(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(i int) {
+		t.Helper()
+		if _, err := pub.Publish(ctx, &protocol.Message{Channel: ch, Event: "e", Data: []byte(strconv.Itoa(i))}, opts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(1)
+	waitFor(t, "first delivery", func() bool { return len(rec.messages(ch)) == 1 })
+	slot := rc.Slot(sub.pubsubName(ch))
+	from := rc.MasterOf(slot)
+	masters, err := rc.Topology()
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := masters[0]
+	if to.ID == from.ID {
+		to = masters[1]
+	}
+	before := sub.Connects()
+	rc.MoveSlot(slot, from, to)
+	waitFor(t, "the subscription moved to the new master", func() bool {
+		out, err := rc.Cli(to.Server, "pubsub", "shardchannels", sub.pubsubName(ch))
+		return err == nil && strings.TrimSpace(out) == sub.pubsubName(ch) && sub.Connects() > before && sub.Ready()
+	})
+	if out, _ := rc.Cli(from.Server, "pubsub", "shardchannels", sub.pubsubName(ch)); strings.TrimSpace(out) != "" {
+		t.Fatalf("still subscribed at the old master: %q", out)
+	}
+	publish(2)
+	waitFor(t, "delivery after the move", func() bool { return len(rec.messages(ch)) == 2 })
+	got := rec.messages(ch)
+	if got[1].Offset != 2 || got[1].Epoch != got[0].Epoch {
+		t.Fatalf("after the move: offset %d epoch %s, want 2 and %s (the keys moved with the slot)", got[1].Offset, got[1].Epoch, got[0].Epoch)
+	}
+}
+
 func waitReady(t *testing.T, b *Broker) {
 	t.Helper()
 	waitFor(t, "broker ready", b.Ready)

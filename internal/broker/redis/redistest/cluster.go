@@ -86,6 +86,7 @@ func (c *Cluster) Cli(s *Server, args ...string) (string, error) { return cli(s,
 
 // Master is a master of the cluster with its slot ranges and replicas.
 type Master struct {
+	ID       string
 	Addr     string
 	Server   *Server
 	Slots    [][2]int
@@ -135,7 +136,7 @@ func (c *Cluster) Topology() ([]Master, error) {
 			if !strings.Contains(flags, "master") || len(f) < 9 {
 				continue
 			}
-			m := &Master{Addr: addr, Server: c.byAddr(addr)}
+			m := &Master{ID: f[0], Addr: addr, Server: c.byAddr(addr)}
 			for _, r := range f[8:] {
 				if strings.HasPrefix(r, "[") {
 					continue // a slot being migrated
@@ -241,6 +242,42 @@ func (c *Cluster) AwaitFailover(dead Master) Master {
 		return nil
 	}, "a replica to take over "+dead.Addr)
 	return promoted
+}
+
+// MoveSlot migrates slot, with its keys, from one master to another the
+// way redis-cli --cluster reshard does: IMPORTING/MIGRATING, MIGRATE of
+// its keys, then SETSLOT NODE on every master.
+func (c *Cluster) MoveSlot(slot int, from, to Master) {
+	c.tb.Helper()
+	s := strconv.Itoa(slot)
+	must := func(srv *Server, args ...string) string {
+		out, err := c.Cli(srv, args...)
+		if err != nil || strings.HasPrefix(out, "ERR") {
+			c.tb.Fatalf("redistest: move slot %d: %v %s", slot, err, out)
+		}
+		return out
+	}
+	must(to.Server, "cluster", "setslot", s, "importing", from.ID)
+	must(from.Server, "cluster", "setslot", s, "migrating", to.ID)
+	for {
+		keys := strings.Fields(must(from.Server, "cluster", "getkeysinslot", s, "100"))
+		if len(keys) == 0 {
+			break
+		}
+		host, port, _ := strings.Cut(to.Addr, ":")
+		must(from.Server, append([]string{"migrate", host, port, "", "0", "5000", "keys"}, keys...)...)
+	}
+	ms, err := c.Topology()
+	if err != nil {
+		c.tb.Fatalf("redistest: %v", err)
+	}
+	must(to.Server, "cluster", "setslot", s, "node", to.ID)
+	must(from.Server, "cluster", "setslot", s, "node", to.ID)
+	for _, m := range ms {
+		if m.ID != to.ID && m.ID != from.ID {
+			must(m.Server, "cluster", "setslot", s, "node", to.ID)
+		}
+	}
 }
 
 // AwaitReplicas waits until the master at addr has n replicas.
