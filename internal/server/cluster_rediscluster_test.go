@@ -26,6 +26,7 @@ func redisClusterNodes(t *testing.T, rc *redistest.Cluster, n int, mutate ...fun
 			c.PublishRate = 100000
 			c.PublishRatePerUser = 100000
 			c.Namespaces["feed"] = config.ChannelOptions{HistorySize: 10000}
+			c.Namespaces["chat"] = config.ChannelOptions{}
 		}}, mutate...)...)
 	}
 	return nodes
@@ -56,7 +57,9 @@ func channelsOnEveryMaster(t *testing.T, rc *redistest.Cluster) []string {
 // master; two subscribers of every channel on each node; publishers
 // through every node's API and from clients on every node, concurrently.
 // Every subscriber gets every message of every channel exactly once, in
-// offset order, offsets 1..total.
+// offset order, offsets 1..total. Then a function deployed through one
+// node is applied by another: the functions store, its change notices and
+// the node registry work in a Cluster.
 func TestRedisClusterEveryMessageOnceInOrder(t *testing.T) {
 	rc := redistest.StartCluster(t, 3, 1)
 	nodes := redisClusterNodes(t, rc, 3)
@@ -127,6 +130,24 @@ func TestRedisClusterEveryMessageOnceInOrder(t *testing.T) {
 				t.Fatalf("subscriber %d: %s: %d messages, want %d", si, ch, next[ch], total)
 			}
 		}
+	}
+
+	adminPut(t, nodes[0], "/api/v1/functions/stars", `{"runtime":"js","source":"function handle(m){ m.data = \"***\"; return m }"}`)
+	adminPut(t, nodes[0], "/api/v1/associations", `{"pattern":"chat:*","functions":["stars"]}`)
+	ws := servertest.Connect(t, nodes[2].WSURL, servertest.Token(t, "reader", nil, nil))
+	ws.Request(map[string]any{"type": "subscribe", "id": 1, "channel": "chat:x"})
+	servertest.Eventually(t, "node 2 applies the function deployed through node 0", func() bool {
+		if _, err := nodes[2].API().Publish(context.Background(), "chat:x", "e", "darn"); err != nil {
+			t.Fatal(err)
+		}
+		return ws.Expect("message")["data"] == "***"
+	})
+	info, err := nodes[1].API().Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.Nodes) != len(nodes) {
+		t.Fatalf("node 1 lists %d nodes, want %d: %+v", len(info.Nodes), len(nodes), info.Nodes)
 	}
 }
 
