@@ -109,6 +109,14 @@ func (z *sharded) subscribe(ctx context.Context, name string) error {
 	case <-cs.first:
 		return cs.firstErr
 	case <-ctx.Done():
+		// The caller takes the channel as not subscribed: do not keep it.
+		// (Not in b.wg: Close may be waiting already; a closed client
+		// answers at once.)
+		go func() {
+			uctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = z.unsubscribe(uctx, name)
+		}()
 		return ctx.Err()
 	}
 }
@@ -151,7 +159,7 @@ func (z *sharded) unsubscribe(ctx context.Context, name string) error {
 func (z *sharded) keep(cs *chanSub) {
 	defer close(cs.done)
 	backoff := minBackoff
-	for {
+	for attempt := 1; ; attempt++ {
 		err := z.s.connect()
 		var c rueidis.Client
 		if err == nil {
@@ -174,7 +182,7 @@ func (z *sharded) keep(cs *chanSub) {
 			cs.firstOnce.Do(func() { cs.firstErr = unavailable("subscribe", errNotConnected); close(cs.first) })
 			return
 		}
-		if !cs.control && !z.wasConfirmed(cs) {
+		if !cs.control && !z.wasConfirmed(cs) && attempt >= firstAttempts {
 			// The caller learns that the channel is not subscribed.
 			z.mu.Lock()
 			if z.subs[cs.name] == cs {
@@ -205,6 +213,11 @@ func (z *sharded) keep(cs *chanSub) {
 		backoff = min(backoff*2, maxBackoff)
 	}
 }
+
+// firstAttempts bounds the tries of a new subscription before Subscribe
+// fails: a MOVED reply (the client's slot map was stale: it refreshes it)
+// or a connection being replaced deserve another try at once.
+const firstAttempts = 3
 
 // confirmed is called by rueidis' reader when Redis confirmed cs. It must
 // not block.
