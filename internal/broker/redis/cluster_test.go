@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/eddyrt/eddy/internal/broker"
 	"github.com/eddyrt/eddy/internal/broker/brokertest"
 	"github.com/eddyrt/eddy/internal/broker/redis/redistest"
+	"github.com/eddyrt/eddy/internal/functions/kvstore"
 	"github.com/eddyrt/eddy/internal/protocol"
 )
 
@@ -86,6 +88,28 @@ func TestRedisCluster(t *testing.T) {
 			t.Logf("master %s: %d of 60 channels, %s keys", m.Addr, perMaster[m.Addr], keys)
 			if perMaster[m.Addr] == 0 || keys == "0" {
 				t.Fatalf("master %s holds no channel: %v", m.Addr, perMaster)
+			}
+		}
+	})
+
+	// The functions' key-value store (its three keys of a scope share a
+	// hash tag) works on the cluster: its scripts touch one slot.
+	t.Run("FunctionsKV", func(t *testing.T) {
+		kv := kvstore.NewRedis(newBroker(t, "kv", ""))
+		ctx := context.Background()
+		for _, scope := range []string{"fn-a", "fn-b", "fn-c", "fn-d"} {
+			if err := kv.Set(ctx, scope, "k", json.RawMessage(`{"v":1}`), time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := kv.Incr(ctx, scope, "n", 2); err != nil || n != 2 {
+				t.Fatalf("incr: %d %v", n, err)
+			}
+			v, ok, err := kv.Get(ctx, scope, "k")
+			if err != nil || !ok || string(v) != `{"v":1}` {
+				t.Fatalf("get: %s %v %v", v, ok, err)
+			}
+			if err := kv.Delete(ctx, scope, "k"); err != nil {
+				t.Fatal(err)
 			}
 		}
 	})
