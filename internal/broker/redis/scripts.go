@@ -9,16 +9,17 @@ import "github.com/redis/rueidis"
 // single slot. In Redis Cluster the shard channel of SPUBLISH carries the
 // same tag (Redis checks that it lies in the script's slot).
 
-// takeoverLua defines takeover(meta): whether this server took over (by a
-// failover) from the master that last wrote the channel's meta hash. It
-// records the server's replication id in the meta hash (field r); a
-// promoted replica keeps its old master's id as master_replid2, so finding
-// that id in r means the data came from a master that is gone, and the
-// replica may have missed its last writes (replication is asynchronous):
-// the offsets after its top could be handed out a second time. The caller
-// then starts a new epoch. A restart of the same server (from its append-
-// only file) also changes master_replid but leaves master_replid2 empty: no
-// new epoch for that.
+// takeoverLua defines takeover(meta): whether this server may lack writes
+// of the master that last wrote the channel's meta hash. It records the
+// server's replication id in the meta hash (field r). A replica promoted
+// by a failover gets a new id and keeps its old master's as
+// master_replid2; replication is asynchronous, so it may have missed that
+// master's last writes and would hand out their offsets again: the caller
+// then starts a new epoch. So a channel last written under another id, on
+// a server that was promoted (master_replid2 set), takes a new epoch; this
+// also covers a channel nobody touched between two failovers. A restart of
+// the same server from its own files leaves master_replid2 empty: its data
+// is its own, no new epoch.
 const takeoverLua = `
 local function takeover(meta)
   local info = redis.call('info', 'replication')
@@ -27,7 +28,8 @@ local function takeover(meta)
   if not id or r == id then return false end
   redis.call('hset', meta, 'r', id)
   if not r then return false end
-  return r == string.match(info, 'master_replid2:(%w+)')
+  local id2 = string.match(info, 'master_replid2:(%w+)')
+  return id2 ~= nil and string.match(id2, '^0+$') == nil
 end
 `
 
