@@ -94,6 +94,8 @@ func (s *Server) start() error {
 		"--save", "",
 		"--dir", s.dir,
 		"--protected-mode", "no",
+		// A replica (cluster.go, sentinel.go) syncs at once, not after 5 s.
+		"--repl-diskless-sync-delay", "0",
 	}, aof...)
 	if s.conf != "" {
 		// A Sentinel: its config file, no persistence settings.

@@ -169,3 +169,24 @@ func (s *Sentinels) AwaitReplicaOfNewMaster() {
 		return nil
 	}, "the old master to become a replica")
 }
+
+// StartReplica runs a redis-server replicating master and returns once it
+// is in sync.
+func StartReplica(tb testing.TB, master *Server) *Server {
+	tb.Helper()
+	r := start(tb, false, "--replicaof", "127.0.0.1", strconv.Itoa(master.port))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		info, err := cli(r, "info", "replication")
+		if err == nil && strings.Contains(info, "master_link_status:up") {
+			return r
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("redistest: replica of %s not in sync: %v %s", master.Addr(), err, info)
+		}
+		time.Sleep(50 * time.Millisecond) // no event to await: poll
+	}
+}
+
+// Cli runs redis-cli against s and returns its output.
+func (s *Server) Cli(args ...string) (string, error) { return cli(s, args...) }
