@@ -38,6 +38,9 @@ type sharded struct {
 	down int                 // subscriptions that were confirmed and are now lost
 	ctl  *chanSub
 	ctx  context.Context
+	// slots is the last slot map read (watchTopology); subscriptions go
+	// to the master it names.
+	slots []slotRange
 }
 
 // chanSub is one kept subscription. Its fields under sharded.mu: up,
@@ -56,6 +59,8 @@ type chanSub struct {
 	up        bool
 	confirmed bool
 	stopping  bool
+	attempt   context.CancelFunc // ends the current Receive (watchTopology)
+	addr      string             // where the current Receive subscribed; "" if the client chose
 }
 
 func (z *sharded) start(ctx context.Context) {
@@ -66,8 +71,9 @@ func (z *sharded) start(ctx context.Context) {
 	z.mu.Lock()
 	z.ctl = z.newSub(z.b.ctlChannel, true)
 	z.mu.Unlock()
-	z.b.wg.Add(1)
+	z.b.wg.Add(2)
 	go func() { defer z.b.wg.Done(); z.keep(z.ctl) }()
+	go func() { defer z.b.wg.Done(); z.watchTopology(ctx) }()
 }
 
 // newSub makes a subscription record; z.mu held.
@@ -138,6 +144,12 @@ func (z *sharded) unsubscribe(ctx context.Context, name string) error {
 	// SUNSUBSCRIBE ends Receive cleanly, the server forgetting the channel;
 	// cancelling alone would leave it subscribed on the shared connection.
 	if c, err := z.s.client(); err == nil {
+		z.mu.Lock()
+		addr := cs.addr
+		z.mu.Unlock()
+		if nc, ok := c.Nodes()[addr]; ok && addr != "" {
+			c = nc
+		}
 		uctx, cancel := context.WithTimeout(ctx, time.Second)
 		_ = c.Do(uctx, c.B().Sunsubscribe().Channel(name).Build()).Error()
 		select {
@@ -166,7 +178,22 @@ func (z *sharded) keep(cs *chanSub) {
 			c, err = z.s.client()
 		}
 		if err == nil {
-			hctx := rueidis.WithOnSubscriptionHook(cs.ctx, func(p rueidis.PubSubSubscription) {
+			// Subscribe at the slot's master, as the last slot map read
+			// says (read again after a loss: the cluster changed);
+			// without one, where the client's own map routes it.
+			rc, addr := c, ""
+			if !cs.control {
+				if m := masterOf(z.topology(cs.ctx, c, attempt > 1), keySlot(cs.name)); m != "" {
+					if nc, ok := c.Nodes()[m]; ok {
+						rc, addr = nc, m
+					}
+				}
+			}
+			actx, cancel := context.WithCancel(cs.ctx)
+			z.mu.Lock()
+			cs.attempt, cs.addr = cancel, addr
+			z.mu.Unlock()
+			hctx := rueidis.WithOnSubscriptionHook(actx, func(p rueidis.PubSubSubscription) {
 				if p.Kind == "ssubscribe" || p.Kind == "subscribe" {
 					z.confirmed(cs)
 				}
@@ -175,9 +202,21 @@ func (z *sharded) keep(cs *chanSub) {
 			if cs.control {
 				cmd = c.B().Subscribe().Channel(cs.name).Build()
 			}
-			err = c.Receive(hctx, cmd, z.s.onMessage)
+			err = rc.Receive(hctx, cmd, z.s.onMessage)
+			z.mu.Lock()
+			cs.attempt = nil
+			z.mu.Unlock()
+			if actx.Err() != nil && cs.ctx.Err() == nil {
+				// Ended by watchTopology: leave the old place too (a
+				// subscription left there would only cost memory).
+				uctx, ucancel := context.WithTimeout(cs.ctx, time.Second)
+				_ = rc.Do(uctx, rc.B().Sunsubscribe().Channel(cs.name).Build()).Error()
+				ucancel()
+			}
+			cancel()
 		}
 		wasUp := z.lost(cs)
+		z.b.log.Debug("redis cluster subscription ended", "channel", cs.name, "err", err, "was_up", wasUp, "attempt", attempt)
 		if cs.ctx.Err() != nil || z.stopping(cs) {
 			cs.firstOnce.Do(func() { cs.firstErr = unavailable("subscribe", errNotConnected); close(cs.first) })
 			return
@@ -227,13 +266,14 @@ func (z *sharded) confirmed(cs *chanSub) {
 		z.mu.Unlock()
 		return
 	}
-	again := cs.confirmed
+	again, addr := cs.confirmed, cs.addr
 	cs.up, cs.confirmed = true, true
 	if again {
 		z.down--
 	}
 	z.mu.Unlock()
 	cs.firstOnce.Do(func() { close(cs.first) })
+	z.b.log.Debug("redis cluster subscription confirmed", "channel", cs.name, "again", again, "at", addr)
 	if cs.control || again {
 		// Deliveries may have been missed (and notices, and members if a
 		// master lost its data): resync, reload, re-add.

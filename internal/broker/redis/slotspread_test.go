@@ -3,36 +3,8 @@ package redis
 import (
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"testing"
 )
-
-// crc16 is CRC-16/XMODEM, the hash of Redis Cluster key slots.
-func crc16(s string) uint16 {
-	var crc uint16
-	for i := 0; i < len(s); i++ {
-		crc ^= uint16(s[i]) << 8
-		for range 8 {
-			if crc&0x8000 != 0 {
-				crc = crc<<1 ^ 0x1021
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return crc
-}
-
-// keySlot is Redis Cluster's slot of key: the CRC16 of its hash tag (the
-// part between the first { and the next }, when not empty) or of the key.
-func keySlot(key string) int {
-	if i := strings.IndexByte(key, '{'); i >= 0 {
-		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
-			key = key[i+1 : i+1+j]
-		}
-	}
-	return int(crc16(key)) % 16384
-}
 
 func TestKeySlotMatchesRedis(t *testing.T) {
 	// The test vector of the Redis Cluster specification.
