@@ -134,7 +134,7 @@ func clickableAddr(a net.Addr) string {
 }
 
 func brokerName(cfg config.Config) string {
-	if len(cfg.Redis) > 0 {
+	if cfg.UsesRedis() {
 		return "redis"
 	}
 	return "memory"

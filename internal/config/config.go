@@ -101,6 +101,13 @@ type Config struct {
 	PusherKey          string `koanf:"pusher_key"`
 	PusherSecret       string `koanf:"pusher_secret"`
 	PusherClientEvents bool   `koanf:"pusher_client_events"`
+
+	// Redis Cluster, Sentinel and replication acknowledgements (docs/cluster.md).
+	RedisCluster        bool          `koanf:"redis_cluster"`
+	RedisSentinelMaster string        `koanf:"redis_sentinel_master"`
+	RedisSentinelAddrs  []string      `koanf:"redis_sentinel_addrs"`
+	RedisWaitReplicas   int           `koanf:"redis_wait_replicas"`
+	RedisWaitTimeout    time.Duration `koanf:"redis_wait_timeout"`
 }
 
 // JWTKey is one entry of jwt_keys: a token verification key chosen by the
@@ -162,6 +169,11 @@ var settings = []setting{
 	{"log_level", "debug, info, warn or error", "info"},
 	{"data_dir", "directory for functions and other state", "eddy-data"},
 	{"redis", "Redis URLs for cluster mode (repeat or comma-separate to shard); empty: in-memory broker", []string{}},
+	{"redis_cluster", "redis lists seed addresses of one Redis Cluster (sharded pub/sub, follows slot moves and failovers) instead of independent shards", false},
+	{"redis_sentinel_master", "name of the master set watched by the Sentinels at redis_sentinel_addrs: Eddy follows their failovers (redis may then give one URL for the master's password and database)", ""},
+	{"redis_sentinel_addrs", "host:port of each Sentinel (with redis_sentinel_master)", []string{}},
+	{"redis_wait_replicas", "acknowledge a publish only when this many Redis replicas have it (WAIT): acknowledged messages survive a failover, at a replication round trip per publish (0: off)", 0},
+	{"redis_wait_timeout", "how long a publish waits for redis_wait_replicas; past it the publish fails with outcome_unknown", time.Second},
 	{"nats", "NATS URL (nats://host:4222; comma-separate a NATS cluster's servers) for cluster mode over NATS JetStream instead of Redis (docs/cluster.md)", ""},
 	{"node_name", "name of this node in the cluster (default: host name)", ""},
 	{"presence_ttl", "cluster mode: how long presence members of a node that died linger", 30 * time.Second},
@@ -563,8 +575,11 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("redis: address %d (%q): %w", i, u, err)
 		}
 	}
+	if err := c.validateRedisModes(); err != nil {
+		return err
+	}
 	if c.NATS != "" {
-		if len(c.Redis) > 0 {
+		if c.UsesRedis() {
 			return errors.New("nats and redis: set one broker, not both")
 		}
 		if err := checkNATSURL(c.NATS); err != nil {

@@ -53,7 +53,7 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 	n := &Node{Options: server.Options{Config: cfg, Logger: log, Registry: reg, ExtraHandlers: map[string]http.Handler{}}}
 	var store functions.Store
 	var kv fnrt.KV // nil: the engine's own memory store
-	if len(cfg.Redis) > 0 {
+	if cfg.UsesRedis() {
 		rb, err := startRedis(cfg, log)
 		if err != nil {
 			return nil, err
@@ -207,6 +207,12 @@ func startRedis(cfg config.Config, log *slog.Logger) (*redisbroker.Broker, error
 		Logger:      log, // the broker names its own component
 		PresenceTTL: cfg.PresenceTTL,
 		NodeTTL:     cfg.NodeTTL,
+		// Cluster, Sentinel and WAIT (docs/cluster.md).
+		Cluster:        cfg.RedisCluster,
+		SentinelMaster: cfg.RedisSentinelMaster,
+		SentinelAddrs:  cfg.RedisSentinelAddrs,
+		WaitReplicas:   cfg.RedisWaitReplicas,
+		WaitTimeout:    cfg.RedisWaitTimeout,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("redis: %w", err)

@@ -192,7 +192,7 @@ func (st *statsSampler) snapshot(ctx context.Context, withHistory bool) api.Stat
 
 func (s *Server) brokerKind() string {
 	switch {
-	case len(s.cfg.Redis) > 0:
+	case s.cfg.UsesRedis():
 		return "redis"
 	case s.cfg.NATS != "":
 		return "nats"

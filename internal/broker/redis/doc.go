@@ -43,10 +43,17 @@
 // them by jump consistent hashing of the channel name, so every node must
 // list the same servers in the same order. The node registry and the
 // control channel live on the first one. Keys of a channel carry the hash
-// tag {channel}, so each script touches one slot. Redis Cluster is not
-// supported (the client is forced to single-server mode). Each URL goes
-// through rueidis.ParseURL, whose master_set parameter would select
-// rueidis's Sentinel mode; that is untested here.
+// tag {channel}, so each script touches one slot.
+//
+// With Options.Cluster, Addrs are seeds of one Redis Cluster: the client
+// follows its slot map, the scripts SPUBLISH to a shard channel tagged like
+// the keys, and each subscribed channel is one SSUBSCRIBE kept at the
+// master of its slot (sharded.go). With Options.SentinelMaster the one
+// shard is whichever server the Sentinels name master (failover.go). In
+// both modes the scripts start a new epoch for a channel when they run on
+// a promoted replica (takeoverLua), and Options.WaitReplicas can make a
+// publish wait for replicas (wait.go). docs/cluster.md says what a
+// failover can lose.
 //
 // # Failures
 //

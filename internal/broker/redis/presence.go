@@ -181,7 +181,11 @@ func (b *Broker) PublishPresence(ctx context.Context, ev *protocol.PresenceEvent
 	if err != nil {
 		return unavailable("publish presence", err)
 	}
-	cmd := c.B().Publish().Channel(b.chanPrefix + ev.Channel).Message(rueidis.BinaryString(payload)).Build()
+	cmd := c.B().Publish().Channel(b.pubsubName(ev.Channel)).Message(rueidis.BinaryString(payload)).Build()
+	if b.cluster != nil {
+		// Sharded: only to the nodes subscribed at the channel's master.
+		cmd = c.B().Spublish().Channel(b.pubsubName(ev.Channel)).Message(rueidis.BinaryString(payload)).Build()
+	}
 	if err := c.Do(ctx, cmd).Error(); err != nil {
 		return unavailable("publish presence", err)
 	}

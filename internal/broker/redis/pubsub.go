@@ -274,12 +274,18 @@ func (s *shard) request(ctx context.Context, channel string, sub bool) error {
 // confirmed the subscription, so that everything published afterwards is
 // delivered; while the shard is down it fails with broker.ErrUnavailable.
 func (b *Broker) Subscribe(ctx context.Context, channel string) error {
+	if b.cluster != nil {
+		return b.cluster.subscribe(ctx, b.pubsubName(channel))
+	}
 	return b.shardFor(channel).request(ctx, b.chanPrefix+channel, true)
 }
 
 // Unsubscribe stops receiving channel. Messages already on the way may still
 // be delivered.
 func (b *Broker) Unsubscribe(ctx context.Context, channel string) error {
+	if b.cluster != nil {
+		return b.cluster.unsubscribe(ctx, b.pubsubName(channel))
+	}
 	return b.shardFor(channel).request(ctx, b.chanPrefix+channel, false)
 }
 
@@ -291,6 +297,9 @@ func (s *shard) onMessage(m rueidis.PubSubMessage) {
 		return
 	}
 	channel, ok := strings.CutPrefix(m.Channel, b.chanPrefix)
+	if ok && b.chanSuffix != "" {
+		channel, ok = strings.CutSuffix(channel, b.chanSuffix)
+	}
 	if !ok || m.Message == "" {
 		return
 	}

@@ -42,6 +42,28 @@ type Options struct {
 	// channel starts again with a new epoch. Default 30 days; negative:
 	// kept forever.
 	MetaTTL time.Duration
+
+	// Cluster makes Addrs seed addresses of one Redis Cluster (any of its
+	// nodes; the client discovers the rest and follows MOVED, ASK and
+	// failovers) instead of independent shards. Messages travel by sharded
+	// pub/sub (cluster.go).
+	Cluster bool
+	// SentinelMaster names the master set that the Sentinels at
+	// SentinelAddrs (host:port) watch; the broker then talks to whichever
+	// server they say is the master and follows their failovers. Addrs
+	// may then be empty or give one redis:// URL whose user, password and
+	// database are used for the master (its host is ignored).
+	SentinelMaster string
+	SentinelAddrs  []string
+	// WaitReplicas, when positive, makes each publish wait (Redis WAIT, on
+	// the connection that ran the publish script) until that many replicas
+	// acknowledged it, at most WaitTimeout (default 1s). A publish that
+	// was not replicated in time is answered with an error wrapping
+	// broker.ErrOutcomeUnknown: it is stored and was delivered, but a
+	// failover may lose it. It costs a dedicated connection per publish in
+	// flight (no pipelining) and a replication round trip.
+	WaitReplicas int
+	WaitTimeout  time.Duration
 }
 
 // Broker is the Redis broker. Make one with New; it is safe for concurrent use.
@@ -52,9 +74,16 @@ type Broker struct {
 	connects atomic.Uint64
 
 	chanPrefix string // prefix of the pub/sub channel of a Eddy channel
+	chanSuffix string // and its suffix: "}" closing the hash tag in a Cluster
 	ctlChannel string // pub/sub channel of cluster notifications
 	nodesKey   string // hash of announcements
 	nodesExp   string // sorted set of their expiries
+
+	cluster *sharded // pub/sub over a Redis Cluster; nil otherwise
+	// pubCmd publishes a channel's messages from the scripts: publish, or
+	// spublish in Redis Cluster. takeover is "1" when a failover can
+	// promote a replica (Cluster, Sentinel), see takeoverLua.
+	pubCmd, takeover string
 
 	handler  atomic.Pointer[handlerRef]
 	notes    notifier
@@ -89,7 +118,7 @@ const (
 // background, and Ready reports when every shard is reachable. It fails
 // only on a bad configuration.
 func New(opts Options) (*Broker, error) {
-	if len(opts.Addrs) == 0 {
+	if len(opts.Addrs) == 0 && opts.SentinelMaster == "" {
 		return nil, errors.New("redis broker: no addresses")
 	}
 	if opts.Prefix == "" {
@@ -110,6 +139,9 @@ func New(opts Options) (*Broker, error) {
 	if opts.MetaTTL == 0 {
 		opts.MetaTTL = defaultMetaTTL
 	}
+	if opts.WaitTimeout <= 0 {
+		opts.WaitTimeout = time.Second
+	}
 	b := &Broker{
 		opts:       opts,
 		log:        opts.Logger.With("component", "redis-broker", "node", opts.NodeID),
@@ -117,9 +149,18 @@ func New(opts Options) (*Broker, error) {
 		ctlChannel: opts.Prefix + ":ctl",
 		nodesKey:   opts.Prefix + ":nodes",
 		nodesExp:   opts.Prefix + ":nodes:exp",
+		pubCmd:     "publish",
+		takeover:   "0",
 	}
 	b.notes.init()
 	b.presence.init()
+	if opts.Cluster || opts.SentinelMaster != "" {
+		if err := b.failoverShard(); err != nil {
+			return nil, err
+		}
+		b.start()
+		return b, nil
+	}
 	for i, addr := range opts.Addrs {
 		copt, err := rueidis.ParseURL(addr)
 		if err != nil {
@@ -141,7 +182,20 @@ func New(opts Options) (*Broker, error) {
 	}
 	// Cluster notifications arrive on the first shard's pub/sub connection.
 	b.shards[0].wanted[b.ctlChannel] = struct{}{}
+	b.start()
+	return b, nil
+}
+
+// start connects and starts the background work.
+func (b *Broker) start() {
 	b.ctx, b.cancel = context.WithCancel(context.Background())
+	if b.cluster != nil {
+		b.cluster.start(b.ctx)
+		b.wg.Add(2)
+		go func() { defer b.wg.Done(); b.refreshLoop(b.ctx) }()
+		go func() { defer b.wg.Done(); b.notes.run(b.ctx) }()
+		return
+	}
 	for _, s := range b.shards {
 		if err := s.connect(); err != nil {
 			b.log.Warn("redis not reachable yet; retrying in the background", "shard", s.name, "err", err)
@@ -154,7 +208,6 @@ func New(opts Options) (*Broker, error) {
 	b.wg.Add(2)
 	go func() { defer b.wg.Done(); b.refreshLoop(b.ctx) }()
 	go func() { defer b.wg.Done(); b.notes.run(b.ctx) }()
-	return b, nil
 }
 
 func redactURL(s string) string {
@@ -193,6 +246,9 @@ func (b *Broker) Connects() uint64 { return b.connects.Load() }
 func (b *Broker) Ready() bool {
 	if b.closed.Load() {
 		return false
+	}
+	if b.cluster != nil {
+		return b.cluster.ready()
 	}
 	for _, s := range b.shards {
 		if !s.ready.Load() {
@@ -267,6 +323,9 @@ func publishFailed(err error) error {
 	}
 	return fmt.Errorf("redis broker: publish: %w: %w: %w", broker.ErrOutcomeUnknown, broker.ErrUnavailable, err)
 }
+
+// pubsubName is the pub/sub channel of an Eddy channel.
+func (b *Broker) pubsubName(ch string) string { return b.chanPrefix + ch + b.chanSuffix }
 
 // Keys of one channel; {channel} is the hash tag.
 func (b *Broker) metaKey(ch string) string     { return b.opts.Prefix + ":m:{" + ch + "}" }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/rueidis"
+
 	"github.com/eddyrt/eddy/internal/broker"
 	"github.com/eddyrt/eddy/internal/protocol"
 )
@@ -47,16 +49,25 @@ func (b *Broker) Publish(ctx context.Context, m *protocol.Message, opts broker.C
 	bp := bodyPool.Get().(*[]byte)
 	body := appendBody((*bp)[:0], m)
 	args := []string{
-		b.chanPrefix + m.Channel,
+		b.pubsubName(m.Channel),
 		string(body),
 		strconv.Itoa(max(opts.HistorySize, 0)),
 		ms(opts.HistoryTTL),
 		ms(b.metaTTL(opts)),
 		newEpoch(),
+		b.takeover,
+		b.pubCmd,
 	}
 	*bp = body
 	bodyPool.Put(bp)
-	res, err := publishScript.Exec(ctx, c, []string{b.metaKey(m.Channel), b.historyKey(m.Channel)}, args).ToArray()
+	keys := []string{b.metaKey(m.Channel), b.historyKey(m.Channel)}
+	var res []rueidis.RedisMessage
+	var replicas int64 = -1
+	if b.opts.WaitReplicas > 0 {
+		res, replicas, err = b.publishWait(ctx, c, keys, args)
+	} else {
+		res, err = publishScript.Exec(ctx, c, keys, args).ToArray()
+	}
 	if err != nil {
 		return protocol.Position{}, publishFailed(err)
 	}
@@ -73,6 +84,11 @@ func (b *Broker) Publish(ctx context.Context, m *protocol.Message, opts broker.C
 		return protocol.Position{}, publishFailed(fmt.Errorf("reply epoch: %v", err))
 	}
 	m.Offset, m.Epoch = uint64(off), epoch
+	if replicas >= 0 && replicas < int64(b.opts.WaitReplicas) {
+		// Stored and delivered, but a failover now could lose it: not an ack.
+		return protocol.Position{}, fmt.Errorf("redis broker: publish: %w: %w: offset %d reached %d of %d replicas within %s",
+			broker.ErrOutcomeUnknown, broker.ErrUnavailable, off, replicas, b.opts.WaitReplicas, b.opts.WaitTimeout)
+	}
 	return protocol.Position{Epoch: epoch, Offset: uint64(off)}, nil
 }
 
@@ -91,7 +107,7 @@ func (b *Broker) History(ctx context.Context, channel string, q broker.HistoryQu
 		sinceEpoch = q.Since.Epoch
 		sinceNext = strconv.FormatUint(q.Since.Offset+1, 10)
 	}
-	args := []string{newEpoch(), ms(b.metaTTL(q.Options)), sinceEpoch, sinceNext, strconv.Itoa(q.Limit)}
+	args := []string{newEpoch(), ms(b.metaTTL(q.Options)), sinceEpoch, sinceNext, strconv.Itoa(q.Limit), b.takeover}
 	keys := []string{b.metaKey(channel), b.historyKey(channel)}
 	res, err := retryConn(ctx, func() ([]string, error) {
 		return historyScript.Exec(ctx, c, keys, args).AsStrSlice()

@@ -29,6 +29,10 @@ type Server struct {
 	// durable runs with an append-only file fsynced before every reply, so
 	// what Redis acknowledged survives Stop (SIGKILL) and Restart.
 	durable bool
+	// extra arguments for redis-server (cluster.go, sentinel.go); bin may
+	// be redis-sentinel there.
+	extra []string
+	conf  string // a config file given before the arguments (redis-sentinel)
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -48,13 +52,13 @@ func StartDurable(tb testing.TB) *Server {
 	return start(tb, true)
 }
 
-func start(tb testing.TB, durable bool) *Server {
+func start(tb testing.TB, durable bool, extra ...string) *Server {
 	tb.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		tb.Fatalf("redistest: redis-server is not on PATH (%v); install it, e.g. apt-get install -y redis-server", err)
 	}
-	s := &Server{tb: tb, bin: bin, dir: tb.TempDir(), durable: durable}
+	s := &Server{tb: tb, bin: bin, dir: tb.TempDir(), durable: durable, extra: extra}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		if s.port, err = freePort(); err != nil {
@@ -84,13 +88,21 @@ func (s *Server) start() error {
 	if s.durable {
 		aof = []string{"--appendonly", "yes", "--appendfsync", "always"}
 	}
-	cmd := exec.Command(s.bin, append([]string{
+	args := append([]string{
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--save", "",
 		"--dir", s.dir,
 		"--protected-mode", "no",
-	}, aof...)...)
+		// A replica (cluster.go, sentinel.go) syncs at once, not after 5 s.
+		"--repl-diskless-sync-delay", "0",
+	}, aof...)
+	if s.conf != "" {
+		// A Sentinel: its config file, no persistence settings.
+		args = []string{s.conf, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--protected-mode", "no"}
+	}
+	args = append(args, s.extra...)
+	cmd := exec.Command(s.bin, args...)
 	cmd.Stdout = out
 	cmd.Stderr = out
 	if err := cmd.Start(); err != nil {
