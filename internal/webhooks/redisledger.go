@@ -18,9 +18,9 @@ type Backend interface {
 // RedisLedger keeps the cluster's holds in Redis, all on the control
 // shard, in three kinds of keys:
 //
-//	<prefix>:wh:alive        sorted set: node -> expiry (Redis clock, ms)
-//	<prefix>:wh:count        hash: field -> how many nodes hold it
-//	<prefix>:wh:node:<node>  set: the fields that node holds
+//	{<prefix>:wh}:alive        sorted set: node -> expiry (Redis clock, ms)
+//	{<prefix>:wh}:count        hash: field -> how many nodes hold it
+//	{<prefix>:wh}:node:<node>  set: the fields that node holds
 //
 // Every change is one Lua script, so the hold that takes a count from 0
 // to 1 (or the release that takes it to 0) is seen by exactly one node.
@@ -44,7 +44,10 @@ func (l *RedisLedger) client() (rueidis.Client, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("webhooks ledger: %w", err)
 	}
-	return c, prefix + ":wh:", nil
+	// One hash tag for every ledger key: under Redis Cluster the scripts
+	// touch them together (and the node sets they name), so they must
+	// share a slot; on one Redis the braces are only part of the name.
+	return c, "{" + prefix + ":wh}:", nil
 }
 
 // nowLua sets now to the Redis clock in ms: one clock for every node.
@@ -92,8 +95,8 @@ end
 
 // reapScript: KEYS alive, count; ARGV the prefix of node sets, how many
 // dead nodes to reap at most. The node sets are named from the alive set,
-// so they are not in KEYS: the control shard is one Redis, never a Redis
-// Cluster (the broker forces single-instance clients).
+// so they are not in KEYS; under Redis Cluster they share the hash tag of
+// the declared keys, so they live in the same slot.
 var reapScript = rueidis.NewLuaScript(nowLua + releaseAllLua + `
 local dead = redis.call('zrangebyscore', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
 local out = {}

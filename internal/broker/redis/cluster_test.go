@@ -92,6 +92,46 @@ func TestRedisCluster(t *testing.T) {
 		}
 	})
 
+	// A deleted app's channels are purged on every master, not only the
+	// one a SCAN happens to reach; another app's keys stay.
+	t.Run("PurgePrefix", func(t *testing.T) {
+		b := newBroker(t, "purge", "")
+		ctx := context.Background()
+		opts := broker.ChannelOptions{HistorySize: 10}
+		for i := range 30 {
+			for _, app := range []string{"gone/", "kept/"} {
+				if _, err := b.Publish(ctx, &protocol.Message{Channel: app + "chat:room-" + strconv.Itoa(i), Event: "e"}, opts); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := b.PurgePrefix(ctx, "gone/"); err != nil {
+			t.Fatal(err)
+		}
+		masters, err := rc.Topology()
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept := 0
+		for _, m := range masters {
+			left, err := rc.Cli(m.Server, "--scan", "--pattern", "purge:*gone/*")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.TrimSpace(left) != "" {
+				t.Fatalf("master %s still holds %s", m.Addr, left)
+			}
+			others, err := rc.Cli(m.Server, "--scan", "--pattern", "purge:*kept/*")
+			if err != nil {
+				t.Fatal(err)
+			}
+			kept += len(strings.Fields(others))
+		}
+		if kept < 30 {
+			t.Fatalf("only %d keys of the kept app are left", kept)
+		}
+	})
+
 	// The functions' key-value store (its three keys of a scope share a
 	// hash tag) works on the cluster: its scripts touch one slot.
 	t.Run("FunctionsKV", func(t *testing.T) {

@@ -146,7 +146,7 @@ func TestNodesRegistry(t *testing.T) {
 		t.Fatalf("nodes %+v", got)
 	}
 	js, _ := json.Marshal(got[0])
-	if string(js) != `{"id":"a-short","name":"one","connections":3,"subscriptions":4,"uptime_s":5}` {
+	if string(js) != `{"id":"a-short","name":"one","connections":3,"subscriptions":4,"uptime_s":5,"messages_in_per_s":0,"messages_out_per_s":0}` {
 		t.Errorf("json %s", js)
 	}
 	// "a-short" stops announcing: gone after its TTL.

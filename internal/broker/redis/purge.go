@@ -3,6 +3,8 @@ package redis
 import (
 	"context"
 	"fmt"
+
+	"github.com/redis/rueidis"
 )
 
 // PurgePrefix deletes every key of the channels whose name starts with
@@ -16,25 +18,34 @@ func (b *Broker) PurgePrefix(ctx context.Context, prefix string) error {
 		if err != nil {
 			return unavailable("purge", err)
 		}
-		var cursor uint64
-		for {
-			e, err := c.Do(ctx, c.B().Scan().Cursor(cursor).Match(pattern).Count(500).Build()).AsScanEntry()
-			if err != nil {
-				return fmt.Errorf("purge %s on %s: %w", prefix, s.name, err)
-			}
-			if len(e.Elements) > 0 {
-				// One key per DEL: the keys of different channels may be in
-				// different hash slots of a Redis Cluster.
-				for _, k := range e.Elements {
-					if err := c.Do(ctx, c.B().Del().Key(k).Build()).Error(); err != nil {
-						return fmt.Errorf("purge %s on %s: %w", prefix, s.name, err)
-					}
-				}
-			}
-			if cursor = e.Cursor; cursor == 0 {
-				break
+		// SCAN walks one server's keys: under Redis Cluster each node is
+		// scanned (Nodes is the one server otherwise), and each DEL goes
+		// through c, which routes it to the key's slot.
+		for addr, node := range c.Nodes() {
+			if err := purgeNode(ctx, c, node, pattern); err != nil {
+				return fmt.Errorf("purge %s on %s (%s): %w", prefix, s.name, addr, err)
 			}
 		}
 	}
 	return nil
+}
+
+func purgeNode(ctx context.Context, c, node rueidis.Client, pattern string) error {
+	var cursor uint64
+	for {
+		e, err := node.Do(ctx, node.B().Scan().Cursor(cursor).Match(pattern).Count(500).Build()).AsScanEntry()
+		if err != nil {
+			return err
+		}
+		// One key per DEL: the keys of different channels may be in
+		// different hash slots of a Redis Cluster.
+		for _, k := range e.Elements {
+			if err := c.Do(ctx, c.B().Del().Key(k).Build()).Error(); err != nil {
+				return err
+			}
+		}
+		if cursor = e.Cursor; cursor == 0 {
+			return nil
+		}
+	}
 }
