@@ -16,7 +16,8 @@ import (
 // connections and disconnecting a user. The node that gets the call
 // answers for itself and asks the others over the broker's notifications
 // (Redis); each answers with a reply that the first node merges, waiting
-// at most noticeReplyWindow for them.
+// at most noticeReplyWindow for them. The Pusher API's channel counts ask
+// the same way (pusher_cluster.go).
 
 const (
 	noticePrefix      = "eddy:admin:"
@@ -48,7 +49,7 @@ func (r *NoticeRelay) Route(topic string, payload []byte) bool {
 type clusterAsk struct {
 	ID     string `json:"id"`
 	From   string `json:"from"`
-	Kind   string `json:"kind"` // "disconnect" or "connections"
+	Kind   string `json:"kind"` // "disconnect", "connections", or the Pusher API's askPusherList, askPusherCount
 	User   string `json:"user"`
 	Reason string `json:"reason,omitempty"`
 	Limit  int    `json:"limit,omitempty"`

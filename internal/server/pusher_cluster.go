@@ -18,15 +18,24 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/eddyrt/eddy/internal/pusher"
 )
 
+// pusherChannelLimit is the bound in force: defaultPusherChannels, lower
+// in a test that checks the cut without making 10,000 channels.
+var pusherChannelLimit atomic.Int64
+
+func init() { pusherChannelLimit.Store(defaultPusherChannels) }
+
+func maxPusherChannels() int { return int(pusherChannelLimit.Load()) }
+
 const (
-	// maxPusherChannels bounds the channels one node reports for a listing,
-	// and the listing itself: each node reports its first ones by name, so
-	// the merged first maxPusherChannels are the cluster's.
-	maxPusherChannels = 10000
+	// defaultPusherChannels bounds the channels one node reports for a
+	// listing, and the listing itself: each node reports its first ones by
+	// name, so the merged first ones are the cluster's.
+	defaultPusherChannels = 10000
 
 	askPusherList  = "pusher-list"  // channels whose names start with clusterAsk.Prefix
 	askPusherCount = "pusher-count" // the channels in clusterAsk.Channels
@@ -34,7 +43,7 @@ const (
 	// pusherUnansweredHeader carries how many other nodes did not answer
 	// in time (their subscribers are missing from the counts).
 	pusherUnansweredHeader = "X-Eddy-Nodes-Unanswered"
-	// pusherTruncatedHeader says a listing stopped at maxPusherChannels.
+	// pusherTruncatedHeader says a listing stopped at the bound.
 	pusherTruncatedHeader = "X-Eddy-Channels-Truncated"
 )
 
@@ -43,7 +52,7 @@ const (
 type pusherCounts struct {
 	subs       map[string]int
 	unanswered int  // other nodes that did not answer in time
-	truncated  bool // a listing cut at maxPusherChannels
+	truncated  bool // a listing cut at maxPusherChannels()
 }
 
 // mark tells the caller, in headers, what the counts are missing.
@@ -52,12 +61,12 @@ func (c *pusherCounts) mark(w http.ResponseWriter) {
 		w.Header().Set(pusherUnansweredHeader, strconv.Itoa(c.unanswered))
 	}
 	if c.truncated {
-		w.Header().Set(pusherTruncatedHeader, strconv.Itoa(maxPusherChannels))
+		w.Header().Set(pusherTruncatedHeader, strconv.Itoa(maxPusherChannels()))
 	}
 }
 
 // pusherLocalList counts this node's occupied channels whose names start
-// with prefix: the first maxPusherChannels of them by name, and whether
+// with prefix: the first maxPusherChannels() of them by name, and whether
 // there were more.
 func (s *Server) pusherLocalList(prefix string) (map[string]int, bool) {
 	var names []string
@@ -68,14 +77,17 @@ func (s *Server) pusherLocalList(prefix string) (map[string]int, bool) {
 	})
 	slices.Sort(names)
 	names = slices.Compact(names)
-	out := make(map[string]int, min(len(names), maxPusherChannels))
+	limit := maxPusherChannels()
+	out := make(map[string]int, min(len(names), limit))
 	for _, name := range names {
-		if len(out) == maxPusherChannels {
+		n := s.pusherSubscriptionCount(name)
+		if n <= 0 {
+			continue
+		}
+		if len(out) == limit {
 			return out, true
 		}
-		if n := s.pusherSubscriptionCount(name); n > 0 {
-			out[name] = n
-		}
+		out[name] = n
 	}
 	return out, false
 }
@@ -98,8 +110,8 @@ func (s *Server) pusherAnswer(q clusterAsk, r *clusterReply) {
 	case askPusherList:
 		r.Counts, r.Truncated = s.pusherLocalList(q.Prefix)
 	case askPusherCount:
-		if len(q.Channels) > maxPusherChannels {
-			q.Channels = q.Channels[:maxPusherChannels]
+		if limit := maxPusherChannels(); len(q.Channels) > limit {
+			q.Channels = q.Channels[:limit]
 		}
 		r.Counts = s.pusherLocalCount(q.Channels)
 	}
@@ -111,13 +123,13 @@ func (s *Server) pusherListChannels(ctx context.Context, prefix string) (pusherC
 	local, truncated := s.pusherLocalList(prefix)
 	c, err := s.pusherMerge(ctx, local, clusterAsk{Kind: askPusherList, Prefix: prefix})
 	c.truncated = c.truncated || truncated
-	if len(c.subs) > maxPusherChannels {
+	if limit := maxPusherChannels(); len(c.subs) > limit {
 		names := make([]string, 0, len(c.subs))
 		for name := range c.subs {
 			names = append(names, name)
 		}
 		slices.Sort(names)
-		for _, name := range names[maxPusherChannels:] {
+		for _, name := range names[limit:] {
 			delete(c.subs, name)
 		}
 		c.truncated = true

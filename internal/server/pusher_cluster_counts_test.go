@@ -14,6 +14,7 @@ import (
 	"github.com/eddyrt/eddy/api"
 	redisbroker "github.com/eddyrt/eddy/internal/broker/redis"
 	"github.com/eddyrt/eddy/internal/pusher"
+	"github.com/eddyrt/eddy/internal/server"
 	"github.com/eddyrt/eddy/internal/servertest"
 )
 
@@ -127,6 +128,19 @@ func TestPusherClusterChannelQueries(t *testing.T) {
 		return channelsOf(t, nodes[0], url.Values{"info": {"subscription_count"}}) ==
 			`{"orders":{"subscription_count":3},"presence-room":{"subscription_count":2}}`
 	})
+
+	// A listing is bounded: each node reports its first channels by name,
+	// and the merged listing keeps the cluster's first ones and says so.
+	dialPusher(t, nodes[0]).join("zz-0", "")
+	dialPusher(t, nodes[1]).join("aa-1", "")
+	dialPusher(t, nodes[2]).join("mm-2", "")
+	restore := server.SetPusherChannelLimit(2)
+	defer restore()
+	all, h := pusherQuery(t, nodes[0], "/apps/"+testPusherApp+"/channels", url.Values{"info": {"subscription_count"}})
+	if b, _ := json.Marshal(all); string(b) != `{"channels":{"aa-1":{"subscription_count":1},"mm-2":{"subscription_count":1}}}` || h.Get("X-Eddy-Channels-Truncated") != "2" {
+		t.Fatalf("listing cut at 2: %s, truncated %q", b, h.Get("X-Eddy-Channels-Truncated"))
+	}
+	restore()
 
 	// A node that is registered but never answers: the answer comes after
 	// the reply window with what the others said, and says one is missing.
