@@ -60,7 +60,7 @@ func channelsOf(t *testing.T, s *servertest.Server, query url.Values) string {
 // each answered by one node, count every node's subscribers; a channel
 // occupied only on another node is listed; a node that is registered but
 // never answers is reported in X-Eddy-Nodes-Unanswered, not waited on
-// forever and not counted.
+// forever and not counted; with Redis down the query answers 503.
 func TestPusherClusterChannelQueries(t *testing.T) {
 	rs, nodes := cluster(t, 3, withPusher)
 	a0, b0 := dialPusher(t, nodes[0]), dialPusher(t, nodes[0])
@@ -156,4 +156,13 @@ func TestPusherClusterChannelQueries(t *testing.T) {
 	if b, _ := json.Marshal(got); string(b) != `{"occupied":true,"subscription_count":3}` || h.Get("X-Eddy-Nodes-Unanswered") != "1" {
 		t.Fatalf("with a silent node: %s, unanswered %q; want the others' counts and 1", b, h.Get("X-Eddy-Nodes-Unanswered"))
 	}
+
+	// Redis gone: the node cannot ask, and says so rather than answer with
+	// its own counts as if they were the cluster's.
+	rs.Stop()
+	status, body = pusherCall(t, nodes[0], http.MethodGet, "/apps/"+testPusherApp+"/channels", nil, nil)
+	if status != http.StatusServiceUnavailable {
+		t.Fatalf("GET /channels with Redis down: %d %s, want 503", status, body)
+	}
+	t.Logf("with Redis down: %d %s", status, body)
 }
