@@ -123,6 +123,18 @@ test("cluster: pusher-js clients on three nodes over redis-server", async () => 
   await Promise.all(chans.map(subscribed));
   await eventually("every node sees three members", () => chans.every((ch) => ch.members.count === 3));
 
+  // Channel queries answered by one node count every node's subscribers;
+  // a channel occupied only on another node is listed.
+  const news = clients[0].subscribe("cluster-news");
+  await subscribed(news);
+  const sdk1 = sdk(nodes[1]);
+  const list = await (await sdk1.get({ path: "/channels", params: { filter_by_prefix: "cluster-", info: "subscription_count" } })).json();
+  assert.deepEqual(list, { channels: { "cluster-news": { subscription_count: 1 } } });
+  const presence = await (await sdk(nodes[2]).get({ path: "/channels/presence-cluster", params: { info: "user_count,subscription_count" } })).json();
+  assert.deepEqual(presence, { occupied: true, user_count: 3, subscription_count: 3 });
+  const news2 = await (await sdk1.get({ path: "/channels/cluster-news" })).json();
+  assert.deepEqual(news2, { occupied: true });
+
   const sdk0 = sdk(nodes[0]);
   const got = chans.map((ch) => next(ch.bind.bind(ch), "tick"));
   await sdk0.trigger("presence-cluster", "tick", { from: "node0" });

@@ -16,7 +16,8 @@ import (
 // connections and disconnecting a user. The node that gets the call
 // answers for itself and asks the others over the broker's notifications
 // (Redis); each answers with a reply that the first node merges, waiting
-// at most noticeReplyWindow for them.
+// at most noticeReplyWindow for them. The Pusher API's channel counts ask
+// the same way (pusher_cluster.go).
 
 const (
 	noticePrefix      = "eddy:admin:"
@@ -48,10 +49,13 @@ func (r *NoticeRelay) Route(topic string, payload []byte) bool {
 type clusterAsk struct {
 	ID     string `json:"id"`
 	From   string `json:"from"`
-	Kind   string `json:"kind"` // "disconnect" or "connections"
+	Kind   string `json:"kind"` // "disconnect", "connections", or the Pusher API's askPusherList, askPusherCount
 	User   string `json:"user"`
 	Reason string `json:"reason,omitempty"`
 	Limit  int    `json:"limit,omitempty"`
+	// The Pusher API's channel queries (pusher_cluster.go).
+	Prefix   string   `json:"prefix,omitempty"`
+	Channels []string `json:"channels,omitempty"`
 }
 
 // clusterReply is one node's answer.
@@ -60,6 +64,9 @@ type clusterReply struct {
 	Node        string               `json:"node"`
 	Count       int                  `json:"count"` // disconnect: closed; connections: how many match
 	Connections []api.ConnectionInfo `json:"connections,omitempty"`
+	// The Pusher API's channel queries (pusher_cluster.go).
+	Counts    map[string]int `json:"counts,omitempty"`
+	Truncated bool           `json:"truncated,omitempty"`
 }
 
 // pendingAsks are the questions waiting for replies.
@@ -120,6 +127,8 @@ func (s *Server) answer(q clusterAsk) {
 		r.Count = s.disconnectLocal(q.User, d)
 	case "connections":
 		r.Connections, r.Count = s.localConnections(q.User, min(max(q.Limit, 1), maxListed))
+	case askPusherList, askPusherCount:
+		s.pusherAnswer(q, &r)
 	default:
 		return
 	}
@@ -138,11 +147,18 @@ func (s *Server) answer(q clusterAsk) {
 // askCluster sends q to the other nodes and collects their replies, for
 // at most noticeReplyWindow. Each node is counted once.
 func (s *Server) askCluster(ctx context.Context, q clusterAsk) ([]clusterReply, error) {
+	replies, _, err := s.askClusterCounted(ctx, q)
+	return replies, err
+}
+
+// askClusterCounted is askCluster that also says how many other nodes
+// were asked.
+func (s *Server) askClusterCounted(ctx context.Context, q clusterAsk) ([]clusterReply, int, error) {
 	others := 0
 	if reg := s.abil.Nodes; reg != nil {
 		nodes, err := reg.Nodes(ctx)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		for _, n := range nodes {
 			if n.ID != s.nodeID {
@@ -151,7 +167,7 @@ func (s *Server) askCluster(ctx context.Context, q clusterAsk) ([]clusterReply, 
 		}
 	}
 	if others == 0 {
-		return nil, nil
+		return nil, 0, nil
 	}
 	q.ID, q.From = s.nextID("q-"), s.nodeID
 	ch := make(chan clusterReply, others)
@@ -165,7 +181,7 @@ func (s *Server) askCluster(ctx context.Context, q clusterAsk) ([]clusterReply, 
 	}()
 	b, _ := json.Marshal(q)
 	if err := s.abil.Notifier.Notify(ctx, topicAsk, b); err != nil {
-		return nil, err
+		return nil, others, err
 	}
 	wait := time.NewTimer(noticeReplyWindow)
 	defer wait.Stop()
@@ -179,10 +195,10 @@ func (s *Server) askCluster(ctx context.Context, q clusterAsk) ([]clusterReply, 
 				replies = append(replies, r)
 			}
 		case <-wait.C:
-			return replies, nil
+			return replies, others, nil
 		case <-ctx.Done():
-			return replies, nil
+			return replies, others, nil
 		}
 	}
-	return replies, nil
+	return replies, others, nil
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -151,8 +150,9 @@ func (s *Server) handlePusherEvents(w http.ResponseWriter, r *http.Request, _ *p
 	out := map[string]any{}
 	if e.Info != "" {
 		info := map[string]any{}
+		counts := s.pusherTriggerCounts(r.Context(), w, e.Info, channels)
 		for _, ch := range channels {
-			info[ch] = s.pusherChannelInfo(r.Context(), ch, e.Info)
+			info[ch] = s.pusherChannelInfo(r.Context(), ch, e.Info, counts)
 		}
 		out["channels"] = info
 	}
@@ -185,14 +185,23 @@ func (s *Server) handlePusherBatch(w http.ResponseWriter, r *http.Request, _ *pu
 		all[i] = channels
 	}
 	results := make([]map[string]any, len(req.Batch))
+	var counted []string // the channels whose info asks for subscription_count
+	for i := range req.Batch {
+		if wantsSubscriptionCount(req.Batch[i].Info) {
+			counted = append(counted, all[i][0])
+		}
+	}
 	for i := range req.Batch {
 		if err := s.pusherTrigger(r.Context(), &req.Batch[i], all[i]); err != nil {
 			s.pusherPublishError(w, fmt.Errorf("batch[%d]: %w", i, err))
 			return
 		}
+	}
+	counts := s.pusherTriggerCounts(r.Context(), w, "subscription_count", counted)
+	for i := range req.Batch {
 		results[i] = map[string]any{}
 		if req.Batch[i].Info != "" {
-			results[i] = s.pusherChannelInfo(r.Context(), all[i][0], req.Batch[i].Info)
+			results[i] = s.pusherChannelInfo(r.Context(), all[i][0], req.Batch[i].Info, counts)
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"batch": results})
@@ -211,8 +220,9 @@ func (s *Server) pusherUsers(ctx context.Context, channel string) ([]string, err
 }
 
 // pusherChannelInfo answers the info attributes asked for (comma list).
-// subscription_count counts this node's subscribers of both protocols.
-func (s *Server) pusherChannelInfo(ctx context.Context, channel, attrs string) map[string]any {
+// subscription_count is the channel's entry in subs: the subscribers of
+// both protocols on every node that answered (pusher_cluster.go).
+func (s *Server) pusherChannelInfo(ctx context.Context, channel, attrs string, subs map[string]int) map[string]any {
 	out := map[string]any{}
 	for _, a := range strings.Split(attrs, ",") {
 		switch strings.TrimSpace(a) {
@@ -225,7 +235,7 @@ func (s *Server) pusherChannelInfo(ctx context.Context, channel, attrs string) m
 				out["user_count"] = len(users)
 			}
 		case "subscription_count":
-			out["subscription_count"] = s.pusherSubscriptionCount(channel)
+			out["subscription_count"] = subs[channel]
 		}
 	}
 	return out
@@ -251,17 +261,16 @@ func (s *Server) handlePusherChannels(w http.ResponseWriter, r *http.Request, _ 
 		pusherText(w, http.StatusBadRequest, "info=user_count needs filter_by_prefix=presence-")
 		return
 	}
+	counts, err := s.pusherListChannels(r.Context(), prefix)
+	if err != nil {
+		s.pusherPublishError(w, fmt.Errorf("ask the other nodes: %w", err))
+		return
+	}
+	counts.mark(w)
 	channels := map[string]any{}
-	var names []string
-	s.hub.EachChannel(prefix, func(name string, _ int) {
-		if pusher.ValidateChannel(name) == nil {
-			names = append(names, name)
-		}
-	})
-	slices.Sort(names)
-	for _, name := range slices.Compact(names) {
+	for name := range counts.subs {
 		if info != "" {
-			channels[name] = s.pusherChannelInfo(r.Context(), name, info)
+			channels[name] = s.pusherChannelInfo(r.Context(), name, info, counts.subs)
 		} else {
 			channels[name] = map[string]any{}
 		}
@@ -280,8 +289,14 @@ func (s *Server) handlePusherChannel(w http.ResponseWriter, r *http.Request, _ *
 		pusherText(w, http.StatusBadRequest, "info=user_count is for presence- channels only")
 		return
 	}
-	out := s.pusherChannelInfo(r.Context(), channel, info)
-	occupied := s.pusherSubscriptionCount(channel) > 0
+	counts, err := s.pusherCountChannels(r.Context(), []string{channel})
+	if err != nil {
+		s.pusherPublishError(w, fmt.Errorf("ask the other nodes: %w", err))
+		return
+	}
+	counts.mark(w)
+	out := s.pusherChannelInfo(r.Context(), channel, info, counts.subs)
+	occupied := counts.subs[channel] > 0
 	if !occupied && pusher.KindOf(channel).Presence {
 		users, _ := s.pusherUsers(r.Context(), channel)
 		occupied = len(users) > 0
