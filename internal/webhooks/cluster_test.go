@@ -54,7 +54,7 @@ func (r redisClient) ControlClient() (rueidis.Client, string, error) { return r.
 // holders is how many nodes the ledger counts as holding channel.
 func (r redisClient) holders(t *testing.T, channel string) int64 {
 	f, _ := json.Marshal([]string{"o", "", channel})
-	n, err := r.c.Do(context.Background(), r.c.B().Hget().Key("eddy:{wh}:count").Field(string(f)).Build()).AsInt64()
+	n, err := r.c.Do(context.Background(), r.c.B().Hget().Key("eddy:wh:count").Field(string(f)).Build()).AsInt64()
 	if rueidis.IsRedisNil(err) {
 		return 0
 	}
@@ -67,7 +67,7 @@ func (r redisClient) holders(t *testing.T, channel string) int64 {
 // alive reports whether node's ledger entry has not expired, by Redis's clock.
 func (r redisClient) alive(t *testing.T, node string) bool {
 	ctx := context.Background()
-	exp, err := r.c.Do(ctx, r.c.B().Zscore().Key("eddy:{wh}:alive").Member(node).Build()).AsFloat64()
+	exp, err := r.c.Do(ctx, r.c.B().Zscore().Key("eddy:wh:alive").Member(node).Build()).AsFloat64()
 	if rueidis.IsRedisNil(err) {
 		return false
 	}
@@ -229,7 +229,7 @@ func TestNodeTakenForDeadHoldsItsChannelsAgain(t *testing.T) {
 	ws := servertest.Connect(t, nodes[0].WSURL, servertest.Token(t, "gina", nil, nil))
 	ws.Request(map[string]any{"type": "subscribe", "id": 1, "channel": "feed:back"})
 	servertest.Eventually(t, "feed:back recorded", func() bool { return rc.holders(t, "feed:back") == 1 })
-	ids, err := rc.c.Do(ctx, rc.c.B().Zrange().Key("eddy:{wh}:alive").Min("0").Max("-1").Build()).AsStrSlice()
+	ids, err := rc.c.Do(ctx, rc.c.B().Zrange().Key("eddy:wh:alive").Min("0").Max("-1").Build()).AsStrSlice()
 	if err != nil || len(ids) != 1 {
 		t.Fatalf("alive nodes %v, %v", ids, err)
 	}
@@ -237,7 +237,7 @@ func TestNodeTakenForDeadHoldsItsChannelsAgain(t *testing.T) {
 	// the expiry: try again then. (The node may also reap itself first.)
 	reaper := webhooks.NewRedisLedger(rc, "reaper", time.Minute)
 	servertest.Eventually(t, "the node reaped", func() bool {
-		if err := rc.c.Do(ctx, rc.c.B().Zadd().Key("eddy:{wh}:alive").ScoreMember().ScoreMember(1, ids[0]).Build()).Error(); err != nil {
+		if err := rc.c.Do(ctx, rc.c.B().Zadd().Key("eddy:wh:alive").ScoreMember().ScoreMember(1, ids[0]).Build()).Error(); err != nil {
 			t.Fatal(err)
 		}
 		reaped, err := reaper.Reap(ctx)
@@ -264,7 +264,7 @@ func TestNoTrackingWithoutOccupancyReceivers(t *testing.T) {
 	ws := servertest.Connect(t, s.WSURL, servertest.Token(t, "hal", nil, nil))
 	ws.Request(map[string]any{"type": "subscribe", "id": 1, "channel": "chat:quiet"})
 	flushed(t, rcv, []*webhooks.System{wh}, "1")
-	n, err := rc.c.Do(context.Background(), rc.c.B().Exists().Key("eddy:{wh}:count", "eddy:{wh}:alive").Build()).AsInt64()
+	n, err := rc.c.Do(context.Background(), rc.c.B().Exists().Key("eddy:wh:count", "eddy:wh:alive").Build()).AsInt64()
 	if err != nil || n != 0 || wh.Tracker.Holds() != 0 {
 		t.Fatalf("%d ledger keys in Redis, %d holds (err %v); want none", n, wh.Tracker.Holds(), err)
 	}

@@ -18,13 +18,9 @@ type Backend interface {
 // RedisLedger keeps the cluster's holds in Redis, all on the control
 // shard, in three kinds of keys:
 //
-//	<prefix>:{wh}:alive        sorted set: node -> expiry (Redis clock, ms)
-//	<prefix>:{wh}:count        hash: field -> how many nodes hold it
-//	<prefix>:{wh}:node:<node>  set: the fields that node holds
-//
-// The hash tag {wh} puts them in one slot of a Redis Cluster, as a script
-// touching several keys needs there (rueidis refuses it otherwise: the
-// node's Close panicked with "multi key command with different key slots").
+//	<prefix>:wh:alive        sorted set: node -> expiry (Redis clock, ms)
+//	<prefix>:wh:count        hash: field -> how many nodes hold it
+//	<prefix>:wh:node:<node>  set: the fields that node holds
 //
 // Every change is one Lua script, so the hold that takes a count from 0
 // to 1 (or the release that takes it to 0) is seen by exactly one node.
@@ -48,7 +44,7 @@ func (l *RedisLedger) client() (rueidis.Client, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("webhooks ledger: %w", err)
 	}
-	return c, prefix + ":{wh}:", nil
+	return c, prefix + ":wh:", nil
 }
 
 // nowLua sets now to the Redis clock in ms: one clock for every node.
