@@ -252,6 +252,7 @@ func (z *sharded) keep(cs *chanSub) {
 			t.Stop()
 		case <-cs.wake:
 			t.Stop()
+			z.b.log.Debug("redis cluster slot map names a new master; subscribing there now", "channel", cs.name)
 		case <-t.C:
 		}
 		backoff = min(backoff*2, maxBackoff)
