@@ -60,7 +60,10 @@ type chanSub struct {
 	confirmed bool
 	stopping  bool
 	attempt   context.CancelFunc // ends the current Receive (watchTopology)
-	addr      string             // where the current Receive subscribed; "" if the client chose
+	addr      string             // where the current (or last) Receive subscribed; "" if the client chose
+	// wake ends the wait between two attempts early (watchTopology: the
+	// slot map names another master than the one last tried).
+	wake chan struct{}
 }
 
 func (z *sharded) start(ctx context.Context) {
@@ -78,7 +81,7 @@ func (z *sharded) start(ctx context.Context) {
 
 // newSub makes a subscription record; z.mu held.
 func (z *sharded) newSub(name string, control bool) *chanSub {
-	cs := &chanSub{name: name, control: control, done: make(chan struct{}), first: make(chan struct{})}
+	cs := &chanSub{name: name, control: control, done: make(chan struct{}), first: make(chan struct{}), wake: make(chan struct{}, 1)}
 	cs.ctx, cs.cancel = context.WithCancel(z.ctx)
 	return cs
 }
@@ -247,6 +250,9 @@ func (z *sharded) keep(cs *chanSub) {
 		select {
 		case <-cs.ctx.Done():
 			t.Stop()
+		case <-cs.wake:
+			t.Stop()
+			z.b.log.Debug("redis cluster slot map names a new master; subscribing there now", "channel", cs.name)
 		case <-t.C:
 		}
 		backoff = min(backoff*2, maxBackoff)

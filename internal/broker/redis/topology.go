@@ -114,9 +114,16 @@ func (z *sharded) topology(ctx context.Context, c rueidis.Client, fresh bool) []
 	return now
 }
 
-// watchTopology reads the cluster's slot map every topologyRefresh and
+// watchTopology reads the cluster's slot map every topologyRefresh (every
+// waitingRefresh while a subscription waits to be subscribed again) and
 // moves every subscription that is not at its slot's master (as that map
-// says) there. Redis does not always tell a subscriber that it should
+// says) there; a subscription waiting between two attempts is woken when
+// the map names another master than the one it last tried. Without that,
+// a subscription lost with its master kept retrying the dead address with
+// a growing backoff and reached the promoted replica up to seconds after
+// publishes did: every message published there in between was missed
+// live (the server resynchronises from history, but with the new epoch of
+// a failover its subscribers only get recovered:false). Redis does not always tell a subscriber that it should
 // move: a master killed and restarted rejoins believing it still serves
 // its slots, and a replica accepts SSUBSCRIBE for its master's slots; both
 // may later drop the subscription (when the node learns it is a replica,
@@ -124,7 +131,7 @@ func (z *sharded) topology(ctx context.Context, c rueidis.Client, fresh bool) []
 // again at the master puts the subscription where messages are published,
 // and the reconnect it counts makes the server resynchronise from history.
 func (z *sharded) watchTopology(ctx context.Context) {
-	t := time.NewTicker(topologyRefresh)
+	t := time.NewTimer(topologyRefresh)
 	defer t.Stop()
 	for {
 		select {
@@ -132,6 +139,7 @@ func (z *sharded) watchTopology(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		t.Reset(z.refreshInterval())
 		c, err := z.s.client()
 		if err != nil {
 			continue
@@ -143,8 +151,18 @@ func (z *sharded) watchTopology(ctx context.Context) {
 		var moved []*chanSub
 		z.mu.Lock()
 		for name, cs := range z.subs {
-			if m := masterOf(now, keySlot(name)); m != "" && cs.attempt != nil && cs.addr != m {
+			m := masterOf(now, keySlot(name))
+			switch {
+			case m == "" || cs.addr == m:
+			case cs.attempt != nil:
 				moved = append(moved, cs)
+			case !cs.stopping:
+				// Waiting to try again, where it last failed: try the
+				// new master now.
+				select {
+				case cs.wake <- struct{}{}:
+				default:
+				}
 			}
 		}
 		z.mu.Unlock()
@@ -152,6 +170,25 @@ func (z *sharded) watchTopology(ctx context.Context) {
 			z.again(cs)
 		}
 	}
+}
+
+// waitingRefresh is how often watchTopology reads the slot map while a
+// subscription waits to be subscribed again: a promoted replica then gets
+// its subscribers within this long, not a backoff later. One CLUSTER SLOTS
+// per node per waitingRefresh, and only during an outage.
+const waitingRefresh = 200 * time.Millisecond
+
+// refreshInterval is watchTopology's next pause: waitingRefresh while a
+// channel subscription is between two attempts, else topologyRefresh.
+func (z *sharded) refreshInterval() time.Duration {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	for _, cs := range z.subs {
+		if cs.attempt == nil && !cs.stopping {
+			return waitingRefresh
+		}
+	}
+	return topologyRefresh
 }
 
 // again ends cs's current subscription attempt so that its goroutine
