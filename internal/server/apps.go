@@ -45,6 +45,7 @@ type appState struct {
 	rateN     uint64
 	lastRate  float64
 	deleted   atomic.Bool
+	pusher    pusherChannels // its Pusher fan-outs (pusher_apps.go)
 }
 
 // appConfig is an app's settings at one moment; never changed in place.

@@ -118,10 +118,10 @@ func (e *pusherEvent) check() ([]string, error) {
 }
 
 // trigger publishes e through the publish path (functions included).
-func (s *Server) pusherTrigger(ctx context.Context, e *pusherEvent, channels []string) error {
+func (s *Server) pusherTrigger(ctx context.Context, a *appState, e *pusherEvent, channels []string) error {
 	_, err := s.publish(ctx, publishRequest{
 		channels: channels, event: e.Name, data: mustJSON(*e.Data),
-		source: "api", exclude: e.SocketID,
+		source: "api", exclude: e.SocketID, app: a,
 	})
 	return err
 }
@@ -133,7 +133,7 @@ func (s *Server) pusherPublishError(w http.ResponseWriter, err error) {
 	pusherText(w, apierror.Status(pe.Code), pe.Code+": "+pe.Message)
 }
 
-func (s *Server) handlePusherEvents(w http.ResponseWriter, r *http.Request, _ *pusherApp, body []byte) {
+func (s *Server) handlePusherEvents(w http.ResponseWriter, r *http.Request, app *pusherApp, body []byte) {
 	var e pusherEvent
 	if err := json.Unmarshal(body, &e); err != nil {
 		pusherText(w, http.StatusBadRequest, "body must be a JSON object: "+err.Error())
@@ -144,7 +144,7 @@ func (s *Server) handlePusherEvents(w http.ResponseWriter, r *http.Request, _ *p
 		pusherText(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if err := s.pusherTrigger(r.Context(), &e, channels); err != nil {
+	if err := s.pusherTrigger(r.Context(), app.state, &e, channels); err != nil {
 		s.pusherPublishError(w, err)
 		return
 	}
@@ -152,14 +152,14 @@ func (s *Server) handlePusherEvents(w http.ResponseWriter, r *http.Request, _ *p
 	if e.Info != "" {
 		info := map[string]any{}
 		for _, ch := range channels {
-			info[ch] = s.pusherChannelInfo(r.Context(), ch, e.Info)
+			info[ch] = s.pusherChannelInfo(r.Context(), app.state, ch, e.Info)
 		}
 		out["channels"] = info
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) handlePusherBatch(w http.ResponseWriter, r *http.Request, _ *pusherApp, body []byte) {
+func (s *Server) handlePusherBatch(w http.ResponseWriter, r *http.Request, app *pusherApp, body []byte) {
 	var req struct {
 		Batch []pusherEvent `json:"batch"`
 	}
@@ -186,24 +186,24 @@ func (s *Server) handlePusherBatch(w http.ResponseWriter, r *http.Request, _ *pu
 	}
 	results := make([]map[string]any, len(req.Batch))
 	for i := range req.Batch {
-		if err := s.pusherTrigger(r.Context(), &req.Batch[i], all[i]); err != nil {
+		if err := s.pusherTrigger(r.Context(), app.state, &req.Batch[i], all[i]); err != nil {
 			s.pusherPublishError(w, fmt.Errorf("batch[%d]: %w", i, err))
 			return
 		}
 		results[i] = map[string]any{}
 		if req.Batch[i].Info != "" {
-			results[i] = s.pusherChannelInfo(r.Context(), all[i][0], req.Batch[i].Info)
+			results[i] = s.pusherChannelInfo(r.Context(), app.state, all[i][0], req.Batch[i].Info)
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"batch": results})
 }
 
 // pusherUsers lists the user ids present in a presence channel, once each.
-func (s *Server) pusherUsers(ctx context.Context, channel string) ([]string, error) {
-	if s.presence == nil {
+func (s *Server) pusherUsers(ctx context.Context, a *appState, channel string) ([]string, error) {
+	if a.presence == nil {
 		return nil, nil
 	}
-	members, err := s.presence.Members(ctx, channel)
+	members, err := a.presence.Members(ctx, channel)
 	if err != nil {
 		return nil, fmt.Errorf("presence of %q: %w", channel, err)
 	}
@@ -212,20 +212,20 @@ func (s *Server) pusherUsers(ctx context.Context, channel string) ([]string, err
 
 // pusherChannelInfo answers the info attributes asked for (comma list).
 // subscription_count counts this node's subscribers of both protocols.
-func (s *Server) pusherChannelInfo(ctx context.Context, channel, attrs string) map[string]any {
+func (s *Server) pusherChannelInfo(ctx context.Context, a *appState, channel, attrs string) map[string]any {
 	out := map[string]any{}
-	for _, a := range strings.Split(attrs, ",") {
-		switch strings.TrimSpace(a) {
+	for _, attr := range strings.Split(attrs, ",") {
+		switch strings.TrimSpace(attr) {
 		case "user_count":
 			if pusher.KindOf(channel).Presence {
-				users, err := s.pusherUsers(ctx, channel)
+				users, err := s.pusherUsers(ctx, a, channel)
 				if err != nil {
 					s.log.Warn("pusher user_count", "err", err)
 				}
 				out["user_count"] = len(users)
 			}
 		case "subscription_count":
-			out["subscription_count"] = s.pusherSubscriptionCount(channel)
+			out["subscription_count"] = s.pusherSubscriptionCount(a, channel)
 		}
 	}
 	return out
@@ -233,18 +233,18 @@ func (s *Server) pusherChannelInfo(ctx context.Context, channel, attrs string) m
 
 // pusherSubscriptionCount is the channel's subscriptions on this node: its
 // Eddy subscribers plus its Pusher ones (their fan-out is one hub subscriber).
-func (s *Server) pusherSubscriptionCount(channel string) int {
-	n := s.hub.Subscribers(channel)
-	s.pusher.mu.Lock()
-	pc := s.pusher.channels[channel]
-	s.pusher.mu.Unlock()
+func (s *Server) pusherSubscriptionCount(a *appState, channel string) int {
+	n := a.hub.Subscribers(channel)
+	a.pusher.mu.Lock()
+	pc := a.pusher.m[channel]
+	a.pusher.mu.Unlock()
 	if pc != nil {
 		n += len(*pc.subs.Load()) - 1
 	}
 	return max(n, 0)
 }
 
-func (s *Server) handlePusherChannels(w http.ResponseWriter, r *http.Request, _ *pusherApp, _ []byte) {
+func (s *Server) handlePusherChannels(w http.ResponseWriter, r *http.Request, app *pusherApp, _ []byte) {
 	prefix := r.URL.Query().Get("filter_by_prefix")
 	info := r.URL.Query().Get("info")
 	if strings.Contains(info, "user_count") && !strings.HasPrefix(prefix, pusher.PrefixPresence) {
@@ -253,7 +253,7 @@ func (s *Server) handlePusherChannels(w http.ResponseWriter, r *http.Request, _ 
 	}
 	channels := map[string]any{}
 	var names []string
-	s.hub.EachChannel(prefix, func(name string, _ int) {
+	app.state.hub.EachChannel(prefix, func(name string, _ int) {
 		if pusher.ValidateChannel(name) == nil {
 			names = append(names, name)
 		}
@@ -261,7 +261,7 @@ func (s *Server) handlePusherChannels(w http.ResponseWriter, r *http.Request, _ 
 	slices.Sort(names)
 	for _, name := range slices.Compact(names) {
 		if info != "" {
-			channels[name] = s.pusherChannelInfo(r.Context(), name, info)
+			channels[name] = s.pusherChannelInfo(r.Context(), app.state, name, info)
 		} else {
 			channels[name] = map[string]any{}
 		}
@@ -269,7 +269,7 @@ func (s *Server) handlePusherChannels(w http.ResponseWriter, r *http.Request, _ 
 	writeJSON(w, http.StatusOK, map[string]any{"channels": channels})
 }
 
-func (s *Server) handlePusherChannel(w http.ResponseWriter, r *http.Request, _ *pusherApp, _ []byte) {
+func (s *Server) handlePusherChannel(w http.ResponseWriter, r *http.Request, app *pusherApp, _ []byte) {
 	channel := r.PathValue("channel")
 	if err := pusher.ValidateChannel(channel); err != nil {
 		pusherText(w, http.StatusBadRequest, err.Error())
@@ -280,23 +280,23 @@ func (s *Server) handlePusherChannel(w http.ResponseWriter, r *http.Request, _ *
 		pusherText(w, http.StatusBadRequest, "info=user_count is for presence- channels only")
 		return
 	}
-	out := s.pusherChannelInfo(r.Context(), channel, info)
-	occupied := s.pusherSubscriptionCount(channel) > 0
+	out := s.pusherChannelInfo(r.Context(), app.state, channel, info)
+	occupied := s.pusherSubscriptionCount(app.state, channel) > 0
 	if !occupied && pusher.KindOf(channel).Presence {
-		users, _ := s.pusherUsers(r.Context(), channel)
+		users, _ := s.pusherUsers(r.Context(), app.state, channel)
 		occupied = len(users) > 0
 	}
 	out["occupied"] = occupied
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) handlePusherUsers(w http.ResponseWriter, r *http.Request, _ *pusherApp, _ []byte) {
+func (s *Server) handlePusherUsers(w http.ResponseWriter, r *http.Request, app *pusherApp, _ []byte) {
 	channel := r.PathValue("channel")
 	if !pusher.KindOf(channel).Presence {
 		pusherText(w, http.StatusBadRequest, "users are listed for presence- channels only")
 		return
 	}
-	ids, err := s.pusherUsers(r.Context(), channel)
+	ids, err := s.pusherUsers(r.Context(), app.state, channel)
 	if err != nil {
 		s.pusherPublishError(w, err)
 		return
@@ -308,13 +308,13 @@ func (s *Server) handlePusherUsers(w http.ResponseWriter, r *http.Request, _ *pu
 	writeJSON(w, http.StatusOK, map[string]any{"users": users})
 }
 
-func (s *Server) handlePusherTerminate(w http.ResponseWriter, r *http.Request, _ *pusherApp, _ []byte) {
+func (s *Server) handlePusherTerminate(w http.ResponseWriter, r *http.Request, app *pusherApp, _ []byte) {
 	user := r.PathValue("user")
 	if user == "" {
 		pusherText(w, http.StatusBadRequest, "user id is missing")
 		return
 	}
-	if err := s.pusherTerminate(r.Context(), user); err != nil {
+	if err := s.pusherTerminate(r.Context(), app.state, user); err != nil {
 		s.pusherPublishError(w, err)
 		return
 	}
