@@ -153,6 +153,7 @@ func (s *Server) newAppState(m *apps.App) *appState {
 		a.sampler = &appSampler{s: s.abil.Sampler, prefix: p}
 	}
 	a.hub = hub.New(a.broker)
+	s.observeApp(a) // webhooks_apps.go
 	return a
 }
 
@@ -203,12 +204,14 @@ func (s *Server) syncApps(ctx context.Context) error {
 			}
 		}
 		a.conf.Store(&appConfig{model: m, verifier: v})
+		s.appWebhooksChanged(m.ID, m)
 		next[m.ID] = a
 	}
 	set.byID.Store(&next)
 	set.demux.apps.Store(&next)
 	for id, a := range old {
 		if next[id] == nil {
+			s.appWebhooksChanged(id, nil)
 			s.dropApp(a)
 		}
 	}

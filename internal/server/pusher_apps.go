@@ -97,11 +97,16 @@ type PusherEvents interface {
 	CacheMiss(appID, channel string)
 }
 
-// reportsEvents says whether app's events go to the webhooks: the
-// webhooks in eddy.yaml and the admin API are the default app's, so other
-// apps' events are not reported (as memberJoined does).
+// reportsEvents says whether app's events go to the webhooks: every
+// app's do, under its Pusher app id (pusher_app_id for the default app,
+// else the app's id), which names the app whose receivers get them. An
+// app whose id is the default app's pusher_app_id is not reported: its
+// events would reach the default app's receivers.
 func (p *pusherNode) reportsEvents(app *pusherApp) bool {
-	return p.events != nil && app.state != nil && app.state.isDefault()
+	if p.events == nil {
+		return false
+	}
+	return app.state.isDefault() || p.app == nil || app.ID != p.app.ID
 }
 
 func (p *pusherNode) clientEvent(app *pusherApp, channel, event string, data json.RawMessage, socketID, userID string) {
