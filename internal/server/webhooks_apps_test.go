@@ -77,7 +77,7 @@ func subscribeEddy(t *testing.T, ws *servertest.WS, id int, channel string) {
 // events only (channel occupancy from its hub, Pusher client events),
 // while eddy.yaml's receivers keep getting the default app's.
 func TestAppWebhooksGetOnlyTheirAppsEvents(t *testing.T) {
-	recvA, recvAP, recvB, recvD := newHookReceiver(t), newHookReceiver(t), newHookReceiver(t), newHookReceiver(t)
+	recvA, recvAP, recvAM, recvB, recvD := newHookReceiver(t), newHookReceiver(t), newHookReceiver(t), newHookReceiver(t), newHookReceiver(t)
 	s := servertest.StartNode(t, withPusher, func(c *config.Config) {
 		c.OperatorKey = testOperatorKey
 		c.WebhookWindow = 20 * time.Millisecond
@@ -88,6 +88,7 @@ func TestAppWebhooksGetOnlyTheirAppsEvents(t *testing.T) {
 	st, body := call(t, http.MethodPatch, s.APIBase()+"/api/v1/apps/app-a", testOperatorKey, map[string]any{"webhooks": []map[string]any{
 		{"url": recvA.URL(), "secret": "a-secret-a-secret", "events": []string{"channel_occupied"}},
 		{"url": recvAP.URL(), "format": "pusher", "events": []string{"client_event"}},
+		{"url": recvAM.URL(), "secret": "a-members", "events": []string{"member_added"}},
 	}})
 	if st != http.StatusOK || strings.Contains(string(body), "a-secret-a-secret") || !strings.Contains(string(body), `"key":"`+a.Pusher.Key+`"`) {
 		t.Fatalf("PATCH app-a webhooks: %d %s, want 200, the secret masked, the Pusher key filled in", st, body)
@@ -143,6 +144,18 @@ func TestAppWebhooksGetOnlyTheirAppsEvents(t *testing.T) {
 	// The default app's receiver: its next event is the default app's own
 	// client event, not A's (sent before it).
 	recvD.next(t, "default", "client_event", "private-d")
+
+	// Presence members: B's member joins first, A's second; A's member
+	// receiver hears of A's only.
+	credB := pusherCredOf(b)
+	pb := dialPusherApp(t, s, credB)
+	pb.joinAs(credB, "presence-room", `{"user_id":"bob"}`)
+	recvB.next(t, "B", "channel_occupied", "presence-room")
+	pa1.joinAs(credA, "presence-room", `{"user_id":"ann"}`)
+	if e := recvAM.next(t, "A (members)", "member_added", "presence-room"); e.UserID != "ann" {
+		t.Fatalf("A's member receiver got %+v, want ann", e.Event)
+	}
+	recvA.next(t, "A", "channel_occupied", "presence-room")
 
 	// Deleting an app stops its receivers; the others stay.
 	if st, body := call(t, http.MethodDelete, s.APIBase()+"/api/v1/apps/app-b", testOperatorKey, nil); st != http.StatusNoContent {
