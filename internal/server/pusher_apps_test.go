@@ -219,3 +219,21 @@ func TestPusherAppDeleteClosesItsClients(t *testing.T) {
 		t.Fatalf("B got %v", f)
 	}
 }
+
+// An app's max_connections counts its Pusher connections: past it a
+// Pusher client is refused with 4004 (over quota) naming the setting.
+func TestPusherAppConnectionLimit(t *testing.T) {
+	s := appsServer(t, withPusher)
+	a := pusherCredOf(createApp(t, s.APIBase(), "app-a", map[string]any{"limits": map[string]any{"max_connections": 1}}))
+	dialPusherApp(t, s, a)
+	ws := &pusherWS{WS: servertest.Dial(t, pusherURL(s, a.key)), t: t}
+	if f := ws.expect("pusher:error"); !strings.Contains(fmt.Sprint(f["data"]), "4004") || !strings.Contains(fmt.Sprint(f["data"]), "max_connections") {
+		t.Fatalf("second connection of an app limited to one: %v", f)
+	}
+	if code := ws.CloseCode(); code != 4004 {
+		t.Fatalf("closed with %d, want 4004", code)
+	}
+	// The default app is not limited by app A's setting.
+	dialPusherApp(t, s, defaultPusherCred)
+	dialPusherApp(t, s, defaultPusherCred)
+}
