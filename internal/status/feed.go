@@ -84,9 +84,12 @@ type Feed struct {
 	listenUntil atomic.Int64
 	nsubs       atomic.Int32
 
-	mu      sync.Mutex // numbering, delivery, subscribers and the node view
-	offsets map[string]uint64     // per app: each app's subscribers see their own numbering
-	subs    map[Subscriber]string // with the app whose events each gets
+	// mu guards the numbering (each app's events numbered on their own),
+	// delivery, the subscribers (each with the app whose events it gets)
+	// and the node view.
+	mu     sync.Mutex
+	offset map[string]uint64
+	subs   map[Subscriber]string
 	known  map[string]bool // nodes seen alive
 	gone   map[string]bool // nodes that said they left, still in the registry
 	// unlisted are nodes that said they joined but were not yet seen in
@@ -119,7 +122,7 @@ func New(opts Options) *Feed {
 		epoch:    "status-" + strconv.FormatInt(time.Now().UnixNano(), 36),
 		buckets:  map[bucketKey]*rate.Limiter{},
 		left:     map[string]map[string]int64{},
-		offsets:  map[string]uint64{},
+		offset:   map[string]uint64{},
 		subs:     map[Subscriber]string{},
 		known:    map[string]bool{opts.NodeID: true},
 		gone:     map[string]bool{},
@@ -231,7 +234,7 @@ func (f *Feed) Subscribe(s Subscriber, reply func(epoch string, offset uint64)) 
 // app, which also gets the node events: node_joined, node_left).
 func (f *Feed) SubscribeApp(s Subscriber, app string, reply func(epoch string, offset uint64)) (cancel func()) {
 	f.mu.Lock()
-	reply(f.epoch, f.offsets[app])
+	reply(f.epoch, f.offset[app])
 	f.subs[s] = app
 	f.nsubs.Store(int32(len(f.subs)))
 	f.mu.Unlock()
@@ -291,8 +294,8 @@ func (f *Feed) deliver(events []Event) {
 		if err != nil {
 			continue // plain strings and numbers; cannot fail
 		}
-		f.offsets[e.App]++
-		off := f.offsets[e.App]
+		f.offset[e.App]++
+		off := f.offset[e.App]
 		id := "s-" + f.opts.NodeID + "-" + strconv.FormatUint(off, 36)
 		if e.App != "" {
 			id = "s-" + f.opts.NodeID + "-" + e.App + "-" + strconv.FormatUint(off, 36)
