@@ -1,7 +1,8 @@
 // The web admin console (`/admin`) in headless Chromium, against a real
 // eddy with an admin key: sign-in, live figures, channels, connections
 // (disconnecting a user closes its client), functions (a syntax error shown
-// at its line, deploy, invoke), associations, and a wrong key refused.
+// at its line, deploy, invoke), associations, a wrong key refused, and the
+// operator key: it signs in too, and its Apps page creates and lists apps.
 import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -10,6 +11,7 @@ import { expect } from "./expect.mjs";
 import { API_KEY, SECRET, buildBinaries, launchBrowser, publish, screenshot, startEddy, tempDir, watchErrors } from "./lib.mjs";
 
 const ADMIN_KEY = "e2e-console-admin-key";
+const OPERATOR_KEY = "eop_e2e-console-operator-key";
 
 describe("admin console", { timeout: 180_000 }, () => {
   let tmp, eddy, browser, ctx, page, chatPage;
@@ -23,6 +25,7 @@ describe("admin console", { timeout: 180_000 }, () => {
       `secret: "${SECRET}"`,
       `api_key: "${API_KEY}"`,
       `admin_key: "${ADMIN_KEY}"`,
+      `operator_key: "${OPERATOR_KEY}"`,
       `data_dir: "${join(dir, "data")}"`,
       "namespaces:",
       "  chat: { history_size: 100, history_ttl: 10m, presence: true, join_leave: true }",
@@ -155,10 +158,38 @@ describe("admin console", { timeout: 180_000 }, () => {
     await expect(chatPage, "#status", () => window.__states.some((s) => s !== "connected"), "the chat client saw its connection closed");
   });
 
-  test("apps page says whether apps exist", async () => {
+  test("apps page: the admin key is told the apps API takes the operator key, and stays signed in", async () => {
     await page.click("nav a[data-page=apps]");
-    await expect(page, "#apps-note", (el) => el.textContent.length > 0, "the apps page explains itself");
-    // Refused calls (the wrong key, no apps API) log "Failed to load resource"; nothing else may.
+    await expect(page, "#apps-note", (el) => /operator key/.test(el.textContent), "the apps page says which key it needs");
+    assert.equal(await page.isHidden("#app-create"), true);
+    assert.equal(await page.isVisible("#app"), true, "still signed in");
+    // Refused calls (the wrong key, the apps API) log "Failed to load resource"; nothing else may.
+    assert.deepEqual(page.errors.filter((e) => !/Failed to load resource/.test(e)), []);
+  });
+
+  test("operator key: sign in, create an app on the Apps page, see it listed", async () => {
+    await page.click("#signout");
+    await page.fill("#key", OPERATOR_KEY);
+    await page.click("#signin-form button[type=submit]");
+    await expect(page, "#live", (el) => el.classList.contains("on"), "signed in with the operator key, the stats stream is live");
+    await page.click("nav a[data-page=apps]");
+    await expect(page, "#apps-table tbody", (el) => /no apps yet/.test(el.textContent), "no apps yet");
+    await page.fill("#app-id", "shop");
+    await page.fill("#app-name", "The shop");
+    await page.click("#app-form button[type=submit]");
+    await expect(page, '#apps-table tr[data-app="shop"]', (el) => /The shop/.test(el.textContent) && /ek_/.test(el.textContent), "the new app is listed with its masked API key");
+    await expect(page, "#app-keys", (el) => /API key: ek_/.test(el.textContent) && /Pusher app id shop/.test(el.textContent), "its keys are shown once");
+    await screenshot(page, "console-apps");
+    // The app is real: the apps API has it, and its own API key publishes.
+    const keys = await (await fetch(`${eddy.url}/api/v1/apps/shop/keys`, { headers: { Authorization: `Bearer ${OPERATOR_KEY}` } })).json();
+    const shown = await page.textContent("#app-keys");
+    assert.ok(shown.includes(keys.api_keys[0].key), "the key shown is the app's key");
+    const res = await fetch(`${eddy.url}/api/v1/publish`, { method: "POST", headers: { Authorization: `Bearer ${keys.api_keys[0].key}`, "Content-Type": "application/json" }, body: JSON.stringify({ channel: "chat:lobby", event: "e", data: 1 }) });
+    assert.equal(res.status, 200, "the new app's API key publishes");
+    // A taken id is refused with the server's message.
+    await page.fill("#app-id", "shop");
+    await page.click("#app-form button[type=submit]");
+    await expect(page, "#app-error", (el) => !el.hidden && /exist/i.test(el.textContent), "a taken id is refused by name");
     assert.deepEqual(page.errors.filter((e) => !/Failed to load resource/.test(e)), []);
   });
 });

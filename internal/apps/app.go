@@ -126,6 +126,8 @@ type App struct {
 	Limits          Limits         `json:"limits"`
 	Pusher          Pusher         `json:"pusher"`
 	Created         time.Time      `json:"created"`
+	// Webhooks are the app's receivers of its channels' events (webhooks.go).
+	Webhooks []config.Webhook `json:"webhooks,omitempty"`
 }
 
 // Limits of names and lists an app may have, so one app cannot grow without bound.
@@ -184,7 +186,7 @@ func (a *App) Validate() error {
 	if l.MaxConnections < 0 || l.MaxPublishRate < 0 || l.MaxMessageBytes < 0 {
 		return errors.New("limits: must not be negative")
 	}
-	return nil
+	return a.validateWebhooks()
 }
 
 // ChannelOptionsFor returns the options of channel's namespace.
@@ -294,6 +296,7 @@ func (a *App) Clone() *App {
 			b.Namespaces[k] = v
 		}
 	}
+	b.Webhooks = cloneWebhooks(a.Webhooks)
 	return &b
 }
 
@@ -311,6 +314,9 @@ func (a *App) Masked() *App {
 		b.AdminKeys[i].Key = Mask(b.AdminKeys[i].Key)
 	}
 	b.Pusher.Secret = Mask(b.Pusher.Secret)
+	for i := range b.Webhooks {
+		b.Webhooks[i].Secret = Mask(b.Webhooks[i].Secret)
+	}
 	return b
 }
 

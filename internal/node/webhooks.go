@@ -33,7 +33,8 @@ func (n *Node) buildWebhooks(cfg config.Config, log *slog.Logger, reg prometheus
 			Logger: log, Registerer: reg, NodeID: name,
 			Window: cfg.WebhookWindow, RetryFor: cfg.WebhookRetryFor,
 		},
-		Static: make([]config.Webhook, len(cfg.Webhooks)),
+		Static:           make([]config.Webhook, len(cfg.Webhooks)),
+		DefaultPusherApp: cfg.PusherAppID,
 	}
 	for i, w := range cfg.Webhooks {
 		opts.Static[i] = cfg.WithPusherCredentials(w)

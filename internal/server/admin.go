@@ -32,9 +32,10 @@ func (s *Server) adminRoute(h http.Handler) http.Handler {
 	})
 }
 
-// defaultAdminRoute guards the default app's admin API.
+// defaultAdminRoute guards the default app's admin API; it is off when
+// neither an admin_key nor an operator_key is set.
 func (s *Server) defaultAdminRoute(h http.Handler) http.Handler {
-	if s.app.AdminKey == "" {
+	if s.app.AdminKey == "" && s.cfg.OperatorKey == "" {
 		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			s.metrics.errors.WithLabelValues(codeAdminDisabled).Inc()
 			writeAPIError(w, http.StatusForbidden, codeAdminDisabled, adminDisabledMessage)
@@ -54,13 +55,15 @@ func (s *Server) defaultAdminRoute(h http.Handler) http.Handler {
 	})
 }
 
-// adminAuthorized reports whether r carries the admin key: the one place
-// it is checked, for the admin API and the console's routes. An operator
-// key, once there is one, belongs here too.
+// adminAuthorized reports whether r carries the admin key or the operator
+// key: the one place they are checked, for the admin API and the console's
+// routes. The operator key opens them too because it already reads every
+// app's keys (the apps API), so the console needs one key, not two.
+// Both are compared, whichever matches, so the time taken does not say
+// which key was close.
 func (s *Server) adminAuthorized(r *http.Request) bool {
-	if s.app.AdminKey == "" {
-		return false
-	}
 	got := []byte(r.Header.Get("Authorization"))
-	return subtle.ConstantTimeCompare(got, []byte("Bearer "+s.app.AdminKey)) == 1
+	admin := s.app.AdminKey != "" && subtle.ConstantTimeCompare(got, []byte("Bearer "+s.app.AdminKey)) == 1
+	operator := s.cfg.OperatorKey != "" && subtle.ConstantTimeCompare(got, []byte("Bearer "+s.cfg.OperatorKey)) == 1
+	return admin || operator
 }

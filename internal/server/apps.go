@@ -45,6 +45,7 @@ type appState struct {
 	rateN     uint64
 	lastRate  float64
 	deleted   atomic.Bool
+	pusher    pusherChannels // its Pusher fan-outs (pusher_apps.go)
 }
 
 // appConfig is an app's settings at one moment; never changed in place.
@@ -152,6 +153,7 @@ func (s *Server) newAppState(m *apps.App) *appState {
 		a.sampler = &appSampler{s: s.abil.Sampler, prefix: p}
 	}
 	a.hub = hub.New(a.broker)
+	s.observeApp(a) // webhooks_apps.go
 	return a
 }
 
@@ -202,12 +204,14 @@ func (s *Server) syncApps(ctx context.Context) error {
 			}
 		}
 		a.conf.Store(&appConfig{model: m, verifier: v})
+		s.appWebhooksChanged(m.ID, m)
 		next[m.ID] = a
 	}
 	set.byID.Store(&next)
 	set.demux.apps.Store(&next)
 	for id, a := range old {
 		if next[id] == nil {
+			s.appWebhooksChanged(id, nil)
 			s.dropApp(a)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/eddyrt/eddy/internal/apps"
+	"github.com/eddyrt/eddy/internal/config"
 	"github.com/eddyrt/eddy/internal/protocol"
 )
 
@@ -79,12 +80,16 @@ type appView struct {
 	Limits          apps.Limits                    `json:"limits"`
 	Pusher          apps.Pusher                    `json:"pusher"`
 	Created         time.Time                      `json:"created"`
+	Webhooks        []config.Webhook               `json:"webhooks"`
 }
 
 func viewOf(a *apps.App) appView {
 	v := appView{ID: a.ID, Name: a.Name, JWTKeys: a.JWTKeys, APIKeys: a.APIKeys, AdminKeys: a.AdminKeys,
 		AllowedOrigins: a.AllowedOrigins, Namespaces: a.Namespaces, ChannelDefaults: a.ChannelDefaults,
-		Limits: a.Limits, Pusher: a.Pusher, Created: a.Created}
+		Limits: a.Limits, Pusher: a.Pusher, Created: a.Created, Webhooks: a.Webhooks}
+	if v.Webhooks == nil {
+		v.Webhooks = []config.Webhook{}
+	}
 	if len(a.AdminKeys) > 0 {
 		v.AdminKey = a.AdminKeys[0].Key
 	}
@@ -105,6 +110,7 @@ type appSettings struct {
 	Namespaces      *map[string]apps.ChannelOptions `json:"namespaces"`
 	ChannelDefaults *apps.ChannelOptions            `json:"channel_defaults"`
 	Limits          *apps.Limits                    `json:"limits"`
+	Webhooks        *[]config.Webhook               `json:"webhooks"`
 }
 
 func (p appSettings) apply(a *apps.App) {
@@ -122,6 +128,9 @@ func (p appSettings) apply(a *apps.App) {
 	}
 	if p.Limits != nil {
 		a.Limits = *p.Limits
+	}
+	if p.Webhooks != nil {
+		a.SetWebhooks(*p.Webhooks)
 	}
 }
 

@@ -53,7 +53,8 @@ type clusterAsk struct {
 	User   string `json:"user"`
 	Reason string `json:"reason,omitempty"`
 	Limit  int    `json:"limit,omitempty"`
-	// The Pusher API's channel queries (pusher_cluster.go).
+	// The Pusher API's channel queries (pusher_cluster.go), in App's space.
+	App      string   `json:"app,omitempty"`
 	Prefix   string   `json:"prefix,omitempty"`
 	Channels []string `json:"channels,omitempty"`
 }

@@ -117,10 +117,10 @@ func (e *pusherEvent) check() ([]string, error) {
 }
 
 // trigger publishes e through the publish path (functions included).
-func (s *Server) pusherTrigger(ctx context.Context, e *pusherEvent, channels []string) error {
+func (s *Server) pusherTrigger(ctx context.Context, a *appState, e *pusherEvent, channels []string) error {
 	_, err := s.publish(ctx, publishRequest{
 		channels: channels, event: e.Name, data: mustJSON(*e.Data),
-		source: "api", exclude: e.SocketID,
+		source: "api", exclude: e.SocketID, app: a,
 	})
 	return err
 }
@@ -132,7 +132,7 @@ func (s *Server) pusherPublishError(w http.ResponseWriter, err error) {
 	pusherText(w, apierror.Status(pe.Code), pe.Code+": "+pe.Message)
 }
 
-func (s *Server) handlePusherEvents(w http.ResponseWriter, r *http.Request, _ *pusherApp, body []byte) {
+func (s *Server) handlePusherEvents(w http.ResponseWriter, r *http.Request, app *pusherApp, body []byte) {
 	var e pusherEvent
 	if err := json.Unmarshal(body, &e); err != nil {
 		pusherText(w, http.StatusBadRequest, "body must be a JSON object: "+err.Error())
@@ -143,23 +143,23 @@ func (s *Server) handlePusherEvents(w http.ResponseWriter, r *http.Request, _ *p
 		pusherText(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if err := s.pusherTrigger(r.Context(), &e, channels); err != nil {
+	if err := s.pusherTrigger(r.Context(), app.state, &e, channels); err != nil {
 		s.pusherPublishError(w, err)
 		return
 	}
 	out := map[string]any{}
 	if e.Info != "" {
 		info := map[string]any{}
-		counts := s.pusherTriggerCounts(r.Context(), w, e.Info, channels)
+		counts := s.pusherTriggerCounts(r.Context(), w, app.state, e.Info, channels)
 		for _, ch := range channels {
-			info[ch] = s.pusherChannelInfo(r.Context(), ch, e.Info, counts)
+			info[ch] = s.pusherChannelInfo(r.Context(), app.state, ch, e.Info, counts)
 		}
 		out["channels"] = info
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) handlePusherBatch(w http.ResponseWriter, r *http.Request, _ *pusherApp, body []byte) {
+func (s *Server) handlePusherBatch(w http.ResponseWriter, r *http.Request, app *pusherApp, body []byte) {
 	var req struct {
 		Batch []pusherEvent `json:"batch"`
 	}
@@ -192,27 +192,27 @@ func (s *Server) handlePusherBatch(w http.ResponseWriter, r *http.Request, _ *pu
 		}
 	}
 	for i := range req.Batch {
-		if err := s.pusherTrigger(r.Context(), &req.Batch[i], all[i]); err != nil {
+		if err := s.pusherTrigger(r.Context(), app.state, &req.Batch[i], all[i]); err != nil {
 			s.pusherPublishError(w, fmt.Errorf("batch[%d]: %w", i, err))
 			return
 		}
 	}
-	counts := s.pusherTriggerCounts(r.Context(), w, "subscription_count", counted)
+	counts := s.pusherTriggerCounts(r.Context(), w, app.state, "subscription_count", counted)
 	for i := range req.Batch {
 		results[i] = map[string]any{}
 		if req.Batch[i].Info != "" {
-			results[i] = s.pusherChannelInfo(r.Context(), all[i][0], req.Batch[i].Info, counts)
+			results[i] = s.pusherChannelInfo(r.Context(), app.state, all[i][0], req.Batch[i].Info, counts)
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"batch": results})
 }
 
 // pusherUsers lists the user ids present in a presence channel, once each.
-func (s *Server) pusherUsers(ctx context.Context, channel string) ([]string, error) {
-	if s.presence == nil {
+func (s *Server) pusherUsers(ctx context.Context, a *appState, channel string) ([]string, error) {
+	if a.presence == nil {
 		return nil, nil
 	}
-	members, err := s.presence.Members(ctx, channel)
+	members, err := a.presence.Members(ctx, channel)
 	if err != nil {
 		return nil, fmt.Errorf("presence of %q: %w", channel, err)
 	}
@@ -222,13 +222,13 @@ func (s *Server) pusherUsers(ctx context.Context, channel string) ([]string, err
 // pusherChannelInfo answers the info attributes asked for (comma list).
 // subscription_count is the channel's entry in subs: the subscribers of
 // both protocols on every node that answered (pusher_cluster.go).
-func (s *Server) pusherChannelInfo(ctx context.Context, channel, attrs string, subs map[string]int) map[string]any {
+func (s *Server) pusherChannelInfo(ctx context.Context, a *appState, channel, attrs string, subs map[string]int) map[string]any {
 	out := map[string]any{}
-	for _, a := range strings.Split(attrs, ",") {
-		switch strings.TrimSpace(a) {
+	for _, attr := range strings.Split(attrs, ",") {
+		switch strings.TrimSpace(attr) {
 		case "user_count":
 			if pusher.KindOf(channel).Presence {
-				users, err := s.pusherUsers(ctx, channel)
+				users, err := s.pusherUsers(ctx, a, channel)
 				if err != nil {
 					s.log.Warn("pusher user_count", "err", err)
 				}
@@ -243,25 +243,25 @@ func (s *Server) pusherChannelInfo(ctx context.Context, channel, attrs string, s
 
 // pusherSubscriptionCount is the channel's subscriptions on this node: its
 // Eddy subscribers plus its Pusher ones (their fan-out is one hub subscriber).
-func (s *Server) pusherSubscriptionCount(channel string) int {
-	n := s.hub.Subscribers(channel)
-	s.pusher.mu.Lock()
-	pc := s.pusher.channels[channel]
-	s.pusher.mu.Unlock()
+func (s *Server) pusherSubscriptionCount(a *appState, channel string) int {
+	n := a.hub.Subscribers(channel)
+	a.pusher.mu.Lock()
+	pc := a.pusher.m[channel]
+	a.pusher.mu.Unlock()
 	if pc != nil {
 		n += len(*pc.subs.Load()) - 1
 	}
 	return max(n, 0)
 }
 
-func (s *Server) handlePusherChannels(w http.ResponseWriter, r *http.Request, _ *pusherApp, _ []byte) {
+func (s *Server) handlePusherChannels(w http.ResponseWriter, r *http.Request, app *pusherApp, _ []byte) {
 	prefix := r.URL.Query().Get("filter_by_prefix")
 	info := r.URL.Query().Get("info")
 	if strings.Contains(info, "user_count") && !strings.HasPrefix(prefix, pusher.PrefixPresence) {
 		pusherText(w, http.StatusBadRequest, "info=user_count needs filter_by_prefix=presence-")
 		return
 	}
-	counts, err := s.pusherListChannels(r.Context(), prefix)
+	counts, err := s.pusherListChannels(r.Context(), app.state, prefix)
 	if err != nil {
 		s.pusherPublishError(w, fmt.Errorf("ask the other nodes: %w", err))
 		return
@@ -270,7 +270,7 @@ func (s *Server) handlePusherChannels(w http.ResponseWriter, r *http.Request, _ 
 	channels := map[string]any{}
 	for name := range counts.subs {
 		if info != "" {
-			channels[name] = s.pusherChannelInfo(r.Context(), name, info, counts.subs)
+			channels[name] = s.pusherChannelInfo(r.Context(), app.state, name, info, counts.subs)
 		} else {
 			channels[name] = map[string]any{}
 		}
@@ -278,7 +278,7 @@ func (s *Server) handlePusherChannels(w http.ResponseWriter, r *http.Request, _ 
 	writeJSON(w, http.StatusOK, map[string]any{"channels": channels})
 }
 
-func (s *Server) handlePusherChannel(w http.ResponseWriter, r *http.Request, _ *pusherApp, _ []byte) {
+func (s *Server) handlePusherChannel(w http.ResponseWriter, r *http.Request, app *pusherApp, _ []byte) {
 	channel := r.PathValue("channel")
 	if err := pusher.ValidateChannel(channel); err != nil {
 		pusherText(w, http.StatusBadRequest, err.Error())
@@ -289,29 +289,29 @@ func (s *Server) handlePusherChannel(w http.ResponseWriter, r *http.Request, _ *
 		pusherText(w, http.StatusBadRequest, "info=user_count is for presence- channels only")
 		return
 	}
-	counts, err := s.pusherCountChannels(r.Context(), []string{channel})
+	counts, err := s.pusherCountChannels(r.Context(), app.state, []string{channel})
 	if err != nil {
 		s.pusherPublishError(w, fmt.Errorf("ask the other nodes: %w", err))
 		return
 	}
 	counts.mark(w)
-	out := s.pusherChannelInfo(r.Context(), channel, info, counts.subs)
+	out := s.pusherChannelInfo(r.Context(), app.state, channel, info, counts.subs)
 	occupied := counts.subs[channel] > 0
 	if !occupied && pusher.KindOf(channel).Presence {
-		users, _ := s.pusherUsers(r.Context(), channel)
+		users, _ := s.pusherUsers(r.Context(), app.state, channel)
 		occupied = len(users) > 0
 	}
 	out["occupied"] = occupied
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) handlePusherUsers(w http.ResponseWriter, r *http.Request, _ *pusherApp, _ []byte) {
+func (s *Server) handlePusherUsers(w http.ResponseWriter, r *http.Request, app *pusherApp, _ []byte) {
 	channel := r.PathValue("channel")
 	if !pusher.KindOf(channel).Presence {
 		pusherText(w, http.StatusBadRequest, "users are listed for presence- channels only")
 		return
 	}
-	ids, err := s.pusherUsers(r.Context(), channel)
+	ids, err := s.pusherUsers(r.Context(), app.state, channel)
 	if err != nil {
 		s.pusherPublishError(w, err)
 		return
@@ -323,13 +323,13 @@ func (s *Server) handlePusherUsers(w http.ResponseWriter, r *http.Request, _ *pu
 	writeJSON(w, http.StatusOK, map[string]any{"users": users})
 }
 
-func (s *Server) handlePusherTerminate(w http.ResponseWriter, r *http.Request, _ *pusherApp, _ []byte) {
+func (s *Server) handlePusherTerminate(w http.ResponseWriter, r *http.Request, app *pusherApp, _ []byte) {
 	user := r.PathValue("user")
 	if user == "" {
 		pusherText(w, http.StatusBadRequest, "user id is missing")
 		return
 	}
-	if err := s.pusherTerminate(r.Context(), user); err != nil {
+	if err := s.pusherTerminate(r.Context(), app.state, user); err != nil {
 		s.pusherPublishError(w, err)
 		return
 	}

@@ -3,21 +3,34 @@ package server
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"sync"
+
+	"github.com/eddyrt/eddy/internal/apps"
 )
 
 // pusherApp is what the Pusher protocol needs of an app: its id (in the
 // HTTP API's paths), key (in the WebSocket path and every signature),
-// secret and whether its clients may send client events.
+// secret and whether its clients may send client events, and the app's
+// live state (hub, broker view, presence, functions) its channels live in.
 type pusherApp struct {
 	ID           string
 	Key          string
 	Secret       string
 	ClientEvents bool
+	state        *appState
+}
+
+// pusherChannels is one app's Pusher fan-outs on this node, by channel
+// name; each app has its own, as each has its own channel space.
+type pusherChannels struct {
+	mu sync.Mutex
+	m  map[string]*pusherChannel // made on first use
 }
 
 // This file is the one place that decides which app a Pusher key or app id
-// names. Today a node serves one app, from pusher_app_id, pusher_key and
-// pusher_secret; an apps registry replaces these two functions.
+// names: the default app's Pusher app is pusher_app_id, pusher_key and
+// pusher_secret from eddy.yaml; every other app's is its id and the key and
+// secret generated when it was created (apps.Pusher).
 
 func (s *Server) pusherDefaultApp() *pusherApp {
 	if s.cfg.PusherKey == "" || s.cfg.PusherSecret == "" {
@@ -26,22 +39,52 @@ func (s *Server) pusherDefaultApp() *pusherApp {
 	return &pusherApp{ID: s.cfg.PusherAppID, Key: s.cfg.PusherKey, Secret: s.cfg.PusherSecret, ClientEvents: s.cfg.PusherClientEvents}
 }
 
-// appForPusherKey returns the app whose key is key.
-func (s *Server) appForPusherKey(key string) (*pusherApp, bool) {
+// defaultPusherApp is the default app's Pusher app with its state; nil when
+// eddy.yaml gives it no Pusher key.
+func (s *Server) defaultPusherApp() *pusherApp {
 	a := s.pusher.app
-	if a == nil || subtle.ConstantTimeCompare([]byte(key), []byte(a.Key)) != 1 {
-		return nil, false
+	if a == nil {
+		return nil
 	}
-	return a, true
+	out := *a
+	out.state = s.apps.def
+	return &out
 }
 
-// appForPusherID returns the app whose id is id.
-func (s *Server) appForPusherID(id string) (*pusherApp, bool) {
-	a := s.pusher.app
-	if a == nil || id != a.ID {
+// registeredPusherApp is the Pusher app of a registry app. Client events
+// follow the node's pusher_client_events: apps have no setting of their own.
+func (s *Server) registeredPusherApp(m *apps.App) (*pusherApp, bool) {
+	st, ok := s.appByID(m.ID)
+	if !ok || st.isDefault() || m.Pusher.Key == "" || m.Pusher.Secret == "" {
 		return nil, false
 	}
-	return a, true
+	return &pusherApp{ID: m.ID, Key: m.Pusher.Key, Secret: m.Pusher.Secret, ClientEvents: s.cfg.PusherClientEvents, state: st}, true
+}
+
+// appForPusherKey returns the app whose key is key. The default app's key
+// is compared in constant time; app keys are found by a map lookup.
+func (s *Server) appForPusherKey(key string) (*pusherApp, bool) {
+	if a := s.defaultPusherApp(); a != nil && subtle.ConstantTimeCompare([]byte(key), []byte(a.Key)) == 1 {
+		return a, true
+	}
+	m, ok := s.apps.reg.ByPusherKey(key)
+	if !ok {
+		return nil, false
+	}
+	return s.registeredPusherApp(m)
+}
+
+// appForPusherID returns the app whose id is id: pusher_app_id names the
+// default app, an app's id names it.
+func (s *Server) appForPusherID(id string) (*pusherApp, bool) {
+	if a := s.defaultPusherApp(); a != nil && id == a.ID {
+		return a, true
+	}
+	m, ok := s.apps.reg.ByID(id)
+	if !ok {
+		return nil, false
+	}
+	return s.registeredPusherApp(m)
 }
 
 // PusherEvents receives the Pusher events that webhooks report and that
@@ -54,14 +97,26 @@ type PusherEvents interface {
 	CacheMiss(appID, channel string)
 }
 
-func (p *pusherNode) clientEvent(channel, event string, data json.RawMessage, socketID, userID string) {
-	if p.events != nil {
-		p.events.ClientEvent(p.app.ID, channel, event, data, socketID, userID)
+// reportsEvents says whether app's events go to the webhooks: every
+// app's do, under its Pusher app id (pusher_app_id for the default app,
+// else the app's id), which names the app whose receivers get them. An
+// app whose id is the default app's pusher_app_id is not reported: its
+// events would reach the default app's receivers.
+func (p *pusherNode) reportsEvents(app *pusherApp) bool {
+	if p.events == nil {
+		return false
+	}
+	return app.state.isDefault() || p.app == nil || app.ID != p.app.ID
+}
+
+func (p *pusherNode) clientEvent(app *pusherApp, channel, event string, data json.RawMessage, socketID, userID string) {
+	if p.reportsEvents(app) {
+		p.events.ClientEvent(app.ID, channel, event, data, socketID, userID)
 	}
 }
 
-func (p *pusherNode) cacheMiss(channel string) {
-	if p.events != nil {
-		p.events.CacheMiss(p.app.ID, channel)
+func (p *pusherNode) cacheMiss(app *pusherApp, channel string) {
+	if p.reportsEvents(app) {
+		p.events.CacheMiss(app.ID, channel)
 	}
 }

@@ -20,9 +20,6 @@ type pusherNode struct {
 	// activity is the activity_timeout told to clients: a client silent
 	// this long gets a pusher:ping.
 	activity int // seconds
-
-	mu       sync.Mutex
-	channels map[string]*pusherChannel
 }
 
 func newPusherNode(s *Server) *pusherNode {
@@ -30,7 +27,7 @@ func newPusherNode(s *Server) *pusherNode {
 	if s.opts.pusherActivity > 0 {
 		activity = s.opts.pusherActivity
 	}
-	return &pusherNode{app: s.pusherDefaultApp(), events: s.opts.PusherEvents, activity: activity, channels: map[string]*pusherChannel{}}
+	return &pusherNode{app: s.pusherDefaultApp(), events: s.opts.PusherEvents, activity: activity}
 }
 
 // pusherChannel is one channel's Pusher subscribers on this node: a single
@@ -42,6 +39,7 @@ func newPusherNode(s *Server) *pusherNode {
 type pusherChannel struct {
 	name string
 	kind pusher.Kind
+	app  *appState // whose channel space it is in
 
 	subs atomic.Pointer[[]*pusherSub] // copy on write: Deliver runs under the hub's lock
 
@@ -75,17 +73,20 @@ type pusherSub struct {
 	known map[string]bool
 }
 
-// acquire returns channel's fan-out, registering it with the hub when it
-// is new; release gives it back.
-func (s *Server) pusherAcquire(ctx context.Context, name string) (*pusherChannel, error) {
-	p := s.pusher
+// acquire returns channel's fan-out in app a, registering it with a's hub
+// when it is new; release gives it back.
+func (s *Server) pusherAcquire(ctx context.Context, a *appState, name string) (*pusherChannel, error) {
+	p := &a.pusher
 	p.mu.Lock()
-	pc := p.channels[name]
+	pc := p.m[name]
 	if pc == nil {
-		pc = &pusherChannel{name: name, kind: pusher.KindOf(name), users: map[string]int{}, conns: map[string]string{}, info: map[string]json.RawMessage{}, gone: map[string]bool{}, registered: make(chan struct{})}
+		pc = &pusherChannel{name: name, kind: pusher.KindOf(name), app: a, users: map[string]int{}, conns: map[string]string{}, info: map[string]json.RawMessage{}, gone: map[string]bool{}, registered: make(chan struct{})}
 		empty := []*pusherSub{}
 		pc.subs.Store(&empty)
-		p.channels[name] = pc
+		if p.m == nil {
+			p.m = map[string]*pusherChannel{}
+		}
+		p.m[name] = pc
 	}
 	pc.refs++
 	first := pc.refs == 1
@@ -94,7 +95,7 @@ func (s *Server) pusherAcquire(ctx context.Context, name string) (*pusherChannel
 		// The hub serialises subscribes of one channel, and the last
 		// release unsubscribes under the same stripe, so a fan-out that
 		// is registered here is the channel's current one.
-		pc.regErr = s.hub.Subscribe(ctx, name, pc)
+		pc.regErr = a.hub.Subscribe(ctx, name, pc)
 		close(pc.registered)
 	}
 	select {
@@ -107,8 +108,8 @@ func (s *Server) pusherAcquire(ctx context.Context, name string) (*pusherChannel
 		s.pusherRelease(context.Background(), pc)
 		return nil, pc.regErr
 	}
-	if pc.kind.Presence && s.presence != nil {
-		if err := pc.loadMembers(ctx, s); err != nil {
+	if pc.kind.Presence && a.presence != nil {
+		if err := pc.loadMembers(ctx); err != nil {
 			s.pusherRelease(context.Background(), pc)
 			return nil, err
 		}
@@ -117,16 +118,16 @@ func (s *Server) pusherAcquire(ctx context.Context, name string) (*pusherChannel
 }
 
 func (s *Server) pusherRelease(ctx context.Context, pc *pusherChannel) {
-	p := s.pusher
+	p := &pc.app.pusher
 	p.mu.Lock()
 	pc.refs--
 	last := pc.refs == 0
 	if last {
-		delete(p.channels, pc.name)
+		delete(p.m, pc.name)
 	}
 	p.mu.Unlock()
 	if last {
-		if err := s.hub.Unsubscribe(ctx, pc.name, pc); err != nil {
+		if err := pc.app.hub.Unsubscribe(ctx, pc.name, pc); err != nil {
 			s.log.Warn("pusher unsubscribe", "channel", pc.name, "err", err)
 		}
 	}
@@ -134,14 +135,14 @@ func (s *Server) pusherRelease(ctx context.Context, pc *pusherChannel) {
 
 // loadMembers fills the per-user counts from the presence store once;
 // events that came meanwhile are already applied (set by connection id).
-func (pc *pusherChannel) loadMembers(ctx context.Context, s *Server) error {
+func (pc *pusherChannel) loadMembers(ctx context.Context) error {
 	pc.mu.Lock()
 	done := pc.ready
 	pc.mu.Unlock()
 	if done {
 		return nil
 	}
-	members, err := s.presence.Members(ctx, pc.name)
+	members, err := pc.app.presence.Members(ctx, pc.name)
 	if err != nil {
 		return fmt.Errorf("presence of %q: %w", pc.name, err)
 	}

@@ -68,9 +68,9 @@ func (c *pusherCounts) mark(w http.ResponseWriter) {
 // pusherLocalList counts this node's occupied channels whose names start
 // with prefix: the first maxPusherChannels() of them by name, and whether
 // there were more.
-func (s *Server) pusherLocalList(prefix string) (map[string]int, bool) {
+func (s *Server) pusherLocalList(a *appState, prefix string) (map[string]int, bool) {
 	var names []string
-	s.hub.EachChannel(prefix, func(name string, _ int) {
+	a.hub.EachChannel(prefix, func(name string, _ int) {
 		if pusher.ValidateChannel(name) == nil {
 			names = append(names, name)
 		}
@@ -80,7 +80,7 @@ func (s *Server) pusherLocalList(prefix string) (map[string]int, bool) {
 	limit := maxPusherChannels()
 	out := make(map[string]int, min(len(names), limit))
 	for _, name := range names {
-		n := s.pusherSubscriptionCount(name)
+		n := s.pusherSubscriptionCount(a, name)
 		if n <= 0 {
 			continue
 		}
@@ -94,10 +94,10 @@ func (s *Server) pusherLocalList(prefix string) (map[string]int, bool) {
 
 // pusherLocalCount counts this node's subscriptions of channels, leaving
 // out the unoccupied ones.
-func (s *Server) pusherLocalCount(channels []string) map[string]int {
+func (s *Server) pusherLocalCount(a *appState, channels []string) map[string]int {
 	out := make(map[string]int, len(channels))
 	for _, ch := range channels {
-		if n := s.pusherSubscriptionCount(ch); n > 0 {
+		if n := s.pusherSubscriptionCount(a, ch); n > 0 {
 			out[ch] = n
 		}
 	}
@@ -106,22 +106,26 @@ func (s *Server) pusherLocalCount(channels []string) map[string]int {
 
 // pusherAnswer is this node's reply to another node's Pusher question.
 func (s *Server) pusherAnswer(q clusterAsk, r *clusterReply) {
+	a, ok := s.appByID(q.App)
+	if !ok {
+		return // an app this node does not know (yet): nothing of it here
+	}
 	switch q.Kind {
 	case askPusherList:
-		r.Counts, r.Truncated = s.pusherLocalList(q.Prefix)
+		r.Counts, r.Truncated = s.pusherLocalList(a, q.Prefix)
 	case askPusherCount:
 		if limit := maxPusherChannels(); len(q.Channels) > limit {
 			q.Channels = q.Channels[:limit]
 		}
-		r.Counts = s.pusherLocalCount(q.Channels)
+		r.Counts = s.pusherLocalCount(a, q.Channels)
 	}
 }
 
 // pusherListChannels counts the occupied channels whose names start with
 // prefix on every node.
-func (s *Server) pusherListChannels(ctx context.Context, prefix string) (pusherCounts, error) {
-	local, truncated := s.pusherLocalList(prefix)
-	c, err := s.pusherMerge(ctx, local, clusterAsk{Kind: askPusherList, Prefix: prefix})
+func (s *Server) pusherListChannels(ctx context.Context, a *appState, prefix string) (pusherCounts, error) {
+	local, truncated := s.pusherLocalList(a, prefix)
+	c, err := s.pusherMerge(ctx, local, clusterAsk{Kind: askPusherList, App: a.id, Prefix: prefix})
 	c.truncated = c.truncated || truncated
 	if limit := maxPusherChannels(); len(c.subs) > limit {
 		names := make([]string, 0, len(c.subs))
@@ -138,9 +142,9 @@ func (s *Server) pusherListChannels(ctx context.Context, prefix string) (pusherC
 }
 
 // pusherCountChannels counts the subscriptions of channels on every node.
-func (s *Server) pusherCountChannels(ctx context.Context, channels []string) (pusherCounts, error) {
+func (s *Server) pusherCountChannels(ctx context.Context, a *appState, channels []string) (pusherCounts, error) {
 	channels = slices.Compact(slices.Sorted(slices.Values(channels)))
-	return s.pusherMerge(ctx, s.pusherLocalCount(channels), clusterAsk{Kind: askPusherCount, Channels: channels})
+	return s.pusherMerge(ctx, s.pusherLocalCount(a, channels), clusterAsk{Kind: askPusherCount, App: a.id, Channels: channels})
 }
 
 // pusherMerge adds the other nodes' answers to q to this node's counts.
@@ -173,11 +177,11 @@ func (s *Server) pusherMerge(ctx context.Context, local map[string]int, q cluste
 // for subscription_count. The events are published by then, so a failed
 // question gives this node's counts (and a warning in the log) rather
 // than an error that would make the SDK publish again.
-func (s *Server) pusherTriggerCounts(ctx context.Context, w http.ResponseWriter, attrs string, channels []string) map[string]int {
+func (s *Server) pusherTriggerCounts(ctx context.Context, w http.ResponseWriter, a *appState, attrs string, channels []string) map[string]int {
 	if !wantsSubscriptionCount(attrs) {
 		return nil
 	}
-	c, err := s.pusherCountChannels(ctx, channels)
+	c, err := s.pusherCountChannels(ctx, a, channels)
 	if err != nil {
 		s.log.Warn("pusher: trigger info counts this node only", "err", err)
 	}

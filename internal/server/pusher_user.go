@@ -74,7 +74,7 @@ func (c *conn) pusherSignin(ctx context.Context, raw json.RawMessage) {
 	w := &pusherUserWatch{c: c, channel: pusherUserChannel(user)}
 	ps.userSub = w
 	ps.mu.Unlock()
-	if err := c.s.hub.Subscribe(ctx, w.channel, w); err != nil {
+	if err := ps.app.state.hub.Subscribe(ctx, w.channel, w); err != nil {
 		c.send(pusher.ErrorFrame(0, "signin: "+c.s.clientError("pusher signin", err).Message))
 		return
 	}
@@ -100,9 +100,10 @@ func (c *conn) pusherServerToUser(channel string) {
 	c.send(pusher.Frame{Event: "pusher_internal:subscription_succeeded", Channel: channel, Data: json.RawMessage(`"{}"`)}.Encode())
 }
 
-// pusherTerminate closes every connection signed in as user, on all nodes.
-func (s *Server) pusherTerminate(ctx context.Context, user string) error {
+// pusherTerminate closes every connection of app a signed in as user, on
+// all nodes.
+func (s *Server) pusherTerminate(ctx context.Context, a *appState, user string) error {
 	m := &protocol.Message{Channel: pusherUserChannel(user), Event: terminateEvent, Data: json.RawMessage("null"), ID: s.nextID("m-")}
-	_, err := s.broker.Publish(ctx, m, broker.ChannelOptions{})
+	_, err := a.broker.Publish(ctx, m, broker.ChannelOptions{})
 	return err
 }

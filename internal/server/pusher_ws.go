@@ -93,6 +93,7 @@ func (s *Server) handlePusherWebSocket(w http.ResponseWriter, r *http.Request) {
 		switch v, err := strconv.Atoi(version); {
 		case !known:
 			c.pusherRefuse(pusher.CodeAppNotFound, fmt.Sprintf("App key %s not in this cluster", r.PathValue("key")))
+		case !c.pusherAdmitApp(r):
 		case version == "":
 			c.pusherRefuse(pusher.CodeNoProtocol, "no protocol version supplied: add ?protocol=7")
 		case err != nil || v < 5 || v > pusher.Protocol:
@@ -104,6 +105,35 @@ func (s *Server) handlePusherWebSocket(w http.ResponseWriter, r *http.Request) {
 		}
 		return c
 	})
+}
+
+// pusherAdmitApp checks a connection to an app other than the default
+// one against that app's allowed_origins and max_connections, and makes it
+// one of the app's connections (so deleting the app closes it); false, and
+// the connection refused, when the app does not admit it. The default
+// app's connections are admitted as they always were.
+func (c *conn) pusherAdmitApp(r *http.Request) bool {
+	a := c.pusher.app.state
+	if a.isDefault() {
+		return true
+	}
+	if err := c.s.appOriginAllowed(a, r.Header.Get("Origin")); err != nil {
+		c.s.metrics.errorsFor(protocol.CodeForbidden).Inc()
+		c.pusherRefuse(pusher.CodeUnauthorized, err.Error())
+		return false
+	}
+	c.mu.Lock()
+	ok := c.admitAppLocked(a)
+	c.mu.Unlock()
+	if ok {
+		return true
+	}
+	if a.deleted.Load() {
+		c.pusherRefuse(pusher.CodeAppDisabled, fmt.Sprintf("app %q was deleted", a.id))
+	} else {
+		c.pusherRefuse(pusher.CodeOverConnQuota, appConnLimitError(a).Message)
+	}
+	return false
 }
 
 // pusherRefuse sends pusher:error with code and closes with it.
@@ -247,8 +277,8 @@ func (c *conn) pusherSubscribe(ctx context.Context, raw json.RawMessage) {
 		// Already subscribed (pusher-js only resubscribes on a new
 		// connection): answer again, with the current members.
 		succeeded := json.RawMessage(`"{}"`)
-		if kind.Presence && c.s.presence != nil {
-			members, err := c.s.presence.Members(ctx, d.Channel)
+		if kind.Presence && ps.app.state.presence != nil {
+			members, err := ps.app.state.presence.Members(ctx, d.Channel)
 			if err != nil {
 				c.s.log.Warn("pusher presence members", "channel", d.Channel, "err", err)
 			}
@@ -263,7 +293,7 @@ func (c *conn) pusherSubscribe(ctx context.Context, raw json.RawMessage) {
 	}
 	ps.mu.Unlock()
 
-	pc, err := c.s.pusherAcquire(ctx, d.Channel)
+	pc, err := c.s.pusherAcquire(ctx, ps.app.state, d.Channel)
 	if err != nil {
 		pe := c.s.clientError("pusher subscribe", err)
 		c.subscriptionError(d.Channel, "ServerError", pe.Message, 503)
@@ -276,16 +306,16 @@ func (c *conn) pusherSubscribe(ctx context.Context, raw json.RawMessage) {
 	ps.mu.Unlock()
 
 	succeeded := json.RawMessage(`"{}"`)
-	if kind.Presence && c.s.presence != nil {
-		if err := c.s.presence.AddMember(ctx, d.Channel, member); err != nil {
+	if kind.Presence && pc.app.presence != nil {
+		if err := pc.app.presence.AddMember(ctx, d.Channel, member); err != nil {
 			c.s.pusherLeave(ctx, sub)
 			c.subscriptionError(d.Channel, "ServerError", c.s.clientError("pusher presence", err).Message, 503)
 			return
 		}
 		// Webhooks count members per user across both protocols.
-		c.s.memberJoined(nil, d.Channel, member.User) // the Pusher protocol serves the default app
-		c.s.pusherAnnounce(ctx, d.Channel, protocol.ActionJoin, member)
-		members, err := c.s.presence.Members(ctx, d.Channel)
+		c.s.memberJoined(pc.app, d.Channel, member.User)
+		c.s.pusherAnnounce(ctx, pc.app, d.Channel, protocol.ActionJoin, member)
+		members, err := pc.app.presence.Members(ctx, d.Channel)
 		if err != nil {
 			c.s.log.Warn("pusher presence members", "channel", d.Channel, "err", err)
 		}
@@ -302,13 +332,14 @@ func (c *conn) pusherSubscribe(ctx context.Context, raw json.RawMessage) {
 // pusherSendCached gives a new subscriber of a cache channel its last event,
 // or pusher:cache_miss.
 func (c *conn) pusherSendCached(ctx context.Context, channel string) {
-	msgs, _, err := c.s.broker.History(ctx, channel, broker.HistoryQuery{Limit: 1, Options: brokerOptions(c.s.cfg.ChannelOptionsFor(channel))})
+	a := c.pusher.app.state
+	msgs, _, err := a.broker.History(ctx, channel, broker.HistoryQuery{Limit: 1, Options: brokerOptions(c.s.channelOptions(a, channel))})
 	if err != nil && !errors.Is(err, broker.ErrGap) {
 		c.s.log.Warn("pusher cache", "channel", channel, "err", err)
 	}
 	if len(msgs) == 0 {
 		c.send(pusher.Frame{Event: "pusher:cache_miss", Channel: channel}.Encode())
-		c.s.pusher.cacheMiss(channel)
+		c.s.pusher.cacheMiss(c.pusher.app, channel)
 		return
 	}
 	m := msgs[len(msgs)-1]
@@ -319,9 +350,9 @@ func (c *conn) pusherSendCached(ctx context.Context, channel string) {
 	c.send(pusher.AppendEvent(nil, m.Event, m.Channel, m.Data, ""))
 }
 
-func (s *Server) pusherAnnounce(ctx context.Context, channel, action string, member protocol.Member) {
+func (s *Server) pusherAnnounce(ctx context.Context, a *appState, channel, action string, member protocol.Member) {
 	ev := &protocol.PresenceEvent{Channel: channel, Action: action, Member: member}
-	if err := s.broker.PublishPresence(ctx, ev); err != nil {
+	if err := a.broker.PublishPresence(ctx, ev); err != nil {
 		s.log.Warn("pusher presence event", "channel", channel, "action", action, "err", err)
 	}
 }
@@ -329,12 +360,12 @@ func (s *Server) pusherAnnounce(ctx context.Context, channel, action string, mem
 // pusherLeave ends sub: presence says goodbye, the fan-out forgets it.
 func (s *Server) pusherLeave(ctx context.Context, sub *pusherSub) {
 	sub.ch.remove(sub)
-	if sub.ch.kind.Presence && s.presence != nil {
-		s.memberLeft(nil, sub.ch.name, sub.userID)
-		if err := s.presence.RemoveMember(ctx, sub.ch.name, sub.c.id); err != nil {
+	if a := sub.ch.app; sub.ch.kind.Presence && a.presence != nil {
+		s.memberLeft(a, sub.ch.name, sub.userID)
+		if err := a.presence.RemoveMember(ctx, sub.ch.name, sub.c.id); err != nil {
 			s.log.Warn("pusher presence remove", "channel", sub.ch.name, "err", err)
 		}
-		s.pusherAnnounce(ctx, sub.ch.name, protocol.ActionLeave, protocol.Member{User: sub.userID, Conn: sub.c.id})
+		s.pusherAnnounce(ctx, a, sub.ch.name, protocol.ActionLeave, protocol.Member{User: sub.userID, Conn: sub.c.id})
 	}
 	s.pusherRelease(ctx, sub.ch)
 }
@@ -369,7 +400,7 @@ func (c *conn) pusherReleaseAll(ctx context.Context) {
 		c.s.pusherLeave(ctx, sub)
 	}
 	if watch != nil {
-		if err := c.s.hub.Unsubscribe(ctx, watch.channel, watch); err != nil {
+		if err := ps.app.state.hub.Unsubscribe(ctx, watch.channel, watch); err != nil {
 			c.s.log.Warn("pusher user unsubscribe", "err", err)
 		}
 	}
@@ -405,13 +436,13 @@ func (c *conn) pusherClientEvent(ctx context.Context, f *pusher.Frame) {
 	}
 	_, err := c.s.publish(ctx, publishRequest{
 		channels: []string{f.Channel}, event: f.Event, data: data,
-		user: sub.userID, source: "client", exclude: ps.socketID,
+		user: sub.userID, source: "client", exclude: ps.socketID, app: ps.app.state,
 	})
 	if err != nil {
 		c.send(pusher.ErrorFrame(0, "client event refused: "+c.s.clientError("pusher client event", err).Message))
 		return
 	}
-	c.s.pusher.clientEvent(f.Channel, f.Event, data, ps.socketID, sub.userID)
+	c.s.pusher.clientEvent(ps.app, f.Channel, f.Event, data, ps.socketID, sub.userID)
 }
 
 // pusherDisconnect translates the server's own disconnects into Pusher's

@@ -35,8 +35,22 @@ func (s *Server) newStatusFeed() *status.Feed {
 }
 
 // statusFeedFor is the feed a connection's status subscription reads and
-// its events go to: the one app's today; the one place to look up per app.
+// its events go to: one per node, whose events and subscribers each name
+// their app (statusApp), so an app's admin sees its own app's events only.
 func (s *Server) statusFeedFor(*conn) *status.Feed { return s.status }
+
+// statusApp is the app a status event about c is of, and the app whose
+// events c's status subscription gets: "" for the default app (and for no
+// connection).
+func statusApp(c *conn) string {
+	if c == nil {
+		return ""
+	}
+	if a := c.connApp(); !a.isDefault() {
+		return a.id
+	}
+	return ""
+}
 
 // statusSink is a connection subscribed to the status channel.
 type statusSink struct{ c *conn }
@@ -78,7 +92,7 @@ func (c *conn) subscribeStatus(f *protocol.ClientFrame, id *auth.Identity) {
 		c.sendError(f.ID, protocol.Errorf(protocol.CodeBadRequest, "already subscribed to %q", f.Channel))
 		return
 	}
-	cancel := s.statusFeedFor(c).Subscribe(statusSink{c}, func(epoch string, offset uint64) {
+	cancel := s.statusFeedFor(c).SubscribeApp(statusSink{c}, statusApp(c), func(epoch string, offset uint64) {
 		reply := subscribedReply{Subscribed: protocol.Subscribed{Channel: protocol.StatusChannel, Epoch: epoch, Offset: offset}}
 		if f.Since != nil {
 			recovered := false
@@ -122,7 +136,7 @@ func (c *conn) identityOf() *auth.Identity {
 
 // statusOpened tells the feed an authenticated connection opened.
 func (c *conn) statusOpened(id *auth.Identity) {
-	c.s.statusFeedFor(c).Emit(status.Event{Type: status.ConnectionOpened, Conn: c.id, User: id.User})
+	c.s.statusFeedFor(c).Emit(status.Event{Type: status.ConnectionOpened, Conn: c.id, User: id.User, App: statusApp(c)})
 }
 
 // statusClosed ends c's status subscription and tells the feed c closed,
@@ -133,7 +147,7 @@ func (c *conn) statusClosed(d *protocol.Disconnect) {
 	if id == nil {
 		return // never opened, as far as the feed knows
 	}
-	e := status.Event{Type: status.ConnectionClosed, Conn: c.id, User: id.User, Reason: "connection lost or closed by the client"}
+	e := status.Event{Type: status.ConnectionClosed, Conn: c.id, User: id.User, Reason: "connection lost or closed by the client", App: statusApp(c)}
 	if d != nil {
 		e.Code, e.Reason = int(d.Code), d.Reason
 	}
@@ -143,13 +157,13 @@ func (c *conn) statusClosed(d *protocol.Disconnect) {
 // statusSubscription tells the feed of a subscribe or an unsubscribe
 // (kind status.Subscribed or status.Unsubscribed).
 func (c *conn) statusSubscription(kind string, id *auth.Identity, channel string) {
-	c.s.statusFeedFor(c).Emit(status.Event{Type: kind, Conn: c.id, User: id.User, Channel: channel})
+	c.s.statusFeedFor(c).Emit(status.Event{Type: kind, Conn: c.id, User: id.User, Channel: channel, App: statusApp(c)})
 }
 
 // statusLimit tells the feed a limit refused something: limit is the
 // setting's name (or the error code rate_limited), msg what the client was told.
 func (s *Server) statusLimit(c *conn, limit, user, msg string) {
-	e := status.Event{Type: status.LimitRefused, Limit: limit, User: user, Message: msg}
+	e := status.Event{Type: status.LimitRefused, Limit: limit, User: user, Message: msg, App: statusApp(c)}
 	if c != nil {
 		e.Conn = c.id
 	}

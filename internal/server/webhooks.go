@@ -1,6 +1,7 @@
 package server
 
 import (
+	"github.com/eddyrt/eddy/internal/config"
 	"github.com/eddyrt/eddy/internal/hub"
 	"github.com/eddyrt/eddy/internal/webhooks"
 )
@@ -20,6 +21,14 @@ type Webhooks interface {
 	// Emit sends an event this node alone saw (the Pusher protocol's
 	// client_event and cache_miss) to app's receivers that asked for it.
 	Emit(app string, ev webhooks.Event)
+	// The same events for the channels of app, an app other than the
+	// default one, whose own receivers get them (webhooks_apps.go).
+	OccupiedIn(app, channel string)
+	VacatedIn(app, channel string)
+	MemberJoinedIn(app, channel, user string)
+	MemberLeftIn(app, channel, user string)
+	// SetAppHooks puts app's receivers (its stored settings) in force.
+	SetAppHooks(app string, hooks []config.Webhook)
 }
 
 var _ Webhooks = (*webhooks.System)(nil)
@@ -27,19 +36,26 @@ var _ Webhooks = (*webhooks.System)(nil)
 // memberJoined and memberLeft tell the webhooks that a connection of user
 // joined or left the presence of channel on this node (any protocol's
 // subscriptions); without webhooks they do nothing.
-// memberJoined and memberLeft report the members of a's channels. The
-// webhooks in eddy.yaml and the admin API are the default app's: the other
-// apps' members are not reported (docs/apps.md), as their hubs have no
-// observer.
+// memberJoined and memberLeft report the members of a's channels: the
+// webhooks in eddy.yaml and the admin API are the default app's, the other
+// apps' go to their own receivers (webhooks_apps.go).
 func (s *Server) memberJoined(a *appState, channel, user string) {
-	if s.opts.Webhooks != nil && (a == nil || a.isDefault()) {
+	switch {
+	case s.opts.Webhooks == nil:
+	case a == nil || a.isDefault():
 		s.opts.Webhooks.MemberJoined(channel, user)
+	default:
+		s.opts.Webhooks.MemberJoinedIn(a.id, channel, user)
 	}
 }
 
 func (s *Server) memberLeft(a *appState, channel, user string) {
-	if s.opts.Webhooks != nil && (a == nil || a.isDefault()) {
+	switch {
+	case s.opts.Webhooks == nil:
+	case a == nil || a.isDefault():
 		s.opts.Webhooks.MemberLeft(channel, user)
+	default:
+		s.opts.Webhooks.MemberLeftIn(a.id, channel, user)
 	}
 }
 

@@ -39,6 +39,10 @@ type Event struct {
 	Limit    string           `json:"limit,omitempty"`
 	Message  string           `json:"message,omitempty"`
 	Omitted  map[string]int64 `json:"omitted,omitempty"`
+	// App is the app whose connection or channel the event is about; ""
+	// the default app's (and the node's own events). A subscriber gets
+	// the events of its own app only (Feed.SubscribeApp).
+	App string `json:"app,omitempty"`
 }
 
 // sampled reports whether events of kind are bounded by status_sample_rate;

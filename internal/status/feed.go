@@ -72,8 +72,8 @@ type Feed struct {
 	omitted *prometheus.CounterVec
 
 	sampleMu sync.Mutex
-	buckets  map[string]*rate.Limiter
-	left     map[string]int64 // omitted since the last events_omitted
+	buckets  map[bucketKey]*rate.Limiter
+	left     map[string]map[string]int64 // per app, per kind: omitted since the last events_omitted
 
 	qmu    sync.Mutex
 	queue  []Event
@@ -84,9 +84,12 @@ type Feed struct {
 	listenUntil atomic.Int64
 	nsubs       atomic.Int32
 
-	mu     sync.Mutex // numbering, delivery, subscribers and the node view
-	offset uint64
-	subs   map[Subscriber]struct{}
+	// mu guards the numbering (each app's events numbered on their own),
+	// delivery, the subscribers (each with the app whose events it gets)
+	// and the node view.
+	mu     sync.Mutex
+	offset map[string]uint64
+	subs   map[Subscriber]string
 	known  map[string]bool // nodes seen alive
 	gone   map[string]bool // nodes that said they left, still in the registry
 	// unlisted are nodes that said they joined but were not yet seen in
@@ -117,9 +120,10 @@ func New(opts Options) *Feed {
 		opts:     opts,
 		log:      opts.Logger.With("component", "status"),
 		epoch:    "status-" + strconv.FormatInt(time.Now().UnixNano(), 36),
-		buckets:  map[string]*rate.Limiter{},
-		left:     map[string]int64{},
-		subs:     map[Subscriber]struct{}{},
+		buckets:  map[bucketKey]*rate.Limiter{},
+		left:     map[string]map[string]int64{},
+		offset:   map[string]uint64{},
+		subs:     map[Subscriber]string{},
 		known:    map[string]bool{opts.NodeID: true},
 		gone:     map[string]bool{},
 		unlisted: map[string]time.Time{},
@@ -156,7 +160,7 @@ func (f *Feed) Emit(e Event) {
 	if f == nil || (sampled(e.Type) && !f.listening()) {
 		return
 	}
-	if sampled(e.Type) && !f.allow(e.Type) {
+	if sampled(e.Type) && !f.allow(e.App, e.Type) {
 		return
 	}
 	if e.Node == "" {
@@ -174,42 +178,64 @@ func (f *Feed) Emit(e Event) {
 	f.qmu.Unlock()
 }
 
-// allow takes a token of kind's bucket, or counts the event as omitted.
-func (f *Feed) allow(kind string) bool {
+// bucketKey names a sample bucket: each app's events of a kind have their
+// own, so one busy app does not crowd the others' events out.
+type bucketKey struct{ app, kind string }
+
+// allow takes a token of the bucket of app's kind, or counts the event as
+// omitted. Buckets of apps that were deleted stay until the node stops:
+// a few bytes each.
+func (f *Feed) allow(app, kind string) bool {
 	f.sampleMu.Lock()
 	defer f.sampleMu.Unlock()
-	b := f.buckets[kind]
+	k := bucketKey{app, kind}
+	b := f.buckets[k]
 	if b == nil {
 		b = rate.NewLimiter(rate.Limit(f.opts.Rate), f.opts.Rate)
-		f.buckets[kind] = b
+		f.buckets[k] = b
 	}
 	if b.Allow() {
 		return true
 	}
-	f.left[kind]++
+	if f.left[app] == nil {
+		f.left[app] = map[string]int64{}
+	}
+	f.left[app][kind]++
 	f.omitted.WithLabelValues(kind).Inc()
 	return false
 }
 
-// takeOmitted returns the omitted counts since the last call, as an event.
-func (f *Feed) takeOmitted() (Event, bool) {
+// takeOmitted returns the omitted counts since the last call, one
+// events_omitted event per app that had some.
+func (f *Feed) takeOmitted() []Event {
 	f.sampleMu.Lock()
 	defer f.sampleMu.Unlock()
 	if len(f.left) == 0 {
-		return Event{}, false
+		return nil
 	}
-	e := Event{Type: EventsOmitted, Node: f.opts.NodeID, Time: stamp(time.Now()), Omitted: f.left}
-	f.left = map[string]int64{}
-	return e, true
+	now := stamp(time.Now())
+	out := make([]Event, 0, len(f.left))
+	for app, counts := range f.left {
+		out = append(out, Event{Type: EventsOmitted, Node: f.opts.NodeID, Time: now, Omitted: counts, App: app})
+	}
+	f.left = map[string]map[string]int64{}
+	return out
 }
 
 // Subscribe adds s and calls reply with the feed's position, before any
 // event reaches s (the subscribed reply goes first). The returned func
-// removes s; calling it again does nothing.
+// removes s; calling it again does nothing. s gets the default app's
+// events and the node events.
 func (f *Feed) Subscribe(s Subscriber, reply func(epoch string, offset uint64)) (cancel func()) {
+	return f.SubscribeApp(s, "", reply)
+}
+
+// SubscribeApp is Subscribe for the events of app only ("" the default
+// app, which also gets the node events: node_joined, node_left).
+func (f *Feed) SubscribeApp(s Subscriber, app string, reply func(epoch string, offset uint64)) (cancel func()) {
 	f.mu.Lock()
-	reply(f.epoch, f.offset)
-	f.subs[s] = struct{}{}
+	reply(f.epoch, f.offset[app])
+	f.subs[s] = app
 	f.nsubs.Store(int32(len(f.subs)))
 	f.mu.Unlock()
 	var once sync.Once
@@ -251,13 +277,14 @@ func (f *Feed) Receive(payload []byte) {
 	}
 }
 
-// deliver numbers events and hands them to every local subscriber. Node
-// events update the node view first, so that a node's join or leave
-// reaches a subscriber once, whether the node said so or the registry.
+// deliver numbers events and hands them to every local subscriber of
+// their app, each app's numbered on its own. Node events update the node
+// view first, so that a node's join or leave reaches a subscriber once,
+// whether the node said so or the registry.
 func (f *Feed) deliver(events []Event) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	frames := make([][]byte, 0, len(events))
+	byApp := map[string][][]byte{}
 	now := time.Now().UnixMilli()
 	for _, e := range events {
 		if !f.noteNodeLocked(e) {
@@ -267,17 +294,22 @@ func (f *Feed) deliver(events []Event) {
 		if err != nil {
 			continue // plain strings and numbers; cannot fail
 		}
-		f.offset++
-		frames = append(frames, protocol.AppendMessage(nil, &protocol.Message{
+		f.offset[e.App]++
+		off := f.offset[e.App]
+		id := "s-" + f.opts.NodeID + "-" + strconv.FormatUint(off, 36)
+		if e.App != "" {
+			id = "s-" + f.opts.NodeID + "-" + e.App + "-" + strconv.FormatUint(off, 36)
+		}
+		byApp[e.App] = append(byApp[e.App], protocol.AppendMessage(nil, &protocol.Message{
 			Channel: protocol.StatusChannel, Event: e.Type, Data: data,
-			ID: "s-" + f.opts.NodeID + "-" + strconv.FormatUint(f.offset, 36), TS: now,
-			Offset: f.offset, Epoch: f.epoch,
+			ID: id, TS: now, Offset: off, Epoch: f.epoch,
 		}))
 	}
-	if len(frames) == 0 {
-		return
-	}
-	for s := range f.subs {
+	for s, app := range f.subs {
+		frames := byApp[app]
+		if len(frames) == 0 {
+			continue
+		}
 		if !s.Deliver(frames) {
 			f.dropped.WithLabelValues("slow_subscriber").Add(float64(len(frames)))
 		}
@@ -334,9 +366,9 @@ func (f *Feed) Run(stop <-chan struct{}) {
 			}
 			if now.Sub(lastOmitted) >= time.Second {
 				lastOmitted = now
-				if e, ok := f.takeOmitted(); ok {
+				if evs := f.takeOmitted(); len(evs) > 0 {
 					f.qmu.Lock()
-					f.queue = append(f.queue, e)
+					f.queue = append(f.queue, evs...)
 					f.qmu.Unlock()
 				}
 			}

@@ -27,6 +27,7 @@ const (
 // first try. Batches go out one at a time, in order.
 type sender struct {
 	d      *Dispatcher
+	app    string // whose receiver it is; "" the default app
 	hook   config.Webhook
 	events map[string]bool
 	target string // the URL without credentials, for logs

@@ -24,6 +24,10 @@ type SystemOptions struct {
 	Ledger Ledger
 	Every  time.Duration
 	AppOf  func(channel string) string
+	// DefaultPusherApp is the Pusher app id of the default app
+	// (pusher_app_id): the Pusher events reported under it are the
+	// default app's; those under another id are that app's.
+	DefaultPusherApp string
 }
 
 // System is a node's webhooks: the dispatcher that sends, the tracker that
@@ -36,6 +40,7 @@ type System struct {
 	static     []config.Webhook
 	log        *slog.Logger
 	reloading  sync.Mutex
+	defPusher  string
 }
 
 // NewSystem assembles and starts a node's webhooks and loads the stored
@@ -43,7 +48,7 @@ type System struct {
 // serves, and the next Reload tries again.
 func NewSystem(opts SystemOptions) *System {
 	d := NewDispatcher(opts.Dispatcher)
-	s := &System{Dispatcher: d, store: opts.Store, log: d.log}
+	s := &System{Dispatcher: d, store: opts.Store, log: d.log, defPusher: opts.DefaultPusherApp}
 	for i, w := range opts.Static {
 		w.ID = fmt.Sprintf("config-%d", i+1)
 		s.static = append(s.static, w)
@@ -82,8 +87,15 @@ func (s *System) Reload(ctx context.Context) error {
 			return err
 		}
 	}
-	// Tracking starts before the receivers are in force, so whoever sees
-	// them listed sees their channels tracked.
+	s.enableTracking(hooks)
+	s.Dispatcher.SetHooks(hooks)
+	return err
+}
+
+// enableTracking starts tracking channels and members when some of hooks
+// asks for their events. It comes before the receivers are in force, so
+// whoever sees them listed sees their channels tracked.
+func (s *System) enableTracking(hooks []config.Webhook) {
 	for _, h := range hooks {
 		for _, name := range h.Events {
 			switch name {
@@ -92,8 +104,36 @@ func (s *System) Reload(ctx context.Context) error {
 			}
 		}
 	}
-	s.Dispatcher.SetHooks(hooks)
-	return err
+}
+
+// SetAppHooks puts app's own receivers in force (an app other than the
+// default one; nil: it has none). Each node sets them from the app's
+// stored settings.
+func (s *System) SetAppHooks(app string, hooks []config.Webhook) {
+	s.enableTracking(hooks)
+	s.Dispatcher.SetAppHooks(app, hooks)
+}
+
+// OccupiedIn reports this node's first subscriber of a channel of app.
+func (s *System) OccupiedIn(app, channel string) { s.Tracker.OccupiedIn(app, channel) }
+
+// VacatedIn reports that this node's last subscriber of app's channel left.
+func (s *System) VacatedIn(app, channel string) { s.Tracker.VacatedIn(app, channel) }
+
+// MemberJoinedIn reports a presence member's connection in app's channel.
+func (s *System) MemberJoinedIn(app, channel, user string) {
+	s.Tracker.MemberJoinedIn(app, channel, user)
+}
+
+// MemberLeftIn reports that a member's connection left app's channel.
+func (s *System) MemberLeftIn(app, channel, user string) { s.Tracker.MemberLeftIn(app, channel, user) }
+
+// pusherApp maps a Pusher app id to the app whose receivers get its events.
+func (s *System) pusherApp(id string) string {
+	if id == s.defPusher {
+		return ""
+	}
+	return id
 }
 
 // isStatic reports whether id is an eddy.yaml receiver.
@@ -146,11 +186,11 @@ func (s *System) ClientEvent(appID, channel, event string, data json.RawMessage,
 	if json.Unmarshal(data, &str) == nil {
 		text = str
 	}
-	s.Emit(appID, Event{Name: ClientEvent, Channel: channel, Event: event, Data: text, SocketID: socketID, UserID: userID})
+	s.Emit(s.pusherApp(appID), Event{Name: ClientEvent, Channel: channel, Event: event, Data: text, SocketID: socketID, UserID: userID})
 }
 
 // CacheMiss reports a subscription to a Pusher cache channel that had no
 // event to give (server.PusherEvents).
 func (s *System) CacheMiss(appID, channel string) {
-	s.Emit(appID, Event{Name: CacheMiss, Channel: channel})
+	s.Emit(s.pusherApp(appID), Event{Name: CacheMiss, Channel: channel})
 }

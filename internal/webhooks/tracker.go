@@ -91,6 +91,28 @@ func (t *Tracker) LocalVacated(channel string) {
 	t.set(key{kind: kindOccupancy, app: t.opts.AppOf(channel), channel: channel}, 0, true)
 }
 
+// OccupiedIn, VacatedIn, MemberJoinedIn and MemberLeftIn are the same
+// for the channels of app, an app other than the default one (whose
+// channel names do not say their app).
+func (t *Tracker) OccupiedIn(app, channel string) {
+	t.set(key{kind: kindOccupancy, app: app, channel: channel}, +1, true)
+}
+
+// VacatedIn: see OccupiedIn.
+func (t *Tracker) VacatedIn(app, channel string) {
+	t.set(key{kind: kindOccupancy, app: app, channel: channel}, 0, true)
+}
+
+// MemberJoinedIn: see OccupiedIn.
+func (t *Tracker) MemberJoinedIn(app, channel, user string) {
+	t.set(key{kind: kindMember, app: app, channel: channel, user: user}, +1, false)
+}
+
+// MemberLeftIn: see OccupiedIn.
+func (t *Tracker) MemberLeftIn(app, channel, user string) {
+	t.set(key{kind: kindMember, app: app, channel: channel, user: user}, -1, false)
+}
+
 // MemberJoined is called when a connection of user joined the presence
 // of channel on this node; MemberLeft when one left. A user is a member
 // while any of their connections on any node is.

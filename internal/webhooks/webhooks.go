@@ -92,7 +92,7 @@ type Dispatcher struct {
 	limiter *rateLimiter
 
 	mu      sync.Mutex
-	senders map[string]*sender // by hookKey
+	senders map[string]*sender // by hookKey, every app's
 	closed  bool
 	// wanted holds the event names some receiver asked for, so that work
 	// for events nobody wants (rate limit claims) is skipped.
@@ -139,32 +139,45 @@ func NewDispatcher(opts Options) *Dispatcher {
 	return d
 }
 
-// hookKey identifies a receiver's settings: a changed entry is a new sender.
-func hookKey(h config.Webhook) string {
+// hookKey identifies a receiver's app and settings: a changed entry is a
+// new sender.
+func hookKey(app string, h config.Webhook) string {
 	ev := slices.Clone(h.Events)
 	slices.Sort(ev)
-	b, _ := jsonMarshal([]any{h.ID, h.URL, h.Secret, h.Format, h.Key, ev})
+	b, _ := jsonMarshal([]any{app, h.ID, h.URL, h.Secret, h.Format, h.Key, ev})
 	return string(b)
 }
 
-// SetHooks replaces the receivers. Those whose settings did not change
-// keep their queue and their batch in flight; the others stop, and their
-// queued events are dropped (counted as dropped_shutdown).
-func (d *Dispatcher) SetHooks(hooks []config.Webhook) {
+// SetHooks replaces the receivers of the default app (eddy.yaml's and the
+// admin API's). Those whose settings did not change keep their queue and
+// their batch in flight; the others stop, and their queued events are
+// dropped (counted as dropped_shutdown).
+func (d *Dispatcher) SetHooks(hooks []config.Webhook) { d.SetAppHooks("", hooks) }
+
+// SetAppHooks replaces the receivers of app ("" is the default app), as
+// SetHooks does; other apps' receivers are left as they are. nil hooks
+// remove the app's receivers.
+func (d *Dispatcher) SetAppHooks(app string, hooks []config.Webhook) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
 		return
 	}
 	keep := map[string]*sender{}
+	for k, s := range d.senders {
+		if s.app != app {
+			keep[k] = s
+		}
+	}
 	for _, h := range hooks {
-		k := hookKey(h)
+		k := hookKey(app, h)
 		if s := d.senders[k]; s != nil {
 			keep[k] = s
 			continue
 		}
 		if keep[k] == nil {
 			keep[k] = newSender(d, h)
+			keep[k].app = app
 		}
 	}
 	for k, s := range d.senders {
@@ -185,13 +198,15 @@ func (d *Dispatcher) SetHooks(hooks []config.Webhook) {
 // Wants reports whether some receiver asked for events named name.
 func (d *Dispatcher) Wants(name string) bool { return (*d.wanted.Load())[name] }
 
-// Hooks lists the receivers in force.
+// Hooks lists the default app's receivers in force.
 func (d *Dispatcher) Hooks() []config.Webhook {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := make([]config.Webhook, 0, len(d.senders))
 	for _, s := range d.senders {
-		out = append(out, s.hook)
+		if s.app == "" {
+			out = append(out, s.hook)
+		}
 	}
 	slices.SortFunc(out, func(a, b config.Webhook) int {
 		if a.ID < b.ID {
@@ -205,14 +220,14 @@ func (d *Dispatcher) Hooks() []config.Webhook {
 	return out
 }
 
-// webhooksFor lists the senders of app's receivers. Today one server-wide
-// set serves every app; per-app webhooks come with apps, behind this one
-// lookup. d.mu held.
+// webhooksFor lists the senders of app's receivers ("" the default
+// app's): an app's events go to its own receivers only. d.mu held.
 func (d *Dispatcher) webhooksFor(app string) []*sender {
-	_ = app
 	out := make([]*sender, 0, len(d.senders))
 	for _, s := range d.senders {
-		out = append(out, s)
+		if s.app == app {
+			out = append(out, s)
+		}
 	}
 	return out
 }

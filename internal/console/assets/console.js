@@ -27,7 +27,9 @@ async function api(method, path, body) {
   try { data = await res.json(); } catch { /* not JSON */ }
   if (!res.ok) {
     const e = (data && data.error) || {};
-    if (res.status === 401 && path !== "/api/v1/stats") signOut("Your key was refused: sign in again.");
+    // The apps API takes the operator key only: an admin key refused there
+    // is still good for the rest of the console.
+    if (res.status === 401 && path !== "/api/v1/stats" && !path.startsWith("/api/v1/apps")) signOut("Your key was refused: sign in again.");
     throw new APIError(res.status, e.code || "http_" + res.status, e.message || res.statusText);
   }
   return data;
@@ -404,20 +406,59 @@ async function loadAssociations() {
   )), "no associations: functions run only on channels an association names", 4);
 }
 
-// ---- apps (multi-app servers) --------------------------------------------
+// ---- apps: the apps API, with the operator key ----------------------------
+
+function limitsText(l) {
+  const parts = [];
+  if (l && l.max_connections) parts.push(`${l.max_connections} conns`);
+  if (l && l.max_publish_rate) parts.push(`${l.max_publish_rate} msg/s`);
+  if (l && l.max_message_bytes) parts.push(`${l.max_message_bytes} B/msg`);
+  return parts.join(", ") || "node's";
+}
 
 async function loadApps() {
-  const note = $("#apps-note"), table = $("#apps-table");
+  const note = $("#apps-note"), table = $("#apps-table"), create = $("#app-create");
   try {
     const res = await api("GET", "/api/v1/apps");
     const apps = res.apps || [];
-    note.textContent = `${apps.length} app${apps.length === 1 ? "" : "s"}`;
+    note.textContent = `${apps.length} app${apps.length === 1 ? "" : "s"} besides the default one (eddy.yaml's). Keys are masked; each app's own keys sign its tokens and API calls.`;
     table.hidden = false;
-    fillTable("#apps-table", apps.map((a) => el("tr", {}, el("td", { class: "mono" }, a.id || a.name || "?"), el("td", { class: "mono" }, JSON.stringify(a)))), "no apps", 2);
+    create.hidden = false;
+    fillTable("#apps-table", apps.map((a) => el("tr", { "data-app": a.id },
+      el("td", { class: "mono" }, a.id), el("td", {}, a.name),
+      el("td", { class: "mono" }, (a.api_keys || []).map((k) => k.key).join(" ")),
+      el("td", { class: "mono" }, (a.pusher && a.pusher.key) || ""),
+      el("td", {}, limitsText(a.limits)), el("td", {}, a.created ? ago(a.created) : ""))), "no apps yet: create one below", 6);
   } catch (e) {
     table.hidden = true;
-    note.textContent = e.status === 404 ? "This server runs a single app: it has no apps API (GET /api/v1/apps)." : "Could not list apps: " + e.message;
+    create.hidden = true;
+    note.textContent = e.code === "apps_disabled" ? e.message
+      : e.status === 401 ? "The apps API takes the operator key (operator_key): sign in with it to list and create apps."
+      : e.status === 404 ? "This server has no apps API (GET /api/v1/apps)." : "Could not list apps: " + e.message;
   }
+}
+
+async function createApp(ev) {
+  ev.preventDefault();
+  const err = $("#app-error");
+  err.hidden = true;
+  const body = { id: $("#app-id").value.trim() };
+  const name = $("#app-name").value.trim();
+  if (name) body.name = name;
+  let app;
+  try {
+    app = await api("POST", "/api/v1/apps", body);
+  } catch (e) { err.textContent = e.message; err.hidden = false; return; }
+  $("#app-created-id").textContent = app.id;
+  $("#app-keys").textContent = [
+    `JWT key ${app.jwt_keys[0].id} (HS256): ${app.jwt_keys[0].secret}`,
+    `API key: ${app.api_keys[0].key}`,
+    `Admin key: ${app.admin_key}`,
+    `Pusher app id ${app.id}, key ${app.pusher.key}, secret ${app.pusher.secret}`,
+  ].join("\n");
+  $("#app-created").hidden = false;
+  $("#app-form").reset();
+  await loadApps();
 }
 
 // ---- navigation ----------------------------------------------------------
@@ -468,6 +509,7 @@ function wire() {
     $("#conn-total").textContent = `Disconnected ${res.disconnected} connection${res.disconnected === 1 ? "" : "s"} of ${state.discUser} (${res.nodes} node${res.nodes === 1 ? "" : "s"})`;
     setTimeout(() => loadConnections().catch(showError), 300);
   });
+  $("#app-form").addEventListener("submit", (ev) => createApp(ev).catch(showError));
   $("#fn-new").addEventListener("click", () => editFunction("").catch(showError));
   $("#fn-form").addEventListener("submit", deployFunction);
   $("#fn-source").addEventListener("input", () => gutter(0));
