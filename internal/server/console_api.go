@@ -155,15 +155,7 @@ func (s *Server) handleChannelPublish(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	body, err := readBody(r, int64(s.cfg.MaxMessageBytes)+4096)
-	if err != nil {
-		if errors.Is(err, errBodyTooLarge) {
-			err = protocol.Errorf(protocol.CodeTooLarge, "body over max_message_bytes (%d)", s.cfg.MaxMessageBytes)
-		}
-		s.writeError(w, err)
-		return
-	}
-	req, err := decodeCheckedPublishBody("body", body)
+	req, err := s.readPublishBody(r)
 	if err != nil {
 		s.writeError(w, err)
 		return

@@ -37,6 +37,20 @@ func decodeCheckedPublishBody(what string, b []byte) (publishBody, error) {
 	return p, err
 }
 
+// readPublishBody reads and decodes the body of a single publish (the
+// HTTP API's, the console's test publish). The envelope around data gets
+// 4 KiB of slack over max_message_bytes.
+func (s *Server) readPublishBody(r *http.Request) (publishBody, error) {
+	body, err := readBody(r, int64(s.cfg.MaxMessageBytes)+4096)
+	if err != nil {
+		if errors.Is(err, errBodyTooLarge) {
+			err = protocol.Errorf(protocol.CodeTooLarge, "body over max_message_bytes (%d)", s.cfg.MaxMessageBytes)
+		}
+		return publishBody{}, err
+	}
+	return decodeCheckedPublishBody("body", body)
+}
+
 // targets returns the channels a single publish names: "channel" or
 // "channels", not both, at most protocol.MaxPublishChannels.
 func (p publishBody) targets() ([]string, error) {

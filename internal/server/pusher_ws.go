@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -51,29 +50,9 @@ func (s *Server) mountPusher(client, api *http.ServeMux) {
 }
 
 func (s *Server) handlePusherWebSocket(w http.ResponseWriter, r *http.Request) {
-	if status, msg := s.refuseWebSocket(r); status != 0 {
-		http.Error(w, msg, status)
-		return
-	}
-	ip, ok := s.admit(w, r)
+	netConn, br, ip, ok := s.hijackWebSocket(w, r)
 	if !ok {
 		return
-	}
-	hj, ok := w.(http.Hijacker)
-	if !ok {
-		s.limits.release(ip)
-		http.Error(w, "websocket upgrade not supported here", http.StatusInternalServerError)
-		return
-	}
-	netConn, brw, err := hj.Hijack()
-	if err != nil {
-		s.limits.release(ip)
-		return
-	}
-	_ = netConn.SetDeadline(time.Time{})
-	br := brw.Reader
-	if br.Buffered() == 0 {
-		br = bufio.NewReaderSize(netConn, readBufferSize)
 	}
 	app, known := s.appForPusherKey(r.PathValue("key"))
 	version := r.URL.Query().Get("protocol")

@@ -27,25 +27,37 @@ const writeTimeout = 10 * time.Second
 const readBufferSize = 512
 
 func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
+	netConn, br, ip, ok := s.hijackWebSocket(w, r)
+	if !ok {
+		return
+	}
+	s.upgrade(netConn, br, r, ip)
+}
+
+// hijackWebSocket admits a WebSocket request (origin, draining, connection
+// limits) and takes its connection from net/http, with the reader to
+// upgrade it through; ok false means the request was answered. The caller
+// owns the connection-limit slots of ip from then on.
+func (s *Server) hijackWebSocket(w http.ResponseWriter, r *http.Request) (net.Conn, *bufio.Reader, string, bool) {
 	if status, msg := s.refuseWebSocket(r); status != 0 {
 		http.Error(w, msg, status)
-		return
+		return nil, nil, "", false
 	}
 	ip, ok := s.admit(w, r)
 	if !ok {
-		return
+		return nil, nil, "", false
 	}
 	hj, ok := w.(http.Hijacker)
 	if !ok {
 		s.limits.release(ip)
 		http.Error(w, "websocket upgrade not supported here", http.StatusInternalServerError)
-		return
+		return nil, nil, "", false
 	}
 	netConn, brw, err := hj.Hijack()
 	if err != nil {
 		s.limits.release(ip)
 		s.log.Debug("websocket hijack failed", "remote", r.RemoteAddr, "err", err)
-		return
+		return nil, nil, "", false
 	}
 	// The HTTP server's read timeout is still armed on the hijacked
 	// connection (gws clears it after its handshake too; we do not rely on
@@ -60,7 +72,7 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	if br.Buffered() == 0 {
 		br = bufio.NewReaderSize(netConn, readBufferSize)
 	}
-	s.upgrade(netConn, br, r, ip)
+	return netConn, br, ip, true
 }
 
 // refuseWebSocket says why a WebSocket request is refused before the
