@@ -30,6 +30,9 @@ type appFunctions struct {
 	cfg   config.Config
 	log   *slog.Logger
 	redis *redisbroker.Broker // nil: file stores
+	// failed hears of every failure of an app's function: the
+	// function_error webhook, to that app's receivers. Nil: none.
+	failed func(app, function, channel string, err error)
 
 	mu      sync.Mutex
 	engines map[string]*functions.Engine
@@ -65,6 +68,10 @@ func (f *appFunctions) Open(id string) (server.Middleware, http.Handler, error) 
 		ValidData:        validFunctionData,
 		AllowPrivateURLs: f.cfg.AllowPrivateURLs,
 		PoolSize:         f.cfg.FunctionsPool,
+	}
+	if f.failed != nil {
+		failed := f.failed
+		opts.OnFailure = func(function, channel string, err error) { failed(id, function, channel, err) }
 	}
 	if f.redis != nil {
 		b := appBackend{Broker: f.redis, id: id}

@@ -114,7 +114,7 @@ func Build(cfg config.Config, log *slog.Logger) (*Node, error) {
 		return nil, fmt.Errorf("load functions: %w", err)
 	}
 	n.Engine = engine
-	n.apps = &appFunctions{cfg: cfg, log: log, redis: n.Redis}
+	n.apps = &appFunctions{cfg: cfg, log: log, redis: n.Redis, failed: n.Webhooks.FunctionFailedIn}
 	n.Options.AppFunctions = n.apps
 	n.Options.Functions = functions.Pipeline{Engine: engine}
 	n.Options.AdminHandler = newAdminAPI(adminapi.NewHandler(engine, log.With("component", "admin-api")), n.Webhooks.Admin())

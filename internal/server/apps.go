@@ -354,6 +354,9 @@ func (c *conn) connApp() *appState {
 // connection slots; false when the app is full or was deleted. c.mu held.
 func (c *conn) admitAppLocked(a *appState) bool {
 	if !a.admitConn() {
+		if !a.deleted.Load() {
+			c.s.appConnRefused(a, "max_connections") // webhooks_apps.go
+		}
 		return false
 	}
 	c.appHeld = a

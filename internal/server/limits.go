@@ -33,6 +33,9 @@ type connLimits struct {
 	userBurst               int
 	refused                 *prometheus.CounterVec
 	onRefuse                func(limit string) // webhooks' connection_limit; never nil
+	// onRefuseApp reports a refusal of a connection whose app is known
+	// (max_connections_per_user) to that app's receivers; never nil.
+	onRefuseApp func(a *appState, limit string)
 
 	mu    sync.Mutex
 	total int
@@ -65,6 +68,7 @@ func (s *Server) newConnLimits() *connLimits {
 	if s.opts.Webhooks != nil {
 		l.onRefuse = s.opts.Webhooks.ConnectionRefused
 	}
+	l.onRefuseApp = s.appConnRefused // webhooks_apps.go
 	for _, r := range []string{limitNode, limitIP, limitUser} {
 		l.refused.WithLabelValues(r) // present at 0, so alerts can rate() it
 	}
@@ -115,13 +119,13 @@ func (l *connLimits) release(ip string) {
 // acquireUser takes a slot for one more connection of user and returns
 // the publish bucket the user's connections share, or false when
 // max_connections_per_user refuses it.
-func (l *connLimits) acquireUser(user string) (*rate.Limiter, bool) {
+func (l *connLimits) acquireUser(a *appState, user string) (*rate.Limiter, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	u := l.users[user]
 	if u != nil && l.maxUser > 0 && u.conns >= l.maxUser {
 		l.refused.WithLabelValues(limitUser).Inc()
-		l.onRefuse(limitUser)
+		l.onRefuseApp(a, limitUser)
 		return nil, false
 	}
 	if u == nil {
@@ -188,7 +192,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) (ip string, ok bo
 // user already has max_connections_per_user connections, c is told so and
 // closed with CloseTooManyConnections. c.mu held.
 func (c *conn) admitUserLocked(user string) bool {
-	lim, ok := c.s.limits.acquireUser(user)
+	lim, ok := c.s.limits.acquireUser(c.connApp(), user)
 	if !ok {
 		return false
 	}

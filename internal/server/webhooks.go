@@ -18,6 +18,9 @@ type Webhooks interface {
 	MemberLeft(channel, user string)
 	// ConnectionRefused: a connection limit (its setting's name) refused one.
 	ConnectionRefused(limit string)
+	// ConnectionRefusedIn: a limit refused a connection of app (not the
+	// default one), reported to app's own receivers.
+	ConnectionRefusedIn(app, limit string)
 	// Emit sends an event this node alone saw (the Pusher protocol's
 	// client_event and cache_miss) to app's receivers that asked for it.
 	Emit(app string, ev webhooks.Event)

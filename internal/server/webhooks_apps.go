@@ -36,3 +36,15 @@ func (s *Server) appWebhooksChanged(id string, m *apps.App) {
 	}
 	s.opts.Webhooks.SetAppHooks(id, m.Webhooks)
 }
+
+// appConnRefused reports to a's receivers that limit refused one of a's
+// connections (the default app's go to the eddy.yaml receivers).
+func (s *Server) appConnRefused(a *appState, limit string) {
+	switch {
+	case s.opts.Webhooks == nil:
+	case a.isDefault():
+		s.opts.Webhooks.ConnectionRefused(limit)
+	default:
+		s.opts.Webhooks.ConnectionRefusedIn(a.id, limit)
+	}
+}

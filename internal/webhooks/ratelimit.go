@@ -20,6 +20,13 @@ const maxErrorText = 1024
 // (cluster-wide with a Claimer); the failures in between are counted in
 // the next one's count. It never blocks.
 func (d *Dispatcher) FunctionFailed(function, channel string, err error) {
+	d.FunctionFailedIn("", function, channel, err)
+}
+
+// FunctionFailedIn is FunctionFailed for a function of app ("": the
+// default app): the event goes to app's own receivers, rate limited per
+// app and function.
+func (d *Dispatcher) FunctionFailedIn(app, function, channel string, err error) {
 	if !d.Wants(FunctionError) {
 		return
 	}
@@ -30,37 +37,48 @@ func (d *Dispatcher) FunctionFailed(function, channel string, err error) {
 	if len(text) > maxErrorText {
 		text = text[:maxErrorText]
 	}
-	d.limiter.occur(FunctionError+":"+function, Event{Name: FunctionError, Function: function, Channel: channel, Error: text, Node: d.opts.NodeID})
+	d.limiter.occur(app, FunctionError+":"+function, Event{Name: FunctionError, Function: function, Channel: channel, Error: text, Node: d.opts.NodeID})
 }
 
 // ConnectionRefused reports that limit (a setting's name, e.g.
 // max_connections) refused a connection. Rate limited like FunctionFailed.
 func (d *Dispatcher) ConnectionRefused(limit string) {
+	d.ConnectionRefusedIn("", limit)
+}
+
+// ConnectionRefusedIn is ConnectionRefused for a connection of app ("":
+// the default app), reported to app's own receivers.
+func (d *Dispatcher) ConnectionRefusedIn(app, limit string) {
 	if !d.Wants(ConnectionLimit) {
 		return
 	}
-	d.limiter.occur(ConnectionLimit+":"+limit, Event{Name: ConnectionLimit, Limit: limit, Node: d.opts.NodeID})
+	d.limiter.occur(app, ConnectionLimit+":"+limit, Event{Name: ConnectionLimit, Limit: limit, Node: d.opts.NodeID})
 }
 
 // rateLimiter lets one event per key and interval through. The
 // occurrences in between are not lost: a timer sends them, counted, as one
-// event when the interval ends. Keys are function names and limit names,
-// so the maps stay as small as the deployment.
+// event when the interval ends. Keys are app ids with function names and
+// limit names, so the maps stay as small as the deployment.
 type rateLimiter struct {
 	d        *Dispatcher
 	mu       sync.Mutex
 	last     map[string]time.Time // when the last event of key went out
 	pending  map[string]*Event    // the newest occurrence since, Count the number of them
+	apps     map[string]string    // the app whose receivers get key's events
 	timers   map[string]*time.Timer
 	loggedAt map[string]time.Time
 }
 
 func newRateLimiter(d *Dispatcher) *rateLimiter {
-	return &rateLimiter{d: d, last: map[string]time.Time{}, pending: map[string]*Event{},
+	return &rateLimiter{d: d, last: map[string]time.Time{}, pending: map[string]*Event{}, apps: map[string]string{},
 		timers: map[string]*time.Timer{}, loggedAt: map[string]time.Time{}}
 }
 
-func (r *rateLimiter) occur(key string, ev Event) {
+func (r *rateLimiter) occur(app, key string, ev Event) {
+	if app != "" {
+		// The default app's keys begin with an event name, never "app:".
+		key = "app:" + app + ":" + key
+	}
 	interval := r.d.opts.RateInterval
 	r.mu.Lock()
 	count := 1
@@ -69,6 +87,7 @@ func (r *rateLimiter) occur(key string, ev Event) {
 	}
 	ev.Count = count
 	r.pending[key] = &ev
+	r.apps[key] = app
 	since := time.Since(r.last[key])
 	if since < interval {
 		if r.timers[key] == nil {
@@ -84,8 +103,9 @@ func (r *rateLimiter) occur(key string, ev Event) {
 // flush sends key's pending occurrences as one event.
 func (r *rateLimiter) flush(key string) {
 	r.mu.Lock()
-	ev := r.pending[key]
+	ev, app := r.pending[key], r.apps[key]
 	delete(r.pending, key)
+	delete(r.apps, key)
 	delete(r.timers, key)
 	if ev == nil {
 		r.mu.Unlock()
@@ -94,7 +114,7 @@ func (r *rateLimiter) flush(key string) {
 	r.last[key] = time.Now()
 	r.mu.Unlock()
 	if r.d.opts.Claims == nil {
-		r.d.Emit("", *ev)
+		r.d.Emit(app, *ev)
 		return
 	}
 	// The claim is a Redis call: never on the caller's goroutine (a
@@ -109,7 +129,7 @@ func (r *rateLimiter) flush(key string) {
 			ok = true
 		}
 		if ok {
-			r.d.Emit("", *ev)
+			r.d.Emit(app, *ev)
 		}
 	}()
 }

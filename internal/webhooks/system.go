@@ -169,6 +169,16 @@ func (s *System) MemberLeft(channel, user string) { s.Tracker.MemberLeft(channel
 // ConnectionRefused reports a connection refused by limit.
 func (s *System) ConnectionRefused(limit string) { s.Dispatcher.ConnectionRefused(limit) }
 
+// ConnectionRefusedIn reports a connection of app refused by limit, to
+// app's own receivers.
+func (s *System) ConnectionRefusedIn(app, limit string) { s.Dispatcher.ConnectionRefusedIn(app, limit) }
+
+// FunctionFailedIn reports the failure or timeout of a function of app,
+// to app's own receivers.
+func (s *System) FunctionFailedIn(app, function, channel string, err error) {
+	s.Dispatcher.FunctionFailedIn(app, function, channel, err)
+}
+
 // FunctionFailed reports a function's failure or timeout.
 func (s *System) FunctionFailed(function, channel string, err error) {
 	s.Dispatcher.FunctionFailed(function, channel, err)
