@@ -125,7 +125,10 @@ type App struct {
 	ChannelDefaults ChannelOptions `json:"channel_defaults"`
 	Limits          Limits         `json:"limits"`
 	Pusher          Pusher         `json:"pusher"`
-	Created         time.Time      `json:"created"`
+	// PusherClientEvents lets the app's Pusher clients send client-*
+	// events (off by default, as pusher_client_events is for the default app).
+	PusherClientEvents bool      `json:"pusher_client_events,omitempty"`
+	Created            time.Time `json:"created"`
 	// Webhooks are the app's receivers of its channels' events (webhooks.go).
 	Webhooks []config.Webhook `json:"webhooks,omitempty"`
 }

@@ -81,12 +81,15 @@ type appView struct {
 	Pusher          apps.Pusher                    `json:"pusher"`
 	Created         time.Time                      `json:"created"`
 	Webhooks        []config.Webhook               `json:"webhooks"`
+	// PusherClientEvents: the app's Pusher clients may send client-* events.
+	PusherClientEvents bool `json:"pusher_client_events"`
 }
 
 func viewOf(a *apps.App) appView {
 	v := appView{ID: a.ID, Name: a.Name, JWTKeys: a.JWTKeys, APIKeys: a.APIKeys, AdminKeys: a.AdminKeys,
 		AllowedOrigins: a.AllowedOrigins, Namespaces: a.Namespaces, ChannelDefaults: a.ChannelDefaults,
-		Limits: a.Limits, Pusher: a.Pusher, Created: a.Created, Webhooks: a.Webhooks}
+		Limits: a.Limits, Pusher: a.Pusher, Created: a.Created, Webhooks: a.Webhooks,
+		PusherClientEvents: a.PusherClientEvents}
 	if v.Webhooks == nil {
 		v.Webhooks = []config.Webhook{}
 	}
@@ -111,6 +114,8 @@ type appSettings struct {
 	ChannelDefaults *apps.ChannelOptions            `json:"channel_defaults"`
 	Limits          *apps.Limits                    `json:"limits"`
 	Webhooks        *[]config.Webhook               `json:"webhooks"`
+	// PusherClientEvents turns the app's Pusher client events on or off.
+	PusherClientEvents *bool `json:"pusher_client_events"`
 }
 
 func (p appSettings) apply(a *apps.App) {
@@ -131,6 +136,9 @@ func (p appSettings) apply(a *apps.App) {
 	}
 	if p.Webhooks != nil {
 		a.SetWebhooks(*p.Webhooks)
+	}
+	if p.PusherClientEvents != nil {
+		a.PusherClientEvents = *p.PusherClientEvents
 	}
 }
 

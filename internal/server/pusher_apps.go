@@ -52,13 +52,13 @@ func (s *Server) defaultPusherApp() *pusherApp {
 }
 
 // registeredPusherApp is the Pusher app of a registry app. Client events
-// follow the node's pusher_client_events: apps have no setting of their own.
+// follow the app's own pusher_client_events (apps.App), off by default.
 func (s *Server) registeredPusherApp(m *apps.App) (*pusherApp, bool) {
 	st, ok := s.appByID(m.ID)
 	if !ok || st.isDefault() || m.Pusher.Key == "" || m.Pusher.Secret == "" {
 		return nil, false
 	}
-	return &pusherApp{ID: m.ID, Key: m.Pusher.Key, Secret: m.Pusher.Secret, ClientEvents: s.cfg.PusherClientEvents, state: st}, true
+	return &pusherApp{ID: m.ID, Key: m.Pusher.Key, Secret: m.Pusher.Secret, ClientEvents: m.PusherClientEvents, state: st}, true
 }
 
 // appForPusherKey returns the app whose key is key. The default app's key
@@ -119,4 +119,17 @@ func (p *pusherNode) cacheMiss(app *pusherApp, channel string) {
 	if p.reportsEvents(app) {
 		p.events.CacheMiss(app.ID, channel)
 	}
+}
+
+// clientEvents reports whether the app's clients may send client events
+// now: an app's setting is read from its current settings, so a PATCH
+// turns them on or off for the connections already open too.
+func (p *pusherApp) clientEvents() bool {
+	if p.state == nil || p.state.isDefault() {
+		return p.ClientEvents
+	}
+	if m := p.state.conf.Load().model; m != nil {
+		return m.PusherClientEvents
+	}
+	return p.ClientEvents
 }

@@ -57,7 +57,7 @@ func triggerAs(t *testing.T, s *servertest.Server, app pusherCred, channel, data
 // apps (and the default one) never see each other's events or members.
 func TestPusherAppsKeepChannelsApart(t *testing.T) {
 	s := appsServer(t, withPusher)
-	a := pusherCredOf(createApp(t, s.APIBase(), "app-a", nil))
+	a := pusherCredOf(createApp(t, s.APIBase(), "app-a", map[string]any{"pusher_client_events": true}))
 	b := pusherCredOf(createApp(t, s.APIBase(), "app-b", nil))
 	d := defaultPusherCred
 

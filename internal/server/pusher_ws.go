@@ -387,7 +387,7 @@ func (c *conn) pusherReleaseAll(ctx context.Context) {
 
 func (c *conn) pusherClientEvent(ctx context.Context, f *pusher.Frame) {
 	ps := c.pusher
-	if !ps.app.ClientEvents {
+	if !ps.app.clientEvents() { // pusher_apps.go
 		c.send(pusher.ErrorFrame(0, "client events are off for this app: set pusher_client_events"))
 		return
 	}

@@ -83,7 +83,7 @@ func TestAppWebhooksGetOnlyTheirAppsEvents(t *testing.T) {
 		c.WebhookWindow = 20 * time.Millisecond
 		c.Webhooks = []config.Webhook{{URL: recvD.URL(), Secret: "default-secret", Events: []string{"channel_occupied", "client_event"}}}
 	})
-	a := createApp(t, s.APIBase(), "app-a", nil)
+	a := createApp(t, s.APIBase(), "app-a", map[string]any{"pusher_client_events": true})
 	b := createApp(t, s.APIBase(), "app-b", nil)
 	st, body := call(t, http.MethodPatch, s.APIBase()+"/api/v1/apps/app-a", testOperatorKey, map[string]any{"webhooks": []map[string]any{
 		{"url": recvA.URL(), "secret": "a-secret-a-secret", "events": []string{"channel_occupied"}},
