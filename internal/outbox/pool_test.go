@@ -48,16 +48,60 @@ func TestPoolWatchdogAddsAWriterPastAStuckOne(t *testing.T) {
 	if got := stuck.all(); len(got) != 1 || got[0] != "a" {
 		t.Fatalf("stuck outbox wrote %v", got)
 	}
+	// The extra writer leaves; the pool's own one stays, parked.
+	waitPool(t, pool, func(running, parked int) bool { return running == 1 && parked == 1 })
+	pool.Close()
+	waitPool(t, pool, func(running, _ int) bool { return running == 0 })
+}
+
+// TestPoolWritersStayParkedBetweenBursts: a writer that finished a burst
+// parks instead of leaving, and the next burst reuses it rather than
+// starting another goroutine.
+func TestPoolWritersStayParkedBetweenBursts(t *testing.T) {
+	pool := NewPool(4, time.Hour)
+	w := &signalWriter{wrote: make(chan string, 1)}
+	o := New(w, Options{MaxQueueBytes: 1 << 20, Writers: pool})
+	for i := range 50 {
+		frame := string(rune('a' + i%26))
+		if err := o.Enqueue([]byte(frame)); err != nil {
+			t.Fatal(err)
+		}
+		if got := <-w.wrote; got != frame {
+			t.Fatalf("wrote %q, want %q", got, frame)
+		}
+		waitPool(t, pool, func(_, parked int) bool { return parked == 1 })
+	}
+	pool.mu.Lock()
+	running := pool.running
+	pool.mu.Unlock()
+	if running != 1 {
+		t.Fatalf("%d writers for one connection's bursts one after another, want 1", running)
+	}
+	pool.Close()
+	waitPool(t, pool, func(running, _ int) bool { return running == 0 })
+	// A closed pool still writes what is submitted, with writers that leave.
+	if err := o.Enqueue([]byte("z")); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-w.wrote; got != "z" {
+		t.Fatalf("wrote %q after Close, want z", got)
+	}
+	waitPool(t, pool, func(running, _ int) bool { return running == 0 })
+}
+
+// waitPool waits until ok holds for the pool's writer counts.
+func waitPool(t *testing.T, pool *Pool, ok func(running, parked int) bool) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		pool.mu.Lock()
-		running := pool.running
+		running, parked := pool.running, pool.parked
 		pool.mu.Unlock()
-		if running == 0 {
-			break
+		if ok(running, parked) {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d writers still running with nothing to write", running)
+			t.Fatalf("pool writers: %d running, %d parked", running, parked)
 		}
 		time.Sleep(time.Millisecond)
 	}

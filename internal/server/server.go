@@ -445,6 +445,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		firstErr = fmt.Errorf("close connections: %w", err)
 	}
 	s.stopped.Wait()
+	s.writers.Close() // its parked writers; a late write still gets one
 	if s.ownsBroker {
 		if err := s.broker.Close(); err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("close broker: %w", err)
