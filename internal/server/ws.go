@@ -13,6 +13,7 @@ import (
 	"github.com/lxzan/gws"
 
 	"github.com/eddyrt/eddy/internal/auth"
+	"github.com/eddyrt/eddy/internal/idleread"
 	"github.com/eddyrt/eddy/internal/outbox"
 	"github.com/eddyrt/eddy/internal/protocol"
 )
@@ -22,9 +23,22 @@ import (
 // long (a blocking write, where the socket cannot be non-blocking, too).
 const writeTimeout = 10 * time.Second
 
-// readBufferSize is each connection's read buffer: an auth frame with its
-// token fits, and an idle connection holds no more than that.
+// readBufferSize is each connection's read buffer where it cannot be
+// borrowed (connReader): an auth frame with its token fits.
 const readBufferSize = 512
+
+// connReader returns the reader of a new WebSocket connection. Over plain
+// TCP it holds no buffer while the client is silent (idleread borrows one
+// of idleread.BufferSize, the size an auth frame with its token fits in,
+// only while bytes wait), so an idle connection's read side costs a
+// 16-byte bufio.Reader, the least gws can read through, instead of
+// readBufferSize. Over TLS it is a readBufferSize bufio.Reader.
+func connReader(c net.Conn) *bufio.Reader {
+	if r, ok := idleread.New(c); ok {
+		return bufio.NewReaderSize(r, 16)
+	}
+	return bufio.NewReaderSize(c, readBufferSize)
+}
 
 func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	netConn, br, ip, ok := s.hijackWebSocket(w, r)
@@ -70,7 +84,7 @@ func (s *Server) hijackWebSocket(w http.ResponseWriter, r *http.Request) (net.Co
 	// reading from that one then.
 	br := brw.Reader
 	if br.Buffered() == 0 {
-		br = bufio.NewReaderSize(netConn, readBufferSize)
+		br = connReader(netConn)
 	}
 	return netConn, br, ip, true
 }
@@ -254,8 +268,7 @@ func (s *connSlot) Range(f func(string, any) bool) { f("", s.c) }
 // from one goroutine at a time (the outbox's contract).
 type socketWriter struct {
 	socket   *gws.Conn
-	parts    [][]byte // scratch
-	deadline int64    // unix nanoseconds of the write deadline last set
+	deadline int64 // unix nanoseconds of the write deadline last set
 	// onInvalid is told of each frame dropped for not being valid UTF-8.
 	onInvalid func(frame []byte)
 }
@@ -304,7 +317,11 @@ func (w *socketWriter) writeFrames(frames [][]byte) error {
 	if len(frames) == 1 {
 		return w.socket.WriteMessage(gws.OpcodeText, frames[0])
 	}
-	parts := w.parts[:0]
+	// The scratch for the parts is pooled, not kept per connection: an
+	// idle connection would hold it for nothing (its ready and subscribed
+	// replies leave together, so nearly every connection made one).
+	pp := writeParts.Get().(*[][]byte)
+	parts := (*pp)[:0]
 	for i, f := range frames {
 		if i > 0 {
 			parts = append(parts, newline)
@@ -314,12 +331,13 @@ func (w *socketWriter) writeFrames(frames [][]byte) error {
 	err := w.socket.Writev(gws.OpcodeText, parts...)
 	clear(parts)
 	if cap(parts) <= 256 {
-		w.parts = parts[:0]
-	} else {
-		w.parts = nil
+		*pp = parts[:0]
+		writeParts.Put(pp)
 	}
 	return err
 }
+
+var writeParts = sync.Pool{New: func() any { return new([][]byte) }}
 
 // onlyText returns frames without those that are not valid UTF-8. Such a
 // text message fails the connection that receives it (a browser closes with

@@ -207,7 +207,7 @@ func (l *wsListener) sniff(c net.Conn) {
 	// unless the client already sent frames that sit in the big one.
 	conn := br
 	if br.Buffered() == 0 {
-		conn = bufio.NewReaderSize(c, readBufferSize)
+		conn = connReader(c)
 		releaseReader(br)
 	}
 	l.s.upgrade(c, conn, r, ip)
