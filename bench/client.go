@@ -45,6 +45,9 @@ type sub struct {
 	err      error
 	done     chan struct{}
 	pusher   bool // a Pusher protocol subscriber (pusher.go)
+
+	polled bool // read by a poller (poller_linux.go), not by loop
+	fd     int  // the socket's descriptor, for the poller's reads
 }
 
 var (
@@ -99,6 +102,34 @@ func connectSub(ctx context.Context, d *dialer, wsURL, token string, ch *channel
 	}
 	_ = c.nc.SetReadDeadline(time.Time{})
 	return s, nil
+}
+
+// handleBuffered handles the whole messages s.c has already read (they came
+// with the subscription's confirmation), before a poller takes s over: the
+// poller reads only when the socket has more.
+func (s *sub) handleBuffered() error {
+	now := time.Now()
+	for {
+		msg, need, err := s.c.parse()
+		if err != nil {
+			return err
+		}
+		if need > 0 {
+			s.c.need = need
+			break
+		}
+		if s.pusher {
+			s.handlePusher(msg, now)
+		} else {
+			_ = s.handle(msg, now)
+		}
+	}
+	if s.c.r == s.c.w {
+		// Nothing pending: the read buffer of the connecting phase goes,
+		// as the poller reads into its own.
+		s.c.rb, s.c.r, s.c.w = nil, 0, 0
+	}
+	return nil
 }
 
 func (s *sub) loop() {

@@ -92,10 +92,7 @@ func (r *runner) openSubs(ctx context.Context, n int, rate float64, target func(
 				return
 			}
 			el := time.Since(t0)
-			go s.loop()
-			r.mu.Lock()
-			r.subs = append(r.subs, s)
-			r.mu.Unlock()
+			r.startReading(s)
 			hmu.Lock()
 			ch.add(uint64(el.Microseconds()))
 			hmu.Unlock()
@@ -112,6 +109,28 @@ func (r *runner) openSubs(ctx context.Context, n int, rate float64, target func(
 		return 0, ch
 	}
 	return float64(opened.Load()) / el.Seconds(), ch
+}
+
+// startReading hands s to a poller, or gives it a read goroutine where
+// there are no pollers, and adds it to the run's subscribers.
+func (r *runner) startReading(s *sub) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.subs = append(r.subs, s)
+	if r.polls != nil {
+		if err := s.handleBuffered(); err != nil {
+			s.err = err
+			s.c.close()
+			close(s.done)
+			return
+		}
+		err := r.polls.add(s)
+		if err == nil {
+			return
+		}
+		r.failLocked(err)
+	}
+	go s.loop()
 }
 
 // progress prints a live line every second until stop is closed.
@@ -186,6 +205,10 @@ func (r *runner) closeAll() {
 	r.mu.Lock()
 	subs, pubs := r.subs, r.pubs
 	r.mu.Unlock()
+	// Stopped first, so no poller reads a socket being closed; a closed
+	// socket just leaves the epoll set, with no event, so the subscribers
+	// it still had are ended here.
+	r.stopPollers()
 	for _, s := range subs {
 		s.c.close()
 	}
@@ -193,6 +216,14 @@ func (r *runner) closeAll() {
 		p.c.close()
 	}
 	for _, s := range subs {
+		if s.polled {
+			select {
+			case <-s.done:
+			default:
+				close(s.done)
+			}
+			continue
+		}
 		<-s.done
 	}
 	for _, p := range pubs {

@@ -176,6 +176,7 @@ func (r *runner) drain(ctx context.Context, chans []*channel) time.Time {
 func (r *runner) collect(chans []*channel, pubEl, deliverEl time.Duration) {
 	res := r.res
 	h := new(hist)
+	merged := map[*hist]bool{} // subscribers of one poller share its histogram
 	for _, c := range chans {
 		res.Sent += c.sent.Load()
 	}
@@ -192,7 +193,10 @@ func (r *runner) collect(chans []*channel, pubEl, deliverEl time.Duration) {
 		if s.foreign > 0 {
 			r.note("a subscriber got %d messages without a bench payload (someone else publishing to the channel?)", s.foreign)
 		}
-		h.merge(s.h)
+		if s.h != nil && !merged[s.h] {
+			merged[s.h] = true
+			h.merge(s.h)
+		}
 		if s.err != nil && !isClosedByUs(s.err) {
 			r.fail(fmt.Errorf("subscriber: %w", s.err))
 			res.Dropped++

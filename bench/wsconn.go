@@ -30,6 +30,11 @@ type wsConn struct {
 	r, w int
 	size int    // the initial read buffer size
 	frag []byte // a fragmented message being assembled
+
+	// With a poller (poller_linux.go), rb is the poller's shared buffer
+	// while a read is handled, and own holds a partial frame between reads.
+	own  []byte
+	need int // unread bytes the partial frame takes, as parse said
 }
 
 // dialer opens TCP connections, spreading source addresses over 127.0.0.x
@@ -206,6 +211,40 @@ func (c *wsConn) shrink() {
 	}
 }
 
+// reserve makes room in c's own buffer for the rest of a partial frame
+// (the poller's reads, when one is pending).
+func (c *wsConn) reserve() {
+	if c.r > 0 {
+		c.w = copy(c.rb, c.rb[c.r:c.w])
+		c.r = 0
+	}
+	if len(c.rb) < c.need || c.w == len(c.rb) {
+		nb := make([]byte, max(c.need, 2*len(c.rb), c.size))
+		c.w = copy(nb, c.rb[:c.w])
+		c.rb = nb
+	}
+	c.own = c.rb
+}
+
+// keepRest moves the unread end of the poller's shared buffer (a partial
+// frame) into c's own buffer, and lets go of the shared one.
+func (c *wsConn) keepRest() {
+	pend := c.w - c.r
+	if pend == 0 {
+		c.rb, c.r, c.w = nil, 0, 0
+		if cap(c.own) > 4*c.size {
+			c.own = nil // grown for one big message
+		}
+		return
+	}
+	if len(c.own) < max(c.need, pend+1) {
+		c.own = make([]byte, max(c.need, pend+4096, c.size))
+	}
+	c.w = copy(c.own, c.rb[c.r:c.w])
+	c.r = 0
+	c.rb = c.own
+}
+
 // CloseError is a close frame from the server.
 type CloseError struct {
 	Code   uint16
@@ -219,70 +258,91 @@ func (e *CloseError) Error() string { return fmt.Sprintf("closed by server: %d %
 func (c *wsConn) next() ([]byte, error) {
 	c.shrink()
 	for {
-		if err := c.fill(2); err != nil {
+		msg, need, err := c.parse()
+		if err != nil || need == 0 {
+			return msg, err
+		}
+		if err := c.fill(need); err != nil {
 			return nil, err
+		}
+	}
+}
+
+// maxFrame bounds one frame's length: a longer length field is an error
+// rather than an allocation of that size (Eddy's messages are far smaller).
+const maxFrame = 1 << 30
+
+// parse takes the next text message from the bytes already read, without
+// reading more: the read loop (next) and the poller (poller_linux.go) share
+// it. When no whole message is buffered, need > 0 is how many unread bytes
+// (from c.r) the frame under way takes; msg is then nil. Pings are answered
+// and pongs skipped on the way; a close frame is a *CloseError.
+func (c *wsConn) parse() (msg []byte, need int, err error) {
+	for {
+		avail := c.w - c.r
+		if avail < 2 {
+			return nil, 2, nil
 		}
 		b0, b1 := c.rb[c.r], c.rb[c.r+1]
 		hl, n := 2, int(b1&0x7f)
 		switch n {
 		case 126:
-			if err := c.fill(4); err != nil {
-				return nil, err
+			if avail < 4 {
+				return nil, 4, nil
 			}
 			n, hl = int(binary.BigEndian.Uint16(c.rb[c.r+2:])), 4
 		case 127:
-			if err := c.fill(10); err != nil {
-				return nil, err
+			if avail < 10 {
+				return nil, 10, nil
 			}
-			n, hl = int(binary.BigEndian.Uint64(c.rb[c.r+2:])), 10
+			u := binary.BigEndian.Uint64(c.rb[c.r+2:])
+			if u > maxFrame {
+				return nil, 0, fmt.Errorf("frame of %d bytes: over the load tool's %d", u, maxFrame)
+			}
+			n, hl = int(u), 10
 		}
-		var mask []byte
-		if b1&0x80 != 0 {
+		masked := b1&0x80 != 0
+		if masked {
 			hl += 4
 		}
-		if err := c.fill(hl + n); err != nil {
-			return nil, err
-		}
-		if b1&0x80 != 0 {
-			mask = c.rb[c.r+hl-4 : c.r+hl]
+		if avail < hl+n {
+			return nil, hl + n, nil
 		}
 		p := c.rb[c.r+hl : c.r+hl+n]
-		c.r += hl + n
-		if mask != nil {
+		if masked {
+			mask := c.rb[c.r+hl-4 : c.r+hl]
 			for i := range p {
 				p[i] ^= mask[i&3]
 			}
 		}
+		c.r += hl + n
 		fin, op := b0&0x80 != 0, b0&0x0f
 		switch op {
 		case 0x9: // ping
 			if err := c.writeFrame(0xA, p); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
-			continue
 		case 0xA:
-			continue
 		case 0x8:
 			ce := &CloseError{}
 			if len(p) >= 2 {
 				ce.Code = binary.BigEndian.Uint16(p)
 				ce.Reason = string(p[2:])
 			}
-			return nil, ce
+			return nil, 0, ce
 		case 0x0: // continuation
 			c.frag = append(c.frag, p...)
 			if fin {
 				out := c.frag
 				c.frag = c.frag[:0:0]
-				return out, nil
+				return out, 0, nil
 			}
-			continue
 		case 0x1, 0x2:
 			if !fin {
 				c.frag = append(c.frag[:0], p...)
 				continue
 			}
-			return p, nil
+			return p, 0, nil
 		}
 	}
 }
