@@ -179,7 +179,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if lim, err := raiseNoFile(); err == nil {
 		r.fdLimit = lim
 	}
-	// One poller per core reads the subscribers (poller_linux.go).
+	// One poller per core opens and reads the subscribers (poller_linux.go).
 	if ps, err := startPollers(runtime.GOMAXPROCS(0), o.ReadBuffer); err == nil {
 		r.polls = ps
 		defer r.stopPollers()

@@ -46,9 +46,25 @@ type sub struct {
 	done     chan struct{}
 	pusher   bool // a Pusher protocol subscriber (pusher.go)
 
-	polled bool // read by a poller (poller_linux.go), not by loop
-	fd     int  // the socket's descriptor, for the poller's reads
+	polled bool     // opened and read by a poller (poller_linux.go), not by loop
+	dl     *dialing // while a poller opens it
 }
+
+// dialing is the state of a connection a poller is opening.
+type dialing struct {
+	start    time.Time
+	deadline time.Time
+	req      []byte // the upgrade request, or what is left of it to write
+	upgraded bool   // the 101 answer came
+	frames   []byte // written on the 101: the auth and subscribe frames (Eddy)
+	// done is called once, on the poller's goroutine: live (err nil) after
+	// connect, or failed.
+	done func(s *sub, connect time.Duration, err error)
+}
+
+// dialTimeout bounds opening a connection through a poller, as dialWS's
+// and connectSub's 15 s deadlines do.
+const dialTimeout = 15 * time.Second
 
 var (
 	tMessage    = []byte("message")
@@ -102,34 +118,6 @@ func connectSub(ctx context.Context, d *dialer, wsURL, token string, ch *channel
 	}
 	_ = c.nc.SetReadDeadline(time.Time{})
 	return s, nil
-}
-
-// handleBuffered handles the whole messages s.c has already read (they came
-// with the subscription's confirmation), before a poller takes s over: the
-// poller reads only when the socket has more.
-func (s *sub) handleBuffered() error {
-	now := time.Now()
-	for {
-		msg, need, err := s.c.parse()
-		if err != nil {
-			return err
-		}
-		if need > 0 {
-			s.c.need = need
-			break
-		}
-		if s.pusher {
-			s.handlePusher(msg, now)
-		} else {
-			_ = s.handle(msg, now)
-		}
-	}
-	if s.c.r == s.c.w {
-		// Nothing pending: the read buffer of the connecting phase goes,
-		// as the poller reads into its own.
-		s.c.rb, s.c.r, s.c.w = nil, 0, 0
-	}
-	return nil
 }
 
 func (s *sub) loop() {

@@ -9,7 +9,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"sync"
@@ -22,7 +21,8 @@ import (
 // (possibly fragmented), ping and close. Writes are masked with a zero key
 // (allowed by RFC 6455), which makes masking free.
 type wsConn struct {
-	nc  net.Conn
+	nc  net.Conn // nil for a poller's connection (poller_linux.go), which has fd
+	fd  int
 	wmu sync.Mutex
 	wb  []byte
 
@@ -94,27 +94,45 @@ func dialWS(ctx context.Context, d *dialer, rawURL string, readSize int) (*wsCon
 	return c, nil
 }
 
-func (c *wsConn) handshake(u *url.URL) error {
+// upgradeRequest is the opening handshake's request, with a fresh key.
+func upgradeRequest(u *url.URL) []byte {
 	var key [16]byte
 	_, _ = rand.Read(key[:])
-	path := u.RequestURI()
-	req := "GET " + path + " HTTP/1.1\r\nHost: " + u.Host +
-		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " +
-		base64.StdEncoding.EncodeToString(key[:]) + "\r\n\r\n"
+	b := make([]byte, 0, 160+len(u.Host)+len(u.RequestURI()))
+	b = append(b, "GET "...)
+	b = append(b, u.RequestURI()...)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, u.Host...)
+	b = append(b, "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: "...)
+	b = base64.StdEncoding.AppendEncode(b, key[:])
+	return append(b, "\r\n\r\n"...)
+}
+
+// upgradeResponse looks for the end of the handshake's response in head:
+// ok says it is all there, and then n is its length, err says whether the
+// server refused the upgrade.
+func upgradeResponse(head []byte) (n int, ok bool, err error) {
+	i := bytes.Index(head, []byte("\r\n\r\n"))
+	if i < 0 {
+		return 0, false, nil
+	}
+	if !bytes.HasPrefix(head, []byte("HTTP/1.1 101")) {
+		line, _, _ := bufio.NewReader(bytes.NewReader(head[:i])).ReadLine()
+		return 0, true, fmt.Errorf("upgrade refused: %s", line)
+	}
+	return i + 4, true, nil
+}
+
+func (c *wsConn) handshake(u *url.URL) error {
 	_ = c.nc.SetDeadline(time.Now().Add(15 * time.Second))
 	defer c.nc.SetDeadline(time.Time{})
-	if _, err := io.WriteString(c.nc, req); err != nil {
+	if _, err := c.nc.Write(upgradeRequest(u)); err != nil {
 		return err
 	}
 	for {
-		if i := bytes.Index(c.rb[:c.w], []byte("\r\n\r\n")); i >= 0 {
-			head := c.rb[:i]
-			if !bytes.HasPrefix(head, []byte("HTTP/1.1 101")) {
-				line, _, _ := bufio.NewReader(bytes.NewReader(head)).ReadLine()
-				return fmt.Errorf("upgrade refused: %s", line)
-			}
-			c.r = i + 4
-			return nil
+		if n, ok, err := upgradeResponse(c.rb[:c.w]); ok {
+			c.r = n
+			return err
 		}
 		if c.w == len(c.rb) {
 			return errors.New("upgrade response too long")
@@ -134,7 +152,7 @@ func (c *wsConn) writeFrame(op byte, p []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	b := appendFrame(c.wb[:0], op, p)
-	_, err := c.nc.Write(b)
+	err := c.send(b)
 	if cap(b) <= 64<<10 {
 		c.wb = b[:0]
 	}
@@ -149,7 +167,7 @@ func (c *wsConn) writeTexts(ps ...[]byte) error {
 	for _, p := range ps {
 		b = appendFrame(b, 0x1, p)
 	}
-	_, err := c.nc.Write(b)
+	err := c.send(b)
 	if cap(b) <= 64<<10 {
 		c.wb = b[:0]
 	}
@@ -347,4 +365,29 @@ func (c *wsConn) parse() (msg []byte, need int, err error) {
 	}
 }
 
-func (c *wsConn) close() error { return c.nc.Close() }
+// send writes b whole: through the net.Conn, or on a poller's connection
+// (no net.Conn) to the non-blocking socket directly. c.wmu is held.
+func (c *wsConn) send(b []byte) error {
+	if c.nc != nil {
+		_, err := c.nc.Write(b)
+		return err
+	}
+	if c.fd < 0 {
+		return net.ErrClosed
+	}
+	return writeNow(c.fd, b)
+}
+
+func (c *wsConn) close() error {
+	if c.nc != nil {
+		return c.nc.Close()
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.fd < 0 {
+		return net.ErrClosed
+	}
+	err := closeFD(c.fd)
+	c.fd = -1 // never closed twice: the number may be another socket's by then
+	return err
+}
