@@ -139,15 +139,21 @@ func (p *poller) dial(s *sub, d *dialer, t *rawTarget, dl *dialing) error {
 		syscall.Close(fd)
 		return fmt.Errorf("connect: %w", err)
 	}
+	// Over loopback the connection is usually up by now: the request goes
+	// at once, else on the first edge (EPOLLOUT once connected).
+	n, err := writeOnce(fd, dl.req)
+	switch err {
+	case nil:
+		dl.req = dl.req[n:]
+	case syscall.EAGAIN, syscall.EINTR, syscall.ENOTCONN:
+	default:
+		syscall.Close(fd) // refused by now: the first write says so (once)
+		return fmt.Errorf("connect: %w", err)
+	}
 	s.c.fd = fd
 	s.h = p.h
 	s.dl = dl
 	s.polled = true
-	// Over loopback the connection is usually up by now: the request goes
-	// at once, else on the first edge (EPOLLOUT once connected).
-	if n, err := writeOnce(fd, dl.req); err == nil {
-		dl.req = dl.req[n:]
-	}
 	p.mu.Lock()
 	idx := len(p.subs)
 	p.subs = append(p.subs, s)
@@ -246,7 +252,7 @@ func (p *poller) serve(s *sub) error {
 			return nil // still connecting: EPOLLOUT comes when connected
 		}
 		if err != nil {
-			return err
+			return fmt.Errorf("connect: %w", err)
 		}
 		if dl.req = dl.req[n:]; len(dl.req) > 0 {
 			return nil
