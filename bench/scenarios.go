@@ -281,6 +281,7 @@ func (r *runner) publishFor(ctx context.Context, chans []*channel) error {
 		for i := 0; i < workers; i++ {
 			base := strings.TrimRight(r.o.API[i%len(r.o.API)], "/")
 			var buf []byte
+			var body bytes.Buffer // the answer, read whole so the connection is kept
 			publish = append(publish, func(chs []*channel) error {
 				ch := chs[0]
 				seq := ch.seq.Add(1)
@@ -299,10 +300,11 @@ func (r *runner) publishFor(ctx context.Context, chans []*channel) error {
 				if err != nil {
 					return err
 				}
-				body, _ := io.ReadAll(resp.Body)
+				body.Reset()
+				_, _ = body.ReadFrom(resp.Body)
 				resp.Body.Close()
 				if resp.StatusCode != http.StatusOK {
-					return fmt.Errorf("publish: %s: %s", resp.Status, bytes.TrimSpace(body))
+					return fmt.Errorf("publish: %s: %s", resp.Status, bytes.TrimSpace(body.Bytes()))
 				}
 				ch.sent.Add(1)
 				r.sentAPI.Add(1)
