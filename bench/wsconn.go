@@ -86,7 +86,7 @@ func dialWS(ctx context.Context, d *dialer, rawURL string, readSize int) (*wsCon
 	if readSize < 512 {
 		readSize = 512
 	}
-	c := &wsConn{nc: nc, rb: make([]byte, readSize), size: readSize}
+	c := &wsConn{nc: nc, fd: -1, rb: make([]byte, readSize), size: readSize}
 	if err := c.handshake(u); err != nil {
 		nc.Close()
 		return nil, err
