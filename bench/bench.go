@@ -179,6 +179,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if lim, err := raiseNoFile(); err == nil {
 		r.fdLimit = lim
 	}
+	// One poller per core opens and reads the subscribers (poller_linux.go).
+	if ps, err := startPollers(runtime.GOMAXPROCS(0), o.ReadBuffer); err == nil {
+		r.polls = ps
+		defer r.stopPollers()
+	}
 	if err := o.checkProtocol(); err != nil {
 		return nil, err
 	}
@@ -238,6 +243,15 @@ type runner struct {
 	sentAPI atomic.Uint64
 
 	batchTransport *http.Transport // batch scenario's HTTP pool
+
+	polls     *pollers // nil: a read goroutine per subscriber
+	pollsStop sync.Once
+}
+
+func (r *runner) stopPollers() {
+	if r.polls != nil {
+		r.pollsStop.Do(r.polls.stop)
+	}
 }
 
 func (r *runner) note(format string, args ...any) {
@@ -252,19 +266,24 @@ func (r *runner) note(format string, args ...any) {
 
 // fail counts an error and keeps a few distinct examples.
 func (r *runner) fail(err error) {
+	r.mu.Lock()
+	r.failLocked(err)
+	r.mu.Unlock()
+}
+
+// failLocked is fail with r.mu held.
+func (r *runner) failLocked(err error) {
 	r.errs.Add(1)
 	msg := err.Error()
 	if len(msg) > 200 {
 		msg = msg[:200]
 	}
-	r.mu.Lock()
 	if r.samp == nil {
 		r.samp = map[string]int{}
 	}
 	if _, ok := r.samp[msg]; ok || len(r.samp) < 8 {
 		r.samp[msg]++
 	}
-	r.mu.Unlock()
 }
 
 func (r *runner) samples() []string {

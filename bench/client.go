@@ -45,7 +45,26 @@ type sub struct {
 	err      error
 	done     chan struct{}
 	pusher   bool // a Pusher protocol subscriber (pusher.go)
+
+	polled bool     // opened and read by a poller (poller_linux.go), not by loop
+	dl     *dialing // while a poller opens it
 }
+
+// dialing is the state of a connection a poller is opening.
+type dialing struct {
+	start    time.Time
+	deadline time.Time
+	req      []byte // the upgrade request, or what is left of it to write
+	upgraded bool   // the 101 answer came
+	frames   []byte // written on the 101: the auth and subscribe frames (Eddy)
+	// done is called once, on the poller's goroutine: live (err nil) after
+	// connect, or failed.
+	done func(s *sub, connect time.Duration, err error)
+}
+
+// dialTimeout bounds opening a connection through a poller, as dialWS's
+// and connectSub's 15 s deadlines do.
+const dialTimeout = 15 * time.Second
 
 var (
 	tMessage    = []byte("message")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -52,10 +53,31 @@ func (r *runner) openSubs(ctx context.Context, n int, rate float64, target func(
 		sem      = make(chan struct{}, r.o.Concurrency)
 		hmu      sync.Mutex
 		ch       = new(hist)
-		opened   atomic.Int64
+		nopen    atomic.Int64
 		start    = time.Now()
 		lastDone atomic.Int64
 	)
+	// opened ends one connection attempt, on whichever goroutine it ran.
+	opened := func(i int, url string, s *sub, el time.Duration, err error) {
+		defer wg.Done()
+		defer func() { <-sem }()
+		if err != nil {
+			r.fail(fmt.Errorf("connect %s: %w", url, err))
+			return
+		}
+		r.mu.Lock()
+		r.subs = append(r.subs, s)
+		r.mu.Unlock()
+		hmu.Lock()
+		ch.add(uint64(el.Microseconds()))
+		hmu.Unlock()
+		nopen.Add(1)
+		lastDone.Store(int64(time.Since(start)))
+		if onOpen != nil {
+			onOpen(i)
+		}
+	}
+	raw := map[string]*rawURL{} // parsed targets of the pollers' connections
 	for i := 0; i < n; i++ {
 		if ctx.Err() != nil {
 			break
@@ -70,40 +92,41 @@ func (r *runner) openSubs(ctx context.Context, n int, rate float64, target func(
 		}
 		sem <- struct{}{}
 		wg.Add(1)
+		url, c := target(i)
+		if r.o.Protocol == "pusher" {
+			url = pusherURL(url, r.o.PusherKey)
+		}
+		if r.polls != nil {
+			ru, ok := raw[url]
+			if !ok {
+				ru = parseRawURL(url)
+				raw[url] = ru
+			}
+			if ru != nil {
+				// A poller opens it: no goroutine (poller_linux.go).
+				if err := r.dialPolled(i, url, ru, c, opened); err != nil {
+					opened(i, url, nil, 0, err)
+				}
+				continue
+			}
+		}
 		go func(i int) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			url, c := target(i)
 			tok, err := r.subToken(i)
 			if err != nil {
-				r.fail(err)
+				opened(i, url, nil, 0, err)
 				return
 			}
 			t0 := time.Now()
 			var s *sub
 			if r.o.Protocol == "pusher" {
-				url = pusherURL(url, r.o.PusherKey)
 				s, err = connectPusherSub(ctx, r.d, url, c, r.o.ReadBuffer)
 			} else {
 				s, err = connectSub(ctx, r.d, url, tok, c, r.o.ReadBuffer)
 			}
-			if err != nil {
-				r.fail(fmt.Errorf("connect %s: %w", url, err))
-				return
+			if err == nil {
+				go s.loop()
 			}
-			el := time.Since(t0)
-			go s.loop()
-			r.mu.Lock()
-			r.subs = append(r.subs, s)
-			r.mu.Unlock()
-			hmu.Lock()
-			ch.add(uint64(el.Microseconds()))
-			hmu.Unlock()
-			opened.Add(1)
-			lastDone.Store(int64(time.Since(start)))
-			if onOpen != nil {
-				onOpen(i)
-			}
+			opened(i, url, s, time.Since(t0), err)
 		}(i)
 	}
 	wg.Wait()
@@ -111,7 +134,51 @@ func (r *runner) openSubs(ctx context.Context, n int, rate float64, target func(
 	if el <= 0 {
 		return 0, ch
 	}
-	return float64(opened.Load()) / el.Seconds(), ch
+	return float64(nopen.Load()) / el.Seconds(), ch
+}
+
+// rawURL is a ws:// URL a poller can open connections to (an IP address).
+type rawURL struct {
+	u *url.URL
+	t *rawTarget
+}
+
+func parseRawURL(s string) *rawURL {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "ws" {
+		return nil
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+	}
+	t, ok := parseRawTarget(u.Hostname(), port)
+	if !ok {
+		return nil
+	}
+	return &rawURL{u: u, t: t}
+}
+
+// dialPolled has a poller open subscriber i's connection to ru, subscribed
+// to c; opened is called when it is live or failed.
+func (r *runner) dialPolled(i int, url string, ru *rawURL, c *channel, opened func(int, string, *sub, time.Duration, error)) error {
+	size := max(r.o.ReadBuffer, 512)
+	s := &sub{c: &wsConn{fd: -1, size: size, rb: make([]byte, min(size, 4096))}, ch: c, done: make(chan struct{}),
+		pusher: r.o.Protocol == "pusher"}
+	dl := &dialing{req: upgradeRequest(ru.u), done: func(s *sub, el time.Duration, err error) {
+		opened(i, url, s, el, err)
+	}}
+	if !s.pusher {
+		tok, err := r.subToken(i)
+		if err != nil {
+			return err
+		}
+		// auth and subscribe leave in one write, as in connectSub.
+		dl.frames = appendFrame(appendFrame(nil, 0x1, authFrame(tok)), 0x1, subscribeFrame(c.name))
+	}
+	dl.start = time.Now()
+	dl.deadline = dl.start.Add(dialTimeout)
+	return r.polls.dial(s, r.d, ru.t, dl)
 }
 
 // progress prints a live line every second until stop is closed.
@@ -186,6 +253,10 @@ func (r *runner) closeAll() {
 	r.mu.Lock()
 	subs, pubs := r.subs, r.pubs
 	r.mu.Unlock()
+	// Stopped first, so no poller reads a socket being closed; a closed
+	// socket just leaves the epoll set, with no event, so the subscribers
+	// it still had are ended here.
+	r.stopPollers()
 	for _, s := range subs {
 		s.c.close()
 	}
@@ -193,6 +264,14 @@ func (r *runner) closeAll() {
 		p.c.close()
 	}
 	for _, s := range subs {
+		if s.polled {
+			select {
+			case <-s.done:
+			default:
+				close(s.done)
+			}
+			continue
+		}
 		<-s.done
 	}
 	for _, p := range pubs {

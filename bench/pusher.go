@@ -52,22 +52,31 @@ func connectPusherSub(ctx context.Context, d *dialer, url string, ch *channel, r
 			c.close()
 			return nil, err
 		}
-		switch {
-		case bytes.Contains(msg, pEstablished):
-			if err := c.writeText(pusherSubscribeFrame(ch.name)); err != nil {
-				c.close()
-				return nil, err
-			}
-			s.state = 1
-		case bytes.Contains(msg, pSucceeded):
-			s.state = 2
-		case bytes.Contains(msg, pError), bytes.Contains(msg, pSubError):
+		if err := s.pusherHello(msg); err != nil {
 			c.close()
-			return nil, errors.New("server: " + string(msg))
+			return nil, err
 		}
 	}
 	_ = c.nc.SetReadDeadline(time.Time{})
 	return s, nil
+}
+
+// pusherHello handles one message of a Pusher subscriber that is not live
+// yet: it subscribes once the connection is established, and is live
+// (state 2) once the subscription succeeded.
+func (s *sub) pusherHello(msg []byte) error {
+	switch {
+	case bytes.Contains(msg, pEstablished):
+		if err := s.c.writeText(pusherSubscribeFrame(s.ch.name)); err != nil {
+			return err
+		}
+		s.state = 1
+	case bytes.Contains(msg, pSucceeded):
+		s.state = 2
+	case bytes.Contains(msg, pError), bytes.Contains(msg, pSubError):
+		return errors.New("server: " + string(msg))
+	}
+	return nil
 }
 
 // handlePusher processes one WebSocket message of a Pusher subscriber:

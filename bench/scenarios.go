@@ -176,6 +176,7 @@ func (r *runner) drain(ctx context.Context, chans []*channel) time.Time {
 func (r *runner) collect(chans []*channel, pubEl, deliverEl time.Duration) {
 	res := r.res
 	h := new(hist)
+	merged := map[*hist]bool{} // subscribers of one poller share its histogram
 	for _, c := range chans {
 		res.Sent += c.sent.Load()
 	}
@@ -192,7 +193,10 @@ func (r *runner) collect(chans []*channel, pubEl, deliverEl time.Duration) {
 		if s.foreign > 0 {
 			r.note("a subscriber got %d messages without a bench payload (someone else publishing to the channel?)", s.foreign)
 		}
-		h.merge(s.h)
+		if s.h != nil && !merged[s.h] {
+			merged[s.h] = true
+			h.merge(s.h)
+		}
 		if s.err != nil && !isClosedByUs(s.err) {
 			r.fail(fmt.Errorf("subscriber: %w", s.err))
 			res.Dropped++
@@ -277,6 +281,7 @@ func (r *runner) publishFor(ctx context.Context, chans []*channel) error {
 		for i := 0; i < workers; i++ {
 			base := strings.TrimRight(r.o.API[i%len(r.o.API)], "/")
 			var buf []byte
+			var body bytes.Buffer // the answer, read whole so the connection is kept
 			publish = append(publish, func(chs []*channel) error {
 				ch := chs[0]
 				seq := ch.seq.Add(1)
@@ -295,10 +300,11 @@ func (r *runner) publishFor(ctx context.Context, chans []*channel) error {
 				if err != nil {
 					return err
 				}
-				body, _ := io.ReadAll(resp.Body)
+				body.Reset()
+				_, _ = body.ReadFrom(resp.Body)
 				resp.Body.Close()
 				if resp.StatusCode != http.StatusOK {
-					return fmt.Errorf("publish: %s: %s", resp.Status, bytes.TrimSpace(body))
+					return fmt.Errorf("publish: %s: %s", resp.Status, bytes.TrimSpace(body.Bytes()))
 				}
 				ch.sent.Add(1)
 				r.sentAPI.Add(1)
