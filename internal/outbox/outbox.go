@@ -280,7 +280,9 @@ func (o *Outbox) step() bool {
 		o.mu.Unlock()
 		return false
 	}
-	if o.bl != nil && o.bl.WhenWritten(o.dispatch) {
+	// Backlog first: it is an atomic load, and most steps find none, so
+	// WhenWritten (a lock, and a method value made for it) is left out.
+	if o.bl != nil && o.bl.Backlog() > 0 && o.bl.WhenWritten(o.dispatch) {
 		// The socket still holds bytes its peer has not read: write nothing
 		// more, and let the writer go; the socket dispatches the outbox
 		// again once they are written. Meanwhile the queue grows, up to
@@ -327,6 +329,17 @@ func (o *Outbox) step() bool {
 	if err == nil && (len(o.queue) > 0 || o.pingDue) && o.drained == nil && !o.urgent && o.bytes < o.fullBatch && o.deferLocked() {
 		// More arrived during the write: let it gather until the window ends
 		// (unless a reply is among it).
+		o.mu.Unlock()
+		return false
+	}
+	if err == nil && len(o.queue) == 0 && !o.pingDue && o.drained == nil {
+		// Nothing more to write and no drain to report: idle now, settled
+		// here rather than in another step (which took the writer another
+		// trip through the pool's queue for every delivery).
+		o.flushing = false
+		if cap(o.spare) > 64 {
+			o.spare = nil
+		}
 		o.mu.Unlock()
 		return false
 	}

@@ -1,7 +1,6 @@
 package outbox
 
 import (
-	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -86,30 +85,51 @@ func (s *Socket) Write(p []byte) (int, error) {
 
 // tryWrite writes what the kernel takes without waiting; s.mu held.
 func (s *Socket) tryWrite(p []byte) (int, error) {
-	n := 0
-	var werr error
-	err := s.raw.Write(func(fd uintptr) bool {
-		for n < len(p) {
-			m, err := writeFD(fd, p[n:])
-			if m > 0 {
-				n += m
-			}
-			switch {
-			case errors.Is(err, syscall.EINTR):
-				continue
-			case errors.Is(err, syscall.EAGAIN):
-				return true
-			case err != nil:
-				werr = err
-				return true
-			}
-		}
-		return true // done, or EAGAIN: never wait for the socket here
-	})
+	op := writeOps.Get().(*writeOp)
+	op.p, op.n, op.err = p, 0, nil
+	err := s.raw.Write(op.fn)
+	n := op.n
 	if err == nil {
-		err = werr
+		err = op.err
 	}
+	op.p, op.err = nil, nil
+	writeOps.Put(op)
 	return n, err
+}
+
+// writeOp is one non-blocking write, pooled with the function RawConn.Write
+// calls: a closure made per write cost three allocations on the hot path
+// of every delivery.
+type writeOp struct {
+	p   []byte
+	n   int
+	err error
+	fn  func(fd uintptr) bool
+}
+
+var writeOps = sync.Pool{New: func() any {
+	op := &writeOp{}
+	op.fn = op.write
+	return op
+}}
+
+func (op *writeOp) write(fd uintptr) bool {
+	for op.n < len(op.p) {
+		m, err := writeFD(fd, op.p[op.n:])
+		if m > 0 {
+			op.n += m
+		}
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return true
+		case err != nil:
+			op.err = err
+			return true
+		}
+	}
+	return true // done, or EAGAIN: never wait for the socket here
 }
 
 // drain writes the remainder, blocking on its own goroutine as long as the
