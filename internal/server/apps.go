@@ -272,8 +272,9 @@ func tokenApp(token string) string {
 	if j < 0 {
 		return ""
 	}
-	// Most tokens are small enough to decode on the stack.
-	var buf [1024]byte
+	// Most tokens' claims are small enough to decode on the stack (a larger
+	// frame would grow the handler goroutines' stacks).
+	var buf [512]byte
 	var payload []byte
 	if seg := rest[:j]; base64.RawURLEncoding.DecodedLen(len(seg)) <= len(buf) {
 		// Decode only reads seg: no copy of it needed.
