@@ -292,6 +292,11 @@ func tokenApp(token string) string {
 	if !mayHaveAppClaim(payload) {
 		return ""
 	}
+	return appClaim(bytes.Clone(payload)) // a copy: json.Unmarshal would move buf to the heap
+}
+
+// appClaim decodes the app claim of a token's claims.
+func appClaim(payload []byte) string {
 	var c struct {
 		App string `json:"app"`
 	}
