@@ -116,6 +116,17 @@ func PeekID(b []byte) uint64 {
 // fields its type needs, so handlers can trust what they get.
 func DecodeClientFrame(b []byte) (*ClientFrame, error) {
 	var f ClientFrame
+	if decodeFlat(b, &f) {
+		// Printable ASCII only: valid UTF-8, nothing json would change.
+		return checkClientFrame(&f)
+	}
+	return decodeClientFrameJSON(b)
+}
+
+// decodeClientFrameJSON is DecodeClientFrame through encoding/json, for
+// any frame decodeFlat does not take.
+func decodeClientFrameJSON(b []byte) (*ClientFrame, error) {
+	var f ClientFrame
 	if err := json.Unmarshal(b, &f); err != nil {
 		if derr := DiagnoseEnvelope("frame", b); derr != nil {
 			return nil, derr
@@ -130,40 +141,45 @@ func DecodeClientFrame(b []byte) (*ClientFrame, error) {
 			return &f, err
 		}
 	}
+	return checkClientFrame(&f)
+}
+
+// checkClientFrame checks that f carries the fields its type needs.
+func checkClientFrame(f *ClientFrame) (*ClientFrame, error) {
 	switch f.Type {
 	case TypeAuth:
 		if f.Token == "" {
-			return &f, Errorf(CodeBadRequest, "auth frame needs a token")
+			return f, Errorf(CodeBadRequest, "auth frame needs a token")
 		}
 	case TypeRefresh:
 		if f.Token == "" {
-			return &f, Errorf(CodeBadRequest, "refresh frame needs a token")
+			return f, Errorf(CodeBadRequest, "refresh frame needs a token")
 		}
 	case TypeSubscribe, TypeUnsubscribe:
 		if err := validateSubscribeChannel(f.Channel); err != nil {
-			return &f, err
+			return f, err
 		}
 	case TypePresence:
 		if err := ValidateChannel(f.Channel); err != nil {
-			return &f, err
+			return f, err
 		}
 	case TypePublish:
 		if err := ValidateChannel(f.Channel); err != nil {
-			return &f, err
+			return f, err
 		}
 		if len(f.Data) == 0 {
 			f.Data = json.RawMessage("null")
 		}
 	case TypePing:
 	case "":
-		return &f, Errorf(CodeBadRequest, "frame has no type")
+		return f, Errorf(CodeBadRequest, "frame has no type")
 	default:
-		return &f, Errorf(CodeBadRequest, "unknown frame type %q", f.Type)
+		return f, Errorf(CodeBadRequest, "unknown frame type %q", f.Type)
 	}
 	if f.Type != TypeAuth && f.ID == 0 {
-		return &f, Errorf(CodeBadRequest, "%s frame needs a non-zero numeric id", f.Type)
+		return f, Errorf(CodeBadRequest, "%s frame needs a non-zero numeric id", f.Type)
 	}
-	return &f, nil
+	return f, nil
 }
 
 // MaxChannelLen is the longest channel name accepted.

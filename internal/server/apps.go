@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/time/rate"
 
@@ -270,10 +272,31 @@ func tokenApp(token string) string {
 	if j < 0 {
 		return ""
 	}
-	payload, err := base64.RawURLEncoding.DecodeString(rest[:j])
-	if err != nil {
+	// Most tokens' claims are small enough to decode on the stack (a larger
+	// frame would grow the handler goroutines' stacks).
+	var buf [512]byte
+	var payload []byte
+	if seg := rest[:j]; base64.RawURLEncoding.DecodedLen(len(seg)) <= len(buf) {
+		// Decode only reads seg: no copy of it needed.
+		n, err := base64.RawURLEncoding.Decode(buf[:], unsafe.Slice(unsafe.StringData(seg), len(seg)))
+		if err != nil {
+			return ""
+		}
+		payload = buf[:n]
+	} else {
+		var err error
+		if payload, err = base64.RawURLEncoding.DecodeString(seg); err != nil {
+			return ""
+		}
+	}
+	if !mayHaveAppClaim(payload) {
 		return ""
 	}
+	return appClaim(bytes.Clone(payload)) // a copy: json.Unmarshal would move buf to the heap
+}
+
+// appClaim decodes the app claim of a token's claims.
+func appClaim(payload []byte) string {
 	var c struct {
 		App string `json:"app"`
 	}
@@ -281,6 +304,23 @@ func tokenApp(token string) string {
 		return ""
 	}
 	return c.App
+}
+
+// mayHaveAppClaim reports whether json.Unmarshal could find an app member
+// in payload: encoding/json matches member names without regard to ASCII
+// case ("app" has no letter with a non-ASCII fold) and a name with an
+// escape could spell anything. Default-app tokens have no such member, and
+// skipping the decode saves a few percent of the CPU of a new connection.
+func mayHaveAppClaim(payload []byte) bool {
+	if bytes.IndexByte(payload, '\\') >= 0 {
+		return true
+	}
+	for i := 0; i+4 <= len(payload); i++ {
+		if payload[i]|0x20 == 'a' && payload[i+1]|0x20 == 'p' && payload[i+2]|0x20 == 'p' && payload[i+3] == '"' {
+			return true
+		}
+	}
+	return false
 }
 
 // appForToken finds the app a token's app claim names and verifies the

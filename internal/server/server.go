@@ -356,7 +356,7 @@ func onlyMethod(method string, h http.Handler) http.Handler {
 // listen serves h on addr; ws: WebSocket handshakes are accepted before
 // net/http (wsaccept.go).
 func (s *Server) listen(addr string, h http.Handler, ws bool) error {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listenTCP(addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
