@@ -54,9 +54,6 @@ type Verifier struct {
 	jwks            *JWKS          // nil: static keys only
 	defaultChannels []string
 	parser          *jwt.Parser
-	// validator checks a remembered token's time claims as parser does.
-	validator *jwt.Validator
-	verified  tokenCache
 }
 
 // NewVerifier returns a verifier for one HS256 secret (tokens without a
@@ -73,13 +70,11 @@ func NewVerifier(secret []byte, defaultChannels []string) *Verifier {
 // when jwks is not nil, the keys of an identity provider: a kid found in
 // keys wins.
 func NewKeyVerifier(keys []Key, jwks *JWKS, defaultChannels []string) (*Verifier, error) {
-	opts := parserOptions()
 	v := &Verifier{
 		keys:            make(map[string]Key, len(keys)),
 		jwks:            jwks,
 		defaultChannels: defaultChannels,
-		parser:          jwt.NewParser(opts...),
-		validator:       jwt.NewValidator(opts...),
+		parser:          jwt.NewParser(jwt.WithValidMethods(Algorithms), jwt.WithLeeway(5*time.Second)),
 	}
 	for _, k := range keys {
 		if k.material == nil {
@@ -94,11 +89,6 @@ func NewKeyVerifier(keys []Key, jwks *JWKS, defaultChannels []string) (*Verifier
 		return nil, errors.New("no token keys: set secret, jwt_keys or jwks_url")
 	}
 	return v, nil
-}
-
-// parserOptions are the token checks of every verifier, more added.
-func parserOptions(more ...jwt.ParserOption) []jwt.ParserOption {
-	return append([]jwt.ParserOption{jwt.WithValidMethods(Algorithms), jwt.WithLeeway(5 * time.Second)}, more...)
 }
 
 // maxKidInError bounds how much of a token's strings an error repeats.
@@ -146,9 +136,6 @@ var ErrNoSubject = errors.New("token has no sub claim")
 
 // Verify checks the token's signature and expiry and returns what it grants.
 func (v *Verifier) Verify(token string) (*Identity, error) {
-	if id, ok := v.verified.get(token, v.validator); ok {
-		return id, nil
-	}
 	var c Claims
 	var fromJWKS bool
 	_, err := v.parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
@@ -178,9 +165,6 @@ func (v *Verifier) Verify(token string) (*Identity, error) {
 	}
 	if c.ExpiresAt != nil {
 		id.Expires = c.ExpiresAt.Time
-	}
-	if !fromJWKS {
-		v.verified.put(token, &c, id)
 	}
 	return id, nil
 }
