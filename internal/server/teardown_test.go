@@ -124,14 +124,20 @@ func (w *plainWS) closeCode() (uint16, error) {
 
 // Shutdown of a node whose Redis hangs: every connection's release (its
 // presence member removal) is stuck on Redis, yet Shutdown returns within
-// shutdown_timeout and every client gets 1012, because each connection
+// shutdown_timeout (here 20 s, against 10,000 s for one release after the
+// other) and every client gets 1012, because each connection
 // tears itself down on its own goroutine instead of Shutdown doing it for
 // one after the other.
 func TestShutdownWithRedisPausedClosesEveryConnection(t *testing.T) {
 	const conns = 2000
 	rs, nodes := cluster(t, 1, func(c *config.Config) {
 		c.Namespaces["room"] = config.ChannelOptions{Presence: true}
-		c.ShutdownTimeout = config.Default().ShutdownTimeout
+		// Far less than one connection after the other would take (2,000
+		// releases of releaseTimeout each) and twice the default: under
+		// -race beside other packages' tests, 2,000 teardowns that each
+		// wait releaseTimeout on the paused Redis took more than the
+		// default 10 s in one CI run.
+		c.ShutdownTimeout = 2 * config.Default().ShutdownTimeout
 		c.PingInterval = time.Hour
 	})
 	n := nodes[0]
