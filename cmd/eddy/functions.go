@@ -175,19 +175,30 @@ func effectiveTimeout(f functions.Function) string {
 }
 
 func newFunctionsDeleteCmd(g *globals) *cobra.Command {
+	return adminDeleteCmd(g, "delete NAME", "Delete a function (remove it from associations first)",
+		"/api/v1/functions/", "", "deleted %s\n")
+}
+
+// adminDeleteCmd is a command deleting one named item of the admin API at
+// collection+NAME; what, when set, names it in an error ("delete what
+// NAME: ..."); done is the line printed after, with the name.
+func adminDeleteCmd(g *globals, use, short, collection, what, done string) *cobra.Command {
 	return &cobra.Command{
-		Use:   "delete NAME",
-		Short: "Delete a function (remove it from associations first)",
+		Use:   use,
+		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := adminClient(g)
 			if err != nil {
 				return err
 			}
-			if err := c.Do(cmd.Context(), http.MethodDelete, "/api/v1/functions/"+url.PathEscape(args[0]), nil, nil); err != nil {
-				return err
+			if err := c.Do(cmd.Context(), http.MethodDelete, collection+url.PathEscape(args[0]), nil, nil); err != nil {
+				if what == "" {
+					return err
+				}
+				return fmt.Errorf("delete %s %s: %w", what, args[0], err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "deleted %s\n", args[0])
+			fmt.Fprintf(cmd.OutOrStdout(), done, args[0])
 			return nil
 		},
 	}

@@ -301,22 +301,7 @@ func newFunctionsSecretsCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	del := &cobra.Command{
-		Use:   "delete NAME",
-		Short: "Remove a secret",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := adminClient(g)
-			if err != nil {
-				return err
-			}
-			if err := c.Do(cmd.Context(), http.MethodDelete, "/api/v1/secrets/"+url.PathEscape(args[0]), nil, nil); err != nil {
-				return fmt.Errorf("delete secret %s: %w", args[0], err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "secret %s deleted\n", args[0])
-			return nil
-		},
-	}
+	del := adminDeleteCmd(g, "delete NAME", "Remove a secret", "/api/v1/secrets/", "secret", "secret %s deleted\n")
 	cmd.AddCommand(set, list, del)
 	return cmd
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"text/tabwriter"
 
@@ -92,20 +91,6 @@ func newWebhooksListCmd(g *globals) *cobra.Command {
 }
 
 func newWebhooksDeleteCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "delete ID",
-		Short: "Delete a receiver added with add (those of eddy.yaml are removed there)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := adminClient(g)
-			if err != nil {
-				return err
-			}
-			if err := c.Do(cmd.Context(), http.MethodDelete, "/api/v1/webhooks/"+url.PathEscape(args[0]), nil, nil); err != nil {
-				return fmt.Errorf("delete webhook %s: %w", args[0], err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "deleted %s\n", args[0])
-			return nil
-		},
-	}
+	return adminDeleteCmd(g, "delete ID", "Delete a receiver added with add (those of eddy.yaml are removed there)",
+		"/api/v1/webhooks/", "webhook", "deleted %s\n")
 }

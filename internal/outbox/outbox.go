@@ -269,14 +269,7 @@ func (o *Outbox) Queued() int {
 func (o *Outbox) step() bool {
 	o.mu.Lock()
 	if len(o.queue) == 0 && !o.pingDue {
-		o.flushing = false
-		if cap(o.spare) > 64 {
-			o.spare = nil // let a burst's big slice go once the connection is idle
-		}
-		if o.drained != nil {
-			close(o.drained)
-			o.drained = nil
-		}
+		o.idleLocked()
 		o.mu.Unlock()
 		return false
 	}
@@ -332,14 +325,11 @@ func (o *Outbox) step() bool {
 		o.mu.Unlock()
 		return false
 	}
-	if err == nil && len(o.queue) == 0 && !o.pingDue && o.drained == nil {
-		// Nothing more to write and no drain to report: idle now, settled
-		// here rather than in another step (which took the writer another
-		// trip through the pool's queue for every delivery).
-		o.flushing = false
-		if cap(o.spare) > 64 {
-			o.spare = nil
-		}
+	if err == nil && len(o.queue) == 0 && !o.pingDue {
+		// Everything written: idle now, settled here rather than in another
+		// step (which took the writer another trip through the pool's
+		// queue for every delivery).
+		o.idleLocked()
 		o.mu.Unlock()
 		return false
 	}
@@ -347,8 +337,21 @@ func (o *Outbox) step() bool {
 	if err != nil && o.opts.OnWriteError != nil {
 		o.opts.OnWriteError(err)
 	}
-	// Step again, so the flushing flag and a pending Drain are settled.
+	// Step again: more is queued, or the error is to be settled.
 	return true
+}
+
+// idleLocked marks the outbox idle, with nothing queued: no writer has it
+// until the next frame, and a pending Drain is over; o.mu held.
+func (o *Outbox) idleLocked() {
+	o.flushing = false
+	if cap(o.spare) > 64 {
+		o.spare = nil // let a burst's big slice go once the connection is idle
+	}
+	if o.drained != nil {
+		close(o.drained)
+		o.drained = nil
+	}
 }
 
 // write writes batch (in several WebSocket messages when it is long) and

@@ -45,7 +45,7 @@ func StartCluster(tb testing.TB, masters, replicas int) *Cluster {
 	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
 		tb.Fatalf("redistest: redis-cli --cluster create: %v\n%s", err, out)
 	}
-	c.await(func() error {
+	await(c.tb, func() error {
 		for _, s := range c.Nodes {
 			info, err := c.Cli(s, "cluster", "info")
 			if err != nil {
@@ -214,7 +214,7 @@ func (c *Cluster) MasterOf(slot int) Master {
 func (c *Cluster) AwaitFailover(dead Master) Master {
 	c.tb.Helper()
 	var promoted Master
-	c.await(func() error {
+	await(c.tb, func() error {
 		ms, err := c.Topology()
 		if err != nil {
 			return err
@@ -283,7 +283,7 @@ func (c *Cluster) MoveSlot(slot int, from, to Master) {
 // AwaitReplicas waits until the master at addr has n replicas.
 func (c *Cluster) AwaitReplicas(addr string, n int) {
 	c.tb.Helper()
-	c.await(func() error {
+	await(c.tb, func() error {
 		ms, err := c.Topology()
 		if err != nil {
 			return err
@@ -305,10 +305,10 @@ func (c *Cluster) AwaitReplicas(addr string, n int) {
 	}, "replicas of "+addr)
 }
 
-// await polls cond (a cluster's state has no event to wait on) for up to
-// 60 s, failing the test with cond's last error.
-func (c *Cluster) await(cond func() error, what string) {
-	c.tb.Helper()
+// await polls cond (a cluster's or sentinels' state has no event to wait
+// on) for up to 60 s, failing the test with cond's last error.
+func await(tb testing.TB, cond func() error, what string) {
+	tb.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		err := cond()
@@ -316,7 +316,7 @@ func (c *Cluster) await(cond func() error, what string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			c.tb.Fatalf("redistest: waiting for %s: %v", what, err)
+			tb.Fatalf("redistest: waiting for %s: %v", what, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

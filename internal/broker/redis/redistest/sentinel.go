@@ -57,7 +57,7 @@ func StartSentinels(tb testing.TB) *Sentinels {
 		tb.Cleanup(sn.Stop)
 		s.Sentinels = append(s.Sentinels, sn)
 	}
-	s.await(func() error {
+	await(s.tb, func() error {
 		if info, err := cli(s.Replica, "info", "replication"); err != nil || !strings.Contains(info, "master_link_status:up") {
 			return fmt.Errorf("replica not in sync: %v %s", err, info)
 		}
@@ -114,7 +114,7 @@ func (s *Sentinels) MasterAddr() (string, error) {
 // the replica says it is one (after the test killed the master).
 func (s *Sentinels) AwaitFailover() {
 	s.tb.Helper()
-	s.await(func() error {
+	await(s.tb, func() error {
 		addr, err := s.MasterAddr()
 		if err != nil {
 			return err
@@ -127,21 +127,6 @@ func (s *Sentinels) AwaitFailover() {
 		}
 		return nil
 	}, "the replica's promotion")
-}
-
-func (s *Sentinels) await(cond func() error, what string) {
-	s.tb.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			s.tb.Fatalf("redistest: waiting for %s: %v", what, err)
-		}
-		time.Sleep(100 * time.Millisecond) // no event to await: poll
-	}
 }
 
 // cli runs redis-cli against s.
@@ -158,7 +143,7 @@ func cli(s *Server, args ...string) (string, error) {
 // promoted one and it is in sync.
 func (s *Sentinels) AwaitReplicaOfNewMaster() {
 	s.tb.Helper()
-	s.await(func() error {
+	await(s.tb, func() error {
 		info, err := cli(s.Master, "info", "replication")
 		if err != nil {
 			return err
