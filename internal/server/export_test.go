@@ -39,3 +39,6 @@ func counterOf(c prometheus.Counter) float64 {
 	}
 	return families[0].GetMetric()[0].GetCounter().GetValue()
 }
+
+// FastRequests counts the requests the API fast path served.
+func FastRequests(s *Server) int64 { return s.fastRequests.Load() }

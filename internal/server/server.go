@@ -130,13 +130,16 @@ type Server struct {
 	started time.Time
 	ids     atomic.Uint64 // message and connection ids
 
-	conns     connSet
-	sseConns  sync.Map // SSE session id → *conn (sse.go)
-	writers   *outbox.Pool
-	handlers  *handlerPool
-	draining  atomic.Bool
-	limits    *connLimits // limits.go
-	apiRoutes []string    // "METHOD /path" of the HTTP API, set by mountAPI
+	conns    connSet
+	sseConns sync.Map // SSE session id → *conn (sse.go)
+	writers  *outbox.Pool
+	handlers *handlerPool
+	draining atomic.Bool
+	// fastRequests counts the requests the API fast path served
+	// (apiconn.go), for tests.
+	fastRequests atomic.Int64
+	limits       *connLimits // limits.go
+	apiRoutes    []string    // "METHOD /path" of the HTTP API, set by mountAPI
 	// dropLogged is when a dropped frame was last logged (unix nanoseconds).
 	dropLogged atomic.Int64
 	status     *status.Feed // the $admin:status feed (status.go)
@@ -361,10 +364,8 @@ func (s *Server) listen(addr string, h http.Handler, ws bool) error {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
 	ln = s.wrapTLS(ln)
-	if ws {
-		// TLS connections pass straight through to net/http (wsaccept.go).
-		ln = s.acceptWebSockets(ln)
-	}
+	// TLS connections pass straight through to net/http (wsaccept.go).
+	ln = s.acceptFast(ln, h, ws)
 	srv := &http.Server{
 		Handler: h,
 		// Idle keep-alive connections and slow requests are closed, so
@@ -433,6 +434,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, srv := range servers {
 		if err := srv.Shutdown(ctx); err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("drain HTTP: %w", err)
+		}
+	}
+	s.mu.Lock()
+	listeners := append([]net.Listener(nil), s.listeners...)
+	s.mu.Unlock()
+	for _, ln := range listeners {
+		if fl, ok := ln.(*wsListener); ok {
+			if err := fl.waitAPI(ctx); err != nil && firstErr == nil {
+				firstErr = fmt.Errorf("drain HTTP API: %w", err)
+			}
 		}
 	}
 	giveUp := context.AfterFunc(ctx, s.cancelRelease)

@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -40,18 +41,25 @@ var handshakeReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(ni
 type wsListener struct {
 	net.Listener
 	s      *Server
+	h      http.Handler // what net/http serves, for the API fast path
+	exact  map[string]http.Handler
+	ws     bool         // accept WebSockets (not on a separate API listener)
 	toHTTP chan net.Conn
 
 	closeOnce sync.Once
 	closed    chan struct{}
 	mu        sync.Mutex
 	sniffing  map[net.Conn]struct{} // connections still in their handshake
+	apiConns  map[net.Conn]bool     // on the API fast path (apiconn.go): true while serving a request
+	apiWG     sync.WaitGroup        // one per apiConns entry
 	acceptErr error
 }
 
-// acceptWebSockets wraps ln so WebSocket handshakes skip net/http.
-func (s *Server) acceptWebSockets(ln net.Listener) net.Listener {
-	l := &wsListener{Listener: ln, s: s, toHTTP: make(chan net.Conn), closed: make(chan struct{}), sniffing: map[net.Conn]struct{}{}}
+// acceptFast wraps ln, served by h, so WebSocket handshakes (when ws) and
+// keep-alive publishes skip net/http.
+func (s *Server) acceptFast(ln net.Listener, h http.Handler, ws bool) net.Listener {
+	l := &wsListener{Listener: ln, s: s, h: h, exact: exactRoutes(h), ws: ws, toHTTP: make(chan net.Conn), closed: make(chan struct{}),
+		sniffing: map[net.Conn]struct{}{}, apiConns: map[net.Conn]bool{}}
 	go l.acceptLoop()
 	return l
 }
@@ -122,6 +130,11 @@ func (l *wsListener) Close() error {
 			_ = c.Close()
 		}
 		l.sniffing = nil
+		for c, busy := range l.apiConns {
+			if !busy {
+				_ = c.Close() // idle: its reader returns; a busy one closes after its answer
+			}
+		}
 		l.mu.Unlock()
 	})
 	return err
@@ -143,6 +156,77 @@ func (l *wsListener) untrack(c net.Conn) {
 		delete(l.sniffing, c)
 	}
 	l.mu.Unlock()
+}
+
+// trackAPI moves c from the handshakes to the API fast path, busy.
+func (l *wsListener) trackAPI(c net.Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.sniffing == nil {
+		return false
+	}
+	delete(l.sniffing, c)
+	l.apiConns[c] = true
+	l.apiWG.Add(1)
+	return true
+}
+
+// apiIdle marks c as waiting for its next request; false once the
+// listener is closed (c should close).
+func (l *wsListener) apiIdle(c net.Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.sniffing == nil {
+		return false
+	}
+	l.apiConns[c] = false
+	return true
+}
+
+// apiBusy marks c as serving a request.
+func (l *wsListener) apiBusy(c net.Conn) {
+	l.mu.Lock()
+	if _, ok := l.apiConns[c]; ok {
+		l.apiConns[c] = true
+	}
+	l.mu.Unlock()
+}
+
+// apiDone takes c off the fast path (closed or handed to net/http).
+func (l *wsListener) apiDone(c net.Conn) {
+	l.mu.Lock()
+	_, ok := l.apiConns[c]
+	delete(l.apiConns, c)
+	l.mu.Unlock()
+	if ok {
+		l.apiWG.Done()
+	}
+}
+
+// isClosed: the listener no longer accepts.
+func (l *wsListener) isClosed() bool {
+	select {
+	case <-l.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitAPI waits for the fast path's connections to finish their requests
+// and close, after Close.
+func (l *wsListener) waitAPI(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		l.apiWG.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (l *wsListener) handOver(c net.Conn) {
@@ -167,7 +251,12 @@ func (l *wsListener) sniff(c net.Conn) {
 		_ = c.Close()
 		return
 	}
-	if !isWSRequestLine(head) {
+	if isAPIStart(head) && l.trackAPI(c) {
+		hr.left = -1 // the fast path applies its own limits
+		l.serveAPI(c, br)
+		return
+	}
+	if !l.ws || !isWSRequestLine(head) {
 		// Not ours: net/http reads what was buffered, then the socket. It
 		// keeps the borrowed buffer; the pool makes another when needed.
 		_ = c.SetReadDeadline(time.Time{})
