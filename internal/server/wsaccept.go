@@ -43,7 +43,7 @@ type wsListener struct {
 	s      *Server
 	h      http.Handler // what net/http serves, for the API fast path
 	exact  map[string]http.Handler
-	ws     bool         // accept WebSockets (not on a separate API listener)
+	ws     bool // accept WebSockets (not on a separate API listener)
 	toHTTP chan net.Conn
 
 	closeOnce sync.Once
