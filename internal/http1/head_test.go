@@ -85,6 +85,15 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("POST /apps/1/events?auth_key=k&body_md5=x HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"))
 	f.Add([]byte("GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"))
 	f.Add([]byte("POST / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n"))
+	// Hosts net/http's server refuses, odd bytes, a target url.Parse refuses.
+	for _, host := range []string{"x y", "x\"", "x{", "\xff", "", "a/b"} {
+		f.Add([]byte("POST / HTTP/1.1\r\nHost: " + host + "\r\n\r\n"))
+	}
+	f.Add([]byte("POST / HTTP/1.1\r\nHost: x\r\nX-A: \xff\r\n\r\n"))
+	f.Add([]byte("POST /\xff HTTP/1.1\r\nHost: x\r\n\r\n"))
+	f.Add([]byte("POST /a#b HTTP/1.1\r\nHost: x\r\n\r\n"))
+	f.Add([]byte("POST /%zz HTTP/1.1\r\nHost: x\r\n\r\n"))
+	f.Add([]byte("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 007\r\n\r\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		var h Head
 		res := Parse(in, &h)
