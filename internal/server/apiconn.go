@@ -79,7 +79,7 @@ const maxUnreadBody = 256 << 10
 
 // apiConn is one connection served by the fast path.
 type apiConn struct {
-	l      *wsListener
+	l      *frontListener
 	c      net.Conn
 	br     *bufio.Reader
 	ctx    context.Context // cancelled when the connection ends
@@ -97,7 +97,7 @@ type apiConn struct {
 
 // serveAPI serves c's requests while they are for fast routes. br holds
 // what was read of c so far.
-func (l *wsListener) serveAPI(c net.Conn, br *bufio.Reader) {
+func (l *frontListener) serveAPI(c net.Conn, br *bufio.Reader) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ac := &apiConn{l: l, c: c, br: br, ctx: ctx, remote: c.RemoteAddr().String()}

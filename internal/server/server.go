@@ -440,7 +440,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	listeners := append([]net.Listener(nil), s.listeners...)
 	s.mu.Unlock()
 	for _, ln := range listeners {
-		if fl, ok := ln.(*wsListener); ok {
+		if fl, ok := ln.(*frontListener); ok {
 			if err := fl.waitAPI(ctx); err != nil && firstErr == nil {
 				firstErr = fmt.Errorf("drain HTTP API: %w", err)
 			}

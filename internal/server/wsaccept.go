@@ -18,13 +18,14 @@ import (
 	"github.com/eddyrt/eddy/internal/protocol"
 )
 
-// The WebSocket accept path. Through net/http, every new WebSocket costs a
-// server connection object, a 4 KiB read buffer, a 4 KiB write buffer, a
-// context, routing, a response and, at the hijack, another 4 KiB write
-// buffer, all garbage a moment later. wsListener sits under the client
-// listener's http.Server: it reads the first request of each connection
-// itself, upgrades GET /ws there with a pooled buffer, and hands every
-// other connection, bytes read included, on to net/http.
+// The accept path. Through net/http, every new WebSocket costs a server
+// connection object, a 4 KiB read buffer, a 4 KiB write buffer, a context,
+// routing, a response and, at the hijack, another 4 KiB write buffer, all
+// garbage a moment later. frontListener sits under each listener's
+// http.Server: it reads the first request of each connection itself,
+// upgrades GET /ws there with a pooled buffer (on the client listener),
+// serves keep-alive publishes itself (apiconn.go), and hands every other
+// connection, bytes read included, on to net/http.
 
 // handshakeTimeout bounds the time a new connection has to send its request
 // line and headers (net/http's ReadHeaderTimeout for the same listener).
@@ -36,9 +37,9 @@ const handshakeBufferSize = 4096
 
 var handshakeReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, handshakeBufferSize) }}
 
-// wsListener is the client listener as net/http sees it: Accept returns the
-// connections that are not a WebSocket request.
-type wsListener struct {
+// frontListener is a listener as net/http sees it: Accept returns the
+// connections that are neither a WebSocket nor on the API fast path.
+type frontListener struct {
 	net.Listener
 	s      *Server
 	h      http.Handler // what net/http serves, for the API fast path
@@ -58,13 +59,13 @@ type wsListener struct {
 // acceptFast wraps ln, served by h, so WebSocket handshakes (when ws) and
 // keep-alive publishes skip net/http.
 func (s *Server) acceptFast(ln net.Listener, h http.Handler, ws bool) net.Listener {
-	l := &wsListener{Listener: ln, s: s, h: h, exact: exactRoutes(h), ws: ws, toHTTP: make(chan net.Conn), closed: make(chan struct{}),
+	l := &frontListener{Listener: ln, s: s, h: h, exact: exactRoutes(h), ws: ws, toHTTP: make(chan net.Conn), closed: make(chan struct{}),
 		sniffing: map[net.Conn]struct{}{}, apiConns: map[net.Conn]bool{}}
 	go l.acceptLoop()
 	return l
 }
 
-func (l *wsListener) acceptLoop() {
+func (l *frontListener) acceptLoop() {
 	var delay time.Duration
 	for {
 		c, err := l.Listener.Accept()
@@ -105,7 +106,7 @@ func isTemporary(err error) bool {
 }
 
 // Accept returns the next connection for net/http.
-func (l *wsListener) Accept() (net.Conn, error) {
+func (l *frontListener) Accept() (net.Conn, error) {
 	select {
 	case c := <-l.toHTTP:
 		return c, nil
@@ -120,7 +121,7 @@ func (l *wsListener) Accept() (net.Conn, error) {
 }
 
 // Close stops accepting and drops connections still in their handshake.
-func (l *wsListener) Close() error {
+func (l *frontListener) Close() error {
 	err := net.ErrClosed
 	l.closeOnce.Do(func() {
 		close(l.closed)
@@ -140,7 +141,7 @@ func (l *wsListener) Close() error {
 	return err
 }
 
-func (l *wsListener) track(c net.Conn) bool {
+func (l *frontListener) track(c net.Conn) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.sniffing == nil {
@@ -150,7 +151,7 @@ func (l *wsListener) track(c net.Conn) bool {
 	return true
 }
 
-func (l *wsListener) untrack(c net.Conn) {
+func (l *frontListener) untrack(c net.Conn) {
 	l.mu.Lock()
 	if l.sniffing != nil {
 		delete(l.sniffing, c)
@@ -159,7 +160,7 @@ func (l *wsListener) untrack(c net.Conn) {
 }
 
 // trackAPI moves c from the handshakes to the API fast path, busy.
-func (l *wsListener) trackAPI(c net.Conn) bool {
+func (l *frontListener) trackAPI(c net.Conn) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.sniffing == nil {
@@ -173,7 +174,7 @@ func (l *wsListener) trackAPI(c net.Conn) bool {
 
 // apiIdle marks c as waiting for its next request; false once the
 // listener is closed (c should close).
-func (l *wsListener) apiIdle(c net.Conn) bool {
+func (l *frontListener) apiIdle(c net.Conn) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.sniffing == nil {
@@ -184,7 +185,7 @@ func (l *wsListener) apiIdle(c net.Conn) bool {
 }
 
 // apiBusy marks c as serving a request.
-func (l *wsListener) apiBusy(c net.Conn) {
+func (l *frontListener) apiBusy(c net.Conn) {
 	l.mu.Lock()
 	if _, ok := l.apiConns[c]; ok {
 		l.apiConns[c] = true
@@ -193,7 +194,7 @@ func (l *wsListener) apiBusy(c net.Conn) {
 }
 
 // apiDone takes c off the fast path (closed or handed to net/http).
-func (l *wsListener) apiDone(c net.Conn) {
+func (l *frontListener) apiDone(c net.Conn) {
 	l.mu.Lock()
 	_, ok := l.apiConns[c]
 	delete(l.apiConns, c)
@@ -204,7 +205,7 @@ func (l *wsListener) apiDone(c net.Conn) {
 }
 
 // isClosed: the listener no longer accepts.
-func (l *wsListener) isClosed() bool {
+func (l *frontListener) isClosed() bool {
 	select {
 	case <-l.closed:
 		return true
@@ -215,7 +216,7 @@ func (l *wsListener) isClosed() bool {
 
 // waitAPI waits for the fast path's connections to finish their requests
 // and close, after Close.
-func (l *wsListener) waitAPI(ctx context.Context) error {
+func (l *frontListener) waitAPI(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		l.apiWG.Wait()
@@ -229,7 +230,7 @@ func (l *wsListener) waitAPI(ctx context.Context) error {
 	}
 }
 
-func (l *wsListener) handOver(c net.Conn) {
+func (l *frontListener) handOver(c net.Conn) {
 	select {
 	case l.toHTTP <- c:
 	case <-l.closed:
@@ -239,7 +240,7 @@ func (l *wsListener) handOver(c net.Conn) {
 
 // sniff reads the start of c's first request: a WebSocket handshake is
 // served here, anything else goes to net/http.
-func (l *wsListener) sniff(c net.Conn) {
+func (l *frontListener) sniff(c net.Conn) {
 	defer l.untrack(c)
 	hr := &handshakeReader{Conn: c, left: http.DefaultMaxHeaderBytes + 4096}
 	br := handshakeReaders.Get().(*bufio.Reader)
