@@ -259,7 +259,7 @@ func (ac *apiConn) request(h *http1.Head) (*http.Request, *fastBody, error) {
 	// The header map and its values are the connection's, reused: the
 	// strings in them are not (they are of this request's head).
 	if ac.header == nil {
-		ac.header = make(http.Header, http1.MaxFields)
+		ac.header = make(http.Header, 8)
 	}
 	clear(ac.header)
 	r.Header = ac.header
