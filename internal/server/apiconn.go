@@ -87,8 +87,10 @@ type apiConn struct {
 	tmpl   *http.Request // carries ctx: copied into each request
 	head   http1.Head
 	resp   []byte // the response written, reused
-	// Reused from one request to the next: a handler does not keep its
-	// request's body nor its ResponseWriter past its return.
+	// Reused from one request to the next: the fast routes' handlers keep
+	// neither their request, its header and body, nor their ResponseWriter
+	// past their return (strings from the request are copies of its head).
+	req     fastRequest
 	reqBody fastBody
 	w       fastResponse
 	header  http.Header
@@ -238,8 +240,9 @@ func (ac *apiConn) request(h *http1.Head) (*http.Request, *fastBody, error) {
 		off := cap(buf) - cap(b)
 		return head[off : off+len(b)]
 	}
-	fr := new(fastRequest) // the request and its URL in one allocation
+	fr := &ac.req
 	fr.r = *ac.tmpl
+	fr.u = url.URL{}
 	r := &fr.r
 	r.Method = http.MethodPost
 	target := at(h.Target)
