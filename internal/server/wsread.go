@@ -1,0 +1,354 @@
+package server
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/lxzan/gws"
+
+	"github.com/eddyrt/eddy/internal/readpoll"
+	"github.com/eddyrt/eddy/internal/wsframe"
+)
+
+// Reading a plain-TCP, uncompressed WebSocket without a goroutine of its
+// own. gws reads each connection in a goroutine blocked in a read for the
+// connection's whole life: its g and stack were about 2.3 KiB of the 8 KiB
+// an idle connection cost. Here the node's epoll set (readpoll) says when
+// bytes arrive, and only then a handler goroutine (handlerPool) reads the
+// socket until it is empty, decodes the frames (wsframe) and handles them
+// as the gws read loop would: the same OnMessage checks, pongs, close
+// answers and close codes. Writes still go through gws. TLS and
+// permessage-deflate connections, and a connection whose client sent
+// frames before the handshake's answer, keep gws's read loop.
+//
+// A connection's frames are handled in order, one at a time: its state
+// (pollIdle, pollRunning, pollAgain, pollDone) lets one reader run at a
+// time, and a Wake that comes while it runs makes it read once more
+// instead of starting a second one. A flooding client holds one reader,
+// which handles a frame before it reads more, so the kernel's socket
+// buffer and TCP hold the rest, as they did with gws.
+//
+// The connection's socket leaves the epoll set when it is closed, whoever
+// closes it (pollConn.Close: gws after a close frame, the outbox socket
+// after a failed write, an abort): that is the one place that sees every
+// close, and it comes before the descriptor is gone.
+
+const (
+	pollIdle    uint32 = iota // no reader runs; a Wake starts one
+	pollRunning               // a reader runs
+	pollAgain                 // a reader runs and must read once more before it stops
+	pollDone                  // the read side ended: Wakes do nothing
+)
+
+// pollReadSize is the size of the buffers a reader borrows while bytes
+// wait: one read system call takes up to this much.
+const pollReadSize = 4096
+
+var pollBuffers = sync.Pool{New: func() any { return new([pollReadSize]byte) }}
+
+// pollConn is a connection's TCP socket read through the epoll set. It is
+// the net.Conn beneath the outbox socket, so that its Close is the socket's.
+type pollConn struct {
+	net.Conn
+	raw    syscall.RawConn
+	s      *Server
+	socket *gws.Conn // set before the first reader runs
+	token  readpoll.Token
+	state  atomic.Uint32
+	closed atomic.Bool // Close ran: the socket left the set
+
+	// Owned by the reader.
+	dec  wsframe.Decoder
+	buf  []byte             // bytes of an unfinished frame, in big or in a borrowed buffer
+	lent *[pollReadSize]byte // the borrowed buffer buf is in, if it is
+}
+
+// watchConn registers c, a plain TCP connection, with the epoll set, or
+// returns nil when c cannot be read that way. The connection is held
+// (pollRunning) until startReading, so Wakes during the handshake wait.
+func (s *Server) watchConn(c net.Conn) *pollConn {
+	sc, ok := c.(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	p := &pollConn{Conn: c, raw: raw, s: s}
+	p.dec.MaxPayload = s.readMaxPayload()
+	p.state.Store(pollRunning)
+	if p.token, err = readpoll.Watch(raw, p); err != nil {
+		s.log.Debug("epoll registration failed; reading with a goroutine", "err", err)
+		return nil
+	}
+	return p
+}
+
+// SyscallConn lets the outbox socket write to the descriptor.
+func (p *pollConn) SyscallConn() (syscall.RawConn, error) { return p.raw, nil }
+
+// Close takes the socket out of the epoll set, closes it and lets the
+// reader find it closed (which ends the connection's read side).
+func (p *pollConn) Close() error {
+	if p.closed.CompareAndSwap(false, true) {
+		readpoll.Unwatch(p.raw, p.token)
+	}
+	err := p.Conn.Close()
+	p.Wake()
+	return err
+}
+
+// Wake starts a reader, or makes the running one read again.
+func (p *pollConn) Wake() {
+	for {
+		switch st := p.state.Load(); st {
+		case pollIdle:
+			if p.state.CompareAndSwap(pollIdle, pollRunning) {
+				p.s.handlers.run(p.read, nil)
+				return
+			}
+		case pollRunning:
+			if p.state.CompareAndSwap(pollRunning, pollAgain) {
+				return
+			}
+		default: // pollAgain, pollDone
+			return
+		}
+	}
+}
+
+// startReading lets the connection be read, once socket is set up: from
+// now on Wakes start readers. What arrived during the handshake is read now.
+func (p *pollConn) startReading(socket *gws.Conn) {
+	p.socket = socket
+	if !p.state.CompareAndSwap(pollRunning, pollIdle) {
+		// A Wake came meanwhile (pollAgain).
+		p.state.Store(pollRunning)
+		p.s.handlers.run(p.read, nil)
+	}
+}
+
+// stopBeforeReading ends a connection whose handshake failed (gws closed
+// it): no reader ever runs.
+func (p *pollConn) stopBeforeReading() { p.state.Store(pollDone) }
+
+// read is one reader's run: it reads and handles until the socket is empty
+// and no Wake came meanwhile, or until the connection's read side ends.
+func (p *pollConn) read() {
+	for {
+		if err := p.readAll(); err != nil {
+			p.state.Store(pollDone)
+			p.end(err)
+			return
+		}
+		if p.state.CompareAndSwap(pollRunning, pollIdle) {
+			return
+		}
+		p.state.CompareAndSwap(pollAgain, pollRunning)
+	}
+}
+
+// errPeerClosed ends the read side after the client's close frame, which
+// was answered already.
+var errPeerClosed = errors.New("websocket: closed by the client")
+
+// readAll reads the socket until it has nothing more (EAGAIN), handling
+// every complete frame; bytes of an unfinished frame stay in p.buf. A
+// non-nil error ends the connection's read side.
+func (p *pollConn) readAll() error {
+	defer p.releaseIfEmpty()
+	for {
+		if p.buf == nil {
+			p.lent = pollBuffers.Get().(*[pollReadSize]byte)
+			p.buf = p.lent[:0]
+		}
+		n, err := p.readSome(p.buf[len(p.buf):cap(p.buf)])
+		if err == syscall.EAGAIN {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		p.buf = p.buf[:len(p.buf)+n]
+		if err := p.handleFrames(); err != nil {
+			return err
+		}
+	}
+}
+
+// handleFrames handles the complete frames in p.buf and keeps the rest at
+// its start, in a buffer big enough for the frame it begins.
+func (p *pollConn) handleFrames() error {
+	b := p.buf
+	off := 0
+	need := 0
+	for {
+		ev, n, want, err := p.dec.Next(b[off:])
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			need = want
+			break
+		}
+		off += n
+		if err := p.handle(ev); err != nil {
+			return err
+		}
+	}
+	rest := len(b) - off
+	switch {
+	case need > cap(b):
+		// A frame longer than the buffer: one of its size (bounded by
+		// the decoder's MaxPayload), let go once it is handled.
+		big := make([]byte, rest, need)
+		copy(big, b[off:])
+		p.giveBack()
+		p.buf = big
+	case rest == len(b) && rest < cap(b):
+		// Nothing handled and there is room: read more after it.
+	default:
+		p.buf = b[:copy(b, b[off:])]
+	}
+	if len(p.buf) == cap(p.buf) {
+		// A full buffer that holds no complete frame and whose frame's
+		// size is unknown cannot be: a header is at most 14 bytes.
+		return errors.New("websocket: read buffer full without a frame")
+	}
+	return nil
+}
+
+// handle does what gws's read loop does with one decoded frame.
+func (p *pollConn) handle(ev wsframe.Event) error {
+	switch ev.Kind {
+	case wsframe.Message:
+		if c := connOf(p.socket); c != nil && c.acceptMessage(ev.Op == wsframe.OpText, ev.Payload) {
+			// Already on a handler goroutine: the frame is handled here.
+			c.runFrame(ev.Payload)
+		}
+	case wsframe.Ping:
+		if c := connOf(p.socket); c != nil {
+			c.touch()
+		}
+		_ = p.socket.WritePong(ev.Payload)
+	case wsframe.Pong:
+		if c := connOf(p.socket); c != nil {
+			c.touch()
+		}
+	case wsframe.Close:
+		// gws answers with the code only; an empty close frame gets 1000
+		// here (gws's WriteClose makes no empty one), which RFC 6455
+		// allows as well.
+		if code := wsframe.CloseReply(ev.Payload); code != 0 {
+			_ = p.socket.WriteClose(code, nil)
+		} else {
+			_ = p.socket.WriteClose(wsframe.CloseNormal, nil)
+		}
+		return errPeerClosed
+	}
+	return nil
+}
+
+// end closes the connection for err, as gws's read loop does when it ends
+// (a close frame with the protocol error's code, or 1000 and the read
+// error, unless one went already; gws then closes the socket), and runs
+// the close handler.
+func (p *pollConn) end(err error) {
+	p.giveBack()
+	p.buf = nil
+	p.dec = wsframe.Decoder{}
+	var fe *wsframe.Error
+	switch {
+	case errors.As(err, &fe):
+		_ = p.socket.WriteClose(fe.Code, []byte(fe.Reason))
+	case err == errPeerClosed:
+	default:
+		_ = p.socket.WriteClose(wsframe.CloseNormal, []byte(err.Error()))
+	}
+	if c := connOf(p.socket); c != nil {
+		c.cleanup()
+	}
+}
+
+// releaseIfEmpty gives the borrowed buffer back when no bytes wait in it,
+// and lets go of a big one likewise.
+func (p *pollConn) releaseIfEmpty() {
+	if p.buf != nil && len(p.buf) == 0 {
+		p.giveBack()
+		p.buf = nil
+	}
+}
+
+func (p *pollConn) giveBack() {
+	if p.lent != nil {
+		pollBuffers.Put(p.lent)
+		p.lent = nil
+	}
+}
+
+// readSome makes one non-blocking read into b: syscall.EAGAIN when the
+// socket has nothing, io.EOF when the client closed its side.
+func (p *pollConn) readSome(b []byte) (int, error) {
+	op := pollReads.Get().(*pollRead)
+	op.b = b
+	err := p.raw.Read(op.fn)
+	n, rerr := op.n, op.err
+	op.b, op.err = nil, nil
+	pollReads.Put(op)
+	switch {
+	case err != nil: // closed
+		return 0, err
+	case rerr != nil:
+		return 0, rerr
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// pollRead is one read system call, pooled with the function RawConn.Read
+// calls, so a read allocates nothing.
+type pollRead struct {
+	b   []byte
+	n   int
+	err error
+	fn  func(fd uintptr) bool
+}
+
+var pollReads = sync.Pool{New: func() any {
+	op := &pollRead{}
+	op.fn = op.read
+	return op
+}}
+
+// read never waits in Go's netpoller (returns true): the epoll set says
+// when to read again.
+func (op *pollRead) read(fd uintptr) bool {
+	for {
+		n, err := syscall.Read(int(fd), op.b)
+		if err == syscall.EINTR {
+			continue
+		}
+		op.n, op.err = max(n, 0), err
+		return true
+	}
+}
+
+// noReader stands for the reader gws keeps for a connection it does not
+// read: nothing reads through it.
+var noReader = bufio.NewReaderSize(eofReader{}, 16)
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+// readMaxPayload is the longest message a client may send (gws's
+// ReadMaxPayloadSize): frames between max_message_bytes and this get a
+// too_large error and the connection stays up.
+func (s *Server) readMaxPayload() int { return s.cfg.MaxMessageBytes*2 + 4096 }
