@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/eddyrt/eddy/internal/readpoll"
 )
 
 // WithWriteDelay sets a coalescing window beyond write_delay's limit, for
@@ -39,3 +41,10 @@ func counterOf(c prometheus.Counter) float64 {
 	}
 	return families[0].GetMetric()[0].GetCounter().GetValue()
 }
+
+// ConnCount is how many connections the server holds open.
+func ConnCount(s *Server) int { return s.conns.len() }
+
+// PolledSockets is how many sockets the process's epoll set holds
+// (wsread.go): every server of the process shares it.
+func PolledSockets() int { return readpoll.Watched() }

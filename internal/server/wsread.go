@@ -45,12 +45,6 @@ const (
 	pollDone                  // the read side ended: Wakes do nothing
 )
 
-// pollReadSize is the size of the buffers a reader borrows while bytes
-// wait: one read system call takes up to this much.
-const pollReadSize = 4096
-
-var pollBuffers = sync.Pool{New: func() any { return new([pollReadSize]byte) }}
-
 // pollConn is a connection's TCP socket read through the epoll set. It is
 // the net.Conn beneath the outbox socket, so that its Close is the socket's.
 type pollConn struct {
@@ -62,10 +56,7 @@ type pollConn struct {
 	state  atomic.Uint32
 	closed atomic.Bool // Close ran: the socket left the set
 
-	// Owned by the reader.
-	dec  wsframe.Decoder
-	buf  []byte             // bytes of an unfinished frame, in big or in a borrowed buffer
-	lent *[pollReadSize]byte // the borrowed buffer buf is in, if it is
+	rd wsframe.Reader // owned by the reader
 }
 
 // watchConn registers c, a plain TCP connection, with the epoll set, or
@@ -81,7 +72,7 @@ func (s *Server) watchConn(c net.Conn) *pollConn {
 		return nil
 	}
 	p := &pollConn{Conn: c, raw: raw, s: s}
-	p.dec.MaxPayload = s.readMaxPayload()
+	p.rd.MaxPayload = s.readMaxPayload()
 	p.state.Store(pollRunning)
 	if p.token, err = readpoll.Watch(raw, p); err != nil {
 		s.log.Debug("epoll registration failed; reading with a goroutine", "err", err)
@@ -159,69 +150,32 @@ func (p *pollConn) read() {
 var errPeerClosed = errors.New("websocket: closed by the client")
 
 // readAll reads the socket until it has nothing more (EAGAIN), handling
-// every complete frame; bytes of an unfinished frame stay in p.buf. A
-// non-nil error ends the connection's read side.
+// every complete frame; bytes of an unfinished frame stay in the reader's
+// buffer. A non-nil error ends the connection's read side.
 func (p *pollConn) readAll() error {
-	defer p.releaseIfEmpty()
 	for {
-		if p.buf == nil {
-			p.lent = pollBuffers.Get().(*[pollReadSize]byte)
-			p.buf = p.lent[:0]
-		}
-		n, err := p.readSome(p.buf[len(p.buf):cap(p.buf)])
+		n, err := p.readSome(p.rd.Buffer())
 		if err == syscall.EAGAIN {
+			p.rd.Release()
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		p.buf = p.buf[:len(p.buf)+n]
-		if err := p.handleFrames(); err != nil {
-			return err
+		p.rd.Filled(n)
+		for {
+			ev, ok, err := p.rd.Next()
+			if err != nil {
+				return err
+			}
+			if !ok {
+				break
+			}
+			if err := p.handle(ev); err != nil {
+				return err
+			}
 		}
 	}
-}
-
-// handleFrames handles the complete frames in p.buf and keeps the rest at
-// its start, in a buffer big enough for the frame it begins.
-func (p *pollConn) handleFrames() error {
-	b := p.buf
-	off := 0
-	need := 0
-	for {
-		ev, n, want, err := p.dec.Next(b[off:])
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			need = want
-			break
-		}
-		off += n
-		if err := p.handle(ev); err != nil {
-			return err
-		}
-	}
-	rest := len(b) - off
-	switch {
-	case need > cap(b):
-		// A frame longer than the buffer: one of its size (bounded by
-		// the decoder's MaxPayload), let go once it is handled.
-		big := make([]byte, rest, need)
-		copy(big, b[off:])
-		p.giveBack()
-		p.buf = big
-	case rest == len(b) && rest < cap(b):
-		// Nothing handled and there is room: read more after it.
-	default:
-		p.buf = b[:copy(b, b[off:])]
-	}
-	if len(p.buf) == cap(p.buf) {
-		// A full buffer that holds no complete frame and whose frame's
-		// size is unknown cannot be: a header is at most 14 bytes.
-		return errors.New("websocket: read buffer full without a frame")
-	}
-	return nil
 }
 
 // handle does what gws's read loop does with one decoded frame.
@@ -260,9 +214,7 @@ func (p *pollConn) handle(ev wsframe.Event) error {
 // error, unless one went already; gws then closes the socket), and runs
 // the close handler.
 func (p *pollConn) end(err error) {
-	p.giveBack()
-	p.buf = nil
-	p.dec = wsframe.Decoder{}
+	p.rd.Reset()
 	var fe *wsframe.Error
 	switch {
 	case errors.As(err, &fe):
@@ -273,22 +225,6 @@ func (p *pollConn) end(err error) {
 	}
 	if c := connOf(p.socket); c != nil {
 		c.cleanup()
-	}
-}
-
-// releaseIfEmpty gives the borrowed buffer back when no bytes wait in it,
-// and lets go of a big one likewise.
-func (p *pollConn) releaseIfEmpty() {
-	if p.buf != nil && len(p.buf) == 0 {
-		p.giveBack()
-		p.buf = nil
-	}
-}
-
-func (p *pollConn) giveBack() {
-	if p.lent != nil {
-		pollBuffers.Put(p.lent)
-		p.lent = nil
 	}
 }
 

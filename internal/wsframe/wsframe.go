@@ -123,7 +123,9 @@ func HeaderSize(b []byte) int {
 // took, and what it means; n is 0 when b does not hold the whole frame yet,
 // and need then says how many bytes it takes in all (0: its header is not
 // complete, so the size is not known yet). err, an *Error, says the
-// connection must fail, as soon as the header shows it where it can.
+// connection must fail: as soon as the header shows it for what gws
+// checks in the header (size, reserved bits, mask, a control frame's
+// size and fragmentation), once the frame is complete for the rest.
 // Next unmasks the frame's payload in b.
 func (d *Decoder) Next(b []byte) (ev Event, n, need int, err error) {
 	hs := HeaderSize(b)
@@ -146,26 +148,30 @@ func (d *Decoder) Next(b []byte) (ev Event, n, need int, err error) {
 	}
 	// The order of the checks is gws's, so a frame wrong in several ways
 	// closes with the same code.
-	if length > uint64(d.MaxPayload) {
+	// A 64-bit length must have its top bit clear; gws reads it as a
+	// negative int, which passes its size check.
+	badLength := length>>63 != 0
+	if length > uint64(d.MaxPayload) && !badLength {
 		return Event{}, 0, 0, errTooLarge
 	}
 	if rsv != 0 || !masked {
 		return Event{}, 0, 0, errProtocol
 	}
 	control := op > OpBinary
-	if control && (!fin || code > maxControlPayload) {
+	if control && (!fin || code > maxControlPayload) || badLength {
 		return Event{}, 0, 0, errProtocol
 	}
+	total := hs + int(length)
+	if len(b) < total {
+		return Event{}, 0, total, nil
+	}
+	// gws checks the order of data frames once it has read the payload.
 	if (op == OpText || op == OpBinary) && d.op != 0 {
 		// A new message while a fragmented one is unfinished.
 		return Event{}, 0, 0, errProtocol
 	}
 	if op == OpContinuation && d.op == 0 {
 		return Event{}, 0, 0, errProtocol
-	}
-	total := hs + int(length)
-	if len(b) < total {
-		return Event{}, 0, total, nil
 	}
 	payload := b[hs:total]
 	maskBytes(payload, b[hs-4:hs])
