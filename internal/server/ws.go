@@ -27,8 +27,9 @@ const writeTimeout = 10 * time.Second
 // borrowed (connReader): an auth frame with its token fits.
 const readBufferSize = 512
 
-// connReader returns the reader of a new WebSocket connection. Over plain
-// TCP it holds no buffer while the client is silent (idleread borrows one
+// connReader returns the reader of a new WebSocket connection, for gws's
+// read loop where the connection cannot be polled (upgradeWith, wsread.go).
+// Over plain TCP it holds no buffer while the client is silent (idleread borrows one
 // of idleread.BufferSize, the size an auth frame with its token fits in,
 // only while bytes wait), so an idle connection's read side costs a
 // 16-byte bufio.Reader, the least gws can read through, instead of
