@@ -48,3 +48,13 @@ func ConnCount(s *Server) int { return s.conns.len() }
 // PolledSockets is how many sockets the process's epoll set holds
 // (wsread.go): every server of the process shares it.
 func PolledSockets() int { return readpoll.Watched() }
+
+// SetReadDeadlines sets the read deadline of every open WebSocket
+// connection, as teardown does after its close frame.
+func SetReadDeadlines(s *Server, t time.Time) {
+	s.conns.each(func(c *conn) {
+		if c.socket != nil {
+			_ = c.socket.SetReadDeadline(t)
+		}
+	})
+}

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/lxzan/gws"
 
@@ -56,6 +58,11 @@ type pollConn struct {
 	state  atomic.Uint32
 	closed atomic.Bool // Close ran: the socket left the set
 
+	// The read deadline, kept here since no read waits in Go's netpoller.
+	deadlineMu sync.Mutex
+	deadline   *time.Timer
+	expired    atomic.Bool
+
 	rd wsframe.Reader // owned by the reader
 }
 
@@ -93,6 +100,35 @@ func (p *pollConn) Close() error {
 	err := p.Conn.Close()
 	p.Wake()
 	return err
+}
+
+// SetReadDeadline ends the read side at t, as a read blocked past its
+// deadline would end gws's read loop: teardown sets one after its close
+// frame, so a peer that never answers it does not keep the connection.
+// The zero time clears it.
+func (p *pollConn) SetReadDeadline(t time.Time) error {
+	p.deadlineMu.Lock()
+	defer p.deadlineMu.Unlock()
+	if p.deadline != nil {
+		p.deadline.Stop()
+		p.deadline = nil
+	}
+	p.expired.Store(false)
+	if t.IsZero() {
+		return nil
+	}
+	p.deadline = time.AfterFunc(time.Until(t), func() {
+		p.expired.Store(true)
+		p.Wake()
+	})
+	return nil
+}
+
+// SetDeadline sets the read deadline here and the write deadline on the
+// socket.
+func (p *pollConn) SetDeadline(t time.Time) error {
+	_ = p.SetReadDeadline(t)
+	return p.Conn.SetWriteDeadline(t)
 }
 
 // Wake starts a reader, or makes the running one read again.
@@ -154,6 +190,9 @@ var errPeerClosed = errors.New("websocket: closed by the client")
 // buffer. A non-nil error ends the connection's read side.
 func (p *pollConn) readAll() error {
 	for {
+		if p.expired.Load() {
+			return os.ErrDeadlineExceeded
+		}
 		n, err := p.readSome(p.rd.Buffer())
 		if err == syscall.EAGAIN {
 			p.rd.Release()
@@ -214,6 +253,7 @@ func (p *pollConn) handle(ev wsframe.Event) error {
 // error, unless one went already; gws then closes the socket), and runs
 // the close handler.
 func (p *pollConn) end(err error) {
+	_ = p.SetReadDeadline(time.Time{})
 	p.rd.Reset()
 	var fe *wsframe.Error
 	switch {

@@ -256,3 +256,21 @@ func TestPolledFloodDoesNotStarveOthers(t *testing.T) {
 	_ = flood.Conn.NetConn().Close()
 	<-done
 }
+
+// A read deadline ends a polled connection's read side as it ends gws's
+// read loop (teardown sets one so a peer that never answers a close frame
+// does not keep its connection), and clearing it keeps the connection.
+func TestPolledReadDeadline(t *testing.T) {
+	s := servertest.Start(t)
+	ws := servertest.Connect(t, s.WSURL, servertest.Token(t, "deadline", nil, nil))
+	server.SetReadDeadlines(s.Server, time.Now().Add(time.Hour))
+	server.SetReadDeadlines(s.Server, time.Time{})
+	if f := ws.Request(map[string]any{"type": "ping", "id": 1}); f.Type() != "pong" {
+		t.Fatalf("ping answered with %v after the deadline was cleared", f)
+	}
+	server.SetReadDeadlines(s.Server, time.Now().Add(20*time.Millisecond))
+	if code := ws.CloseCode(); code != 1000 {
+		t.Fatalf("close code %d (%v) after the read deadline, want 1000 as gws sends", code, ws.CloseErr())
+	}
+	servertest.Eventually(t, "the connection gone", func() bool { return server.ConnCount(s.Server) == 0 })
+}
