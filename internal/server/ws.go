@@ -28,11 +28,11 @@ const writeTimeout = 10 * time.Second
 const readBufferSize = 512
 
 // connReader returns the reader of a new WebSocket connection, for gws's
-// read loop where the connection cannot be polled (upgradeWith, wsread.go).
-// Over plain TCP it holds no buffer while the client is silent (idleread borrows one
-// of idleread.BufferSize, the size an auth frame with its token fits in,
-// only while bytes wait), so an idle connection's read side costs a
-// 16-byte bufio.Reader, the least gws can read through, instead of
+// read loop where the connection is not polled (upgradeWith, wsread.go).
+// Over plain TCP it holds no buffer while the client is silent (idleread
+// borrows one of idleread.BufferSize, the size an auth frame with its
+// token fits in, only while bytes wait), so an idle connection's read side
+// costs a 16-byte bufio.Reader, the least gws can read through, instead of
 // readBufferSize. Over TLS it is a readBufferSize bufio.Reader.
 func connReader(c net.Conn) *bufio.Reader {
 	if r, ok := idleread.New(c); ok {
