@@ -32,7 +32,8 @@ func newWriterPool() *outbox.Pool {
 }
 
 // conn is one client connection. Frames are handled one at a time, for the
-// socket's read goroutine; the outbox is written by the shared writers.
+// socket's reader (gws's read loop, or a polled reader: wsread.go); the
+// outbox is written by the shared writers.
 //
 // Its life: open until its context is cancelled, which closeWith (any
 // reason the server has) or the end of the read loop does, once. Then
@@ -261,8 +262,8 @@ func (c *conn) writeClose(d *protocol.Disconnect, drain bool) {
 	_ = c.socket.SetReadDeadline(time.Now().Add(writeTimeout))
 }
 
-// cleanup runs on the read goroutine once the read loop has ended, however
-// it ended: it tears down a connection nobody closed (the peer went away)
+// cleanup runs on the reader once the read side has ended, however it
+// ended: it tears down a connection nobody closed (the peer went away)
 // and waits for teardown before the connection leaves the node's set.
 func (c *conn) cleanup() {
 	if c.beginClose() {

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/eddyrt/eddy/internal/readpoll"
 )
 
 // WithWriteDelay sets a coalescing window beyond write_delay's limit, for
@@ -42,3 +44,19 @@ func counterOf(c prometheus.Counter) float64 {
 
 // FastRequests counts the requests the API fast path served.
 func FastRequests(s *Server) int64 { return s.fastRequests.Load() }
+// ConnCount is how many connections the server holds open.
+func ConnCount(s *Server) int { return s.conns.len() }
+
+// PolledSockets is how many sockets the process's epoll set holds
+// (wsread.go): every server of the process shares it.
+func PolledSockets() int { return readpoll.Watched() }
+
+// SetReadDeadlines sets the read deadline of every open WebSocket
+// connection, as teardown does after its close frame.
+func SetReadDeadlines(s *Server, t time.Time) {
+	s.conns.each(func(c *conn) {
+		if c.socket != nil {
+			_ = c.socket.SetReadDeadline(t)
+		}
+	})
+}

@@ -27,11 +27,12 @@ const writeTimeout = 10 * time.Second
 // borrowed (connReader): an auth frame with its token fits.
 const readBufferSize = 512
 
-// connReader returns the reader of a new WebSocket connection. Over plain
-// TCP it holds no buffer while the client is silent (idleread borrows one
-// of idleread.BufferSize, the size an auth frame with its token fits in,
-// only while bytes wait), so an idle connection's read side costs a
-// 16-byte bufio.Reader, the least gws can read through, instead of
+// connReader returns the reader of a new WebSocket connection, for gws's
+// read loop where the connection is not polled (upgradeWith, wsread.go).
+// Over plain TCP it holds no buffer while the client is silent (idleread
+// borrows one of idleread.BufferSize, the size an auth frame with its
+// token fits in, only while bytes wait), so an idle connection's read side
+// costs a 16-byte bufio.Reader, the least gws can read through, instead of
 // readBufferSize. Over TLS it is a readBufferSize bufio.Reader.
 func connReader(c net.Conn) *bufio.Reader {
 	if r, ok := idleread.New(c); ok {
@@ -117,6 +118,15 @@ func (s *Server) upgradeWith(netConn net.Conn, br *bufio.Reader, r *http.Request
 	// (wrapTLS), and gws writes TLS records through it.
 	wire := netConn
 	sock, nonBlocking := socketUnder(netConn)
+	// A plain-TCP connection without compression, with nothing read ahead,
+	// is read when the node's epoll set says bytes wait (wsread.go), not by
+	// a goroutine of its own; its socket is then what the outbox writes to.
+	var polled *pollConn
+	if !nonBlocking && br.Buffered() == 0 && !s.offersDeflate(r) {
+		if polled = s.watchConn(netConn); polled != nil {
+			netConn, wire, br = polled, polled, noReader
+		}
+	}
 	if !nonBlocking {
 		sock, nonBlocking = outbox.NewSocket(netConn, writeTimeout)
 		if nonBlocking {
@@ -128,6 +138,9 @@ func (s *Server) upgradeWith(netConn net.Conn, br *bufio.Reader, r *http.Request
 	}
 	socket, err := s.upgrader.UpgradeFromConn(wire, br, r)
 	if err != nil {
+		if polled != nil {
+			polled.stopBeforeReading()
+		}
 		s.limits.release(ip)
 		s.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
@@ -136,6 +149,10 @@ func (s *Server) upgradeWith(netConn net.Conn, br *bufio.Reader, r *http.Request
 	c.ip = ip // before the read loop starts: cleanup gives the slot back
 	c.origin = r.Header.Get("Origin")
 	socket.Session().Store("", c)
+	if polled != nil {
+		polled.startReading(socket)
+		return
+	}
 	// Reading in a fresh goroutine lets the handshake's stack go.
 	go socket.ReadLoop()
 }
@@ -192,15 +209,7 @@ func (h *wsHandler) OnPong(socket *gws.Conn, _ []byte) {
 func (h *wsHandler) OnMessage(socket *gws.Conn, msg *gws.Message) {
 	defer msg.Close()
 	c := connOf(socket)
-	if c == nil {
-		return
-	}
-	c.touch()
-	if msg.Opcode == gws.OpcodeText && !utf8.Valid(msg.Bytes()) {
-		// RFC 6455 8.1 says to fail the connection (gws's own check is off:
-		// see the upgrader). Binary frames are not text: their JSON is
-		// checked like any other frame's.
-		c.closeWith(protocol.DisconnectInvalidText, false)
+	if c == nil || !c.acceptMessage(msg.Opcode == gws.OpcodeText, msg.Bytes()) {
 		return
 	}
 	// Handling a frame (JSON, JWT, subscribe, functions) needs a deep stack.
@@ -211,6 +220,20 @@ func (h *wsHandler) OnMessage(socket *gws.Conn, msg *gws.Message) {
 	// stacks are too.
 	h.s.handlers.run(func() { c.runFrame(msg.Bytes()) }, c.handled)
 	<-c.handled
+}
+
+// acceptMessage notes that a message came and says whether to handle it:
+// a text message that is not valid UTF-8 closes the connection instead.
+func (c *conn) acceptMessage(text bool, b []byte) bool {
+	c.touch()
+	if text && !utf8.Valid(b) {
+		// RFC 6455 8.1 says to fail the connection (gws's own check is off:
+		// see the upgrader). Binary frames are not text: their JSON is
+		// checked like any other frame's.
+		c.closeWith(protocol.DisconnectInvalidText, false)
+		return false
+	}
+	return true
 }
 
 // handlerPool runs frame handlers on reusable goroutines. A handler that
@@ -229,7 +252,8 @@ const handlerIdle = 10 * time.Second
 
 func newHandlerPool() *handlerPool { return &handlerPool{work: make(chan handlerJob)} }
 
-// run runs f on a handler goroutine and signals done when it returned.
+// run runs f on a handler goroutine and signals done, unless nil, when it
+// returned.
 func (p *handlerPool) run(f func(), done chan<- struct{}) {
 	job := handlerJob{f, done}
 	select {
@@ -244,7 +268,9 @@ func (p *handlerPool) handle(job handlerJob) {
 	defer idle.Stop()
 	for {
 		job.f()
-		job.done <- struct{}{}
+		if job.done != nil {
+			job.done <- struct{}{}
+		}
 		idle.Reset(handlerIdle)
 		select {
 		case job = <-p.work:
