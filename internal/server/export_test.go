@@ -44,6 +44,7 @@ func counterOf(c prometheus.Counter) float64 {
 
 // FastRequests counts the requests the API fast path served.
 func FastRequests(s *Server) int64 { return s.fastRequests.Load() }
+
 // ConnCount is how many connections the server holds open.
 func ConnCount(s *Server) int { return s.conns.len() }
 
