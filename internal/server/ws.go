@@ -85,7 +85,7 @@ func (s *Server) hijackWebSocket(w http.ResponseWriter, r *http.Request) (net.Co
 	// reading from that one then.
 	br := brw.Reader
 	if br.Buffered() == 0 {
-		br = connReader(netConn)
+		br = nil // upgradeWith picks the reader
 	}
 	return netConn, br, ip, true
 }
@@ -103,8 +103,10 @@ func (s *Server) refuseWebSocket(r *http.Request) (int, string) {
 	return 0, ""
 }
 
-// upgrade completes the handshake on netConn, read through br, and starts
-// the connection, which holds the connection-limit slots of ip (admitted).
+// upgrade completes the handshake on netConn and starts the connection,
+// which holds the connection-limit slots of ip (admitted). br holds what
+// the client sent past its handshake; nil when nothing was (the usual
+// case: the connection's reader is then chosen here).
 func (s *Server) upgrade(netConn net.Conn, br *bufio.Reader, r *http.Request, ip string) {
 	s.upgradeWith(netConn, br, r, ip, nil, s.newConn)
 }
@@ -122,10 +124,13 @@ func (s *Server) upgradeWith(netConn net.Conn, br *bufio.Reader, r *http.Request
 	// is read when the node's epoll set says bytes wait (wsread.go), not by
 	// a goroutine of its own; its socket is then what the outbox writes to.
 	var polled *pollConn
-	if !nonBlocking && br.Buffered() == 0 && !s.offersDeflate(r) {
+	if !nonBlocking && br == nil && !s.offersDeflate(r) {
 		if polled = s.watchConn(netConn); polled != nil {
 			netConn, wire, br = polled, polled, noReader
 		}
+	}
+	if br == nil {
+		br = connReader(netConn)
 	}
 	if !nonBlocking {
 		sock, nonBlocking = outbox.NewSocket(netConn, writeTimeout)

@@ -293,14 +293,14 @@ func (l *frontListener) sniff(c net.Conn) {
 		_ = c.Close()
 		return
 	}
-	// The connection reads through its own small buffer from now on,
-	// unless the client already sent frames that sit in the big one.
-	conn := br
+	// The connection reads through its own reader from now on (upgrade
+	// picks it), unless the client already sent frames that sit in the
+	// handshake's buffer.
 	if br.Buffered() == 0 {
-		conn = connReader(c)
 		releaseReader(br)
+		br = nil
 	}
-	l.s.upgrade(c, conn, r, ip)
+	l.s.upgrade(c, br, r, ip)
 }
 
 func releaseReader(br *bufio.Reader) {
