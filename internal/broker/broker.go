@@ -28,16 +28,6 @@ type Handler interface {
 	HandlePresence(ev *protocol.PresenceEvent)
 }
 
-// ContextHandler is a Handler that can also take the context of the
-// publish, from a broker that delivers in the publishing goroutine (the
-// in-memory broker), which then calls HandleMessageContext instead of
-// HandleMessage, with Publish's ctx. Brokers delivering from a goroutine
-// of their own keep calling HandleMessage.
-type ContextHandler interface {
-	Handler
-	HandleMessageContext(ctx context.Context, m *protocol.Message)
-}
-
 // Broker moves published messages to every node with subscribers of the
 // channel, numbering each channel's messages and keeping its history.
 type Broker interface {

@@ -27,21 +27,6 @@ type Subscriber interface {
 	DeliverPresence(frame []byte, events []PresenceItem)
 }
 
-// ContextSubscriber is a Subscriber that can also take the context of the
-// publish that delivers the message, when the broker delivers in the
-// publishing goroutine (broker.ContextHandler). The hub uses it only for
-// channels with at most DirectFanout local subscribers: the context may
-// carry work for the publishing goroutine to do once it holds no lock
-// (outbox.Direct: writing to the subscribers' sockets), which for a large
-// fan-out is better left to shared writers. Called as Deliver is.
-type ContextSubscriber interface {
-	DeliverContext(ctx context.Context, m *protocol.Message, frame []byte)
-}
-
-// DirectFanout is the most local subscribers a message is delivered to
-// with its publish's context (ContextSubscriber).
-const DirectFanout = 4
-
 const (
 	shardCount  = 128
 	stripeCount = 256
@@ -129,10 +114,7 @@ func (ss *subSet) remove(i int) {
 	}
 }
 
-var (
-	_ broker.Handler        = (*Hub)(nil)
-	_ broker.ContextHandler = (*Hub)(nil)
-)
+var _ broker.Handler = (*Hub)(nil)
 
 // New returns a hub over b, with presence windows of PresenceWindow. The
 // hub calls b's Subscribe and Unsubscribe; the caller starts b with the
@@ -230,12 +212,7 @@ func (h *Hub) Unsubscribe(ctx context.Context, channel string, s Subscriber) err
 
 // HandleMessage implements broker.Handler: encode once, hand the same bytes
 // to every local subscriber.
-func (h *Hub) HandleMessage(m *protocol.Message) { h.HandleMessageContext(nil, m) }
-
-// HandleMessageContext implements broker.ContextHandler: HandleMessage,
-// in the publishing goroutine, which a small fan-out's ContextSubscribers
-// get the publish's ctx from (nil: none).
-func (h *Hub) HandleMessageContext(ctx context.Context, m *protocol.Message) {
+func (h *Hub) HandleMessage(m *protocol.Message) {
 	sh := &h.shards[h.index(m.Channel)%shardCount]
 	sh.mu.RLock()
 	subs := sh.channels[m.Channel]
@@ -244,20 +221,10 @@ func (h *Hub) HandleMessageContext(ctx context.Context, m *protocol.Message) {
 		return
 	}
 	frame := protocol.AppendMessage(make([]byte, 0, 128+len(m.Data)+len(m.Channel)+len(m.Event)), m)
-	n := len(subs.list)
-	if ctx != nil && n <= DirectFanout {
-		for _, s := range subs.list {
-			if cs, ok := s.(ContextSubscriber); ok {
-				cs.DeliverContext(ctx, m, frame)
-			} else {
-				s.Deliver(m, frame)
-			}
-		}
-	} else {
-		for _, s := range subs.list {
-			s.Deliver(m, frame)
-		}
+	for _, s := range subs.list {
+		s.Deliver(m, frame)
 	}
+	n := len(subs.list)
 	subs.messages.Add(1)
 	sh.mu.RUnlock()
 	h.delivered.Add(uint64(n))

@@ -108,16 +108,7 @@ func New(w Writer, opts Options) *Outbox {
 // Enqueue queues a pushed frame, which must not be modified afterwards
 // (fan-out shares one frame among all subscribers). It never blocks on the
 // network; on a busy connection it waits for the coalescing window.
-func (o *Outbox) Enqueue(frame []byte) error { return o.enqueue(frame, false, nil) }
-
-// EnqueueDirect is Enqueue for a publisher that writes small fan-outs
-// itself: when the outbox is idle, may write at once and its writes never
-// block, it goes into d (nil: Enqueue) instead of to a writer, and the
-// frame leaves when the caller flushes d. Otherwise it behaves as Enqueue:
-// a busy outbox keeps its writer and its coalescing window.
-func (o *Outbox) EnqueueDirect(frame []byte, d *Direct) error {
-	return o.enqueue(frame, false, d)
-}
+func (o *Outbox) Enqueue(frame []byte) error { return o.enqueue(frame, false) }
 
 // PushReply queues a reply to the client's own request (ready, subscribed,
 // ack, pong, error...). Unlike Enqueue it does not wait for the coalescing
@@ -125,9 +116,9 @@ func (o *Outbox) EnqueueDirect(frame []byte, d *Direct) error {
 // after whatever was queued before it, so a client's request round trip
 // never pays the window. A write already in progress is not interrupted;
 // the reply follows it right away.
-func (o *Outbox) PushReply(frame []byte) error { return o.enqueue(frame, true, nil) }
+func (o *Outbox) PushReply(frame []byte) error { return o.enqueue(frame, true) }
 
-func (o *Outbox) enqueue(frame []byte, urgent bool, d *Direct) error {
+func (o *Outbox) enqueue(frame []byte, urgent bool) error {
 	o.mu.Lock()
 	if o.closed {
 		o.mu.Unlock()
@@ -147,17 +138,10 @@ func (o *Outbox) enqueue(frame []byte, urgent bool, d *Direct) error {
 	switch {
 	case !o.flushing:
 		o.flushing = true
-		switch {
-		case urgent:
+		if urgent {
 			o.dispatch()
-		case o.deferLocked():
-			// The window of the previous write is open: the timer flushes.
-		case d != nil && o.bl != nil && len(d.outs) < maxDirect:
-			// Claimed for d's owner, who writes it once it holds no lock
-			// (only over a socket whose writes never block).
-			d.outs = append(d.outs, o)
-		default:
-			o.dispatch()
+		} else {
+			o.startLocked()
 		}
 	case urgent || o.bytes >= o.fullBatch:
 		// A reply, or a batch as big as waiting can make it: no reason

@@ -107,31 +107,18 @@ func (d *appDemux) find(channel string) (*appState, string, bool) {
 	return a, channel[i+len(apps.Separator):], a != nil
 }
 
-func (d *appDemux) HandleMessage(m *protocol.Message) { d.HandleMessageContext(nil, m) }
-
-// HandleMessageContext implements broker.ContextHandler, for the hubs
-// (ctx nil: HandleMessage).
-func (d *appDemux) HandleMessageContext(ctx context.Context, m *protocol.Message) {
+func (d *appDemux) HandleMessage(m *protocol.Message) {
 	a, name, ok := d.find(m.Channel)
 	switch {
 	case !ok:
 	case a == nil:
-		deliverTo(ctx, d.def, m)
+		d.def.HandleMessage(m)
 	default:
 		// A copy: the broker may keep m in its history.
 		cp := *m
 		cp.Channel = name
-		a.hub.HandleMessageContext(ctx, &cp)
+		a.hub.HandleMessage(&cp)
 	}
-}
-
-// deliverTo hands m to h, with ctx when h takes it.
-func deliverTo(ctx context.Context, h broker.Handler, m *protocol.Message) {
-	if ch, ok := h.(broker.ContextHandler); ok && ctx != nil {
-		ch.HandleMessageContext(ctx, m)
-		return
-	}
-	h.HandleMessage(m)
 }
 
 func (d *appDemux) HandlePresence(ev *protocol.PresenceEvent) {

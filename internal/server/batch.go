@@ -1,14 +1,12 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 
-	"github.com/eddyrt/eddy/internal/outbox"
 	"github.com/eddyrt/eddy/internal/protocol"
 )
 
@@ -51,14 +49,11 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	out := make([]byte, 0, 16+len(items)*40)
 	out = append(out, `{"results":[`...)
 	var channel [1]string
-	// One outbox.Direct for all items: each item's publish writes to its
-	// few subscribers itself (publishAt), and the list is reused.
-	ctx := outbox.WithDirect(r.Context(), new(outbox.Direct))
 	for i, item := range items {
 		if i > 0 {
 			out = append(out, ',')
 		}
-		id, offset, err := s.publishItem(ctx, r, item, channel[:])
+		id, offset, err := s.publishItem(r, item, channel[:])
 		if err != nil {
 			pe := protocol.AsError(err)
 			s.metrics.errorsFor(pe.Code).Inc()
@@ -79,7 +74,7 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 
 // publishItem publishes one batch item; channel is scratch for its one
 // channel name.
-func (s *Server) publishItem(ctx context.Context, r *http.Request, item []byte, channel []string) (string, uint64, error) {
+func (s *Server) publishItem(r *http.Request, item []byte, channel []string) (string, uint64, error) {
 	req, err := decodeCheckedPublishBody("item", item)
 	if err != nil {
 		return "", 0, err
@@ -94,7 +89,7 @@ func (s *Server) publishItem(ctx context.Context, r *http.Request, item []byte, 
 		return "", 0, protocol.Errorf(protocol.CodeTooLarge, "data is %d bytes; max_message_bytes is %d", len(req.data), s.cfg.MaxMessageBytes)
 	}
 	channel[0] = req.channel
-	return s.publishAt(ctx, publishRequest{channels: channel, event: req.event, data: req.data, source: "api", app: s.appOf(r.Context())})
+	return s.publishAt(r.Context(), publishRequest{channels: channel, event: req.event, data: req.data, source: "api", app: s.appOf(r.Context())})
 }
 
 func appendItemError(b []byte, pe *protocol.Error) []byte {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/eddyrt/eddy/internal/outbox"
 	"github.com/eddyrt/eddy/internal/protocol"
 )
 
@@ -52,16 +51,6 @@ func (s *Server) publishAt(ctx context.Context, req publishRequest) (string, uin
 		return "", 0, err
 	}
 	req.channels = channels
-	// Deliveries to channels with few subscribers here are written by this
-	// goroutine once the broker has returned (outbox.Direct): no writer is
-	// woken for them. Flushed on every return, so no outbox stays claimed.
-	d := outbox.DirectFrom(ctx)
-	bctx := ctx
-	if d == nil {
-		d = new(outbox.Direct)
-		bctx = outbox.WithDirect(ctx, d)
-	}
-	defer d.Flush()
 	id := s.nextID("m-")
 	ts := start.UnixMilli()
 	var offset uint64
@@ -83,7 +72,7 @@ func (s *Server) publishAt(ctx context.Context, req publishRequest) (string, uin
 			if m.Exclude == "" && m.Channel == ch {
 				m.Exclude = req.exclude // a function's copy keeps the sender out too
 			}
-			pos, err := a.broker.Publish(bctx, m, brokerOptions(s.channelOptions(a, m.Channel)))
+			pos, err := a.broker.Publish(ctx, m, brokerOptions(s.channelOptions(a, m.Channel)))
 			if err != nil {
 				return "", 0, fmt.Errorf("publish to %q: %w", m.Channel, err)
 			}

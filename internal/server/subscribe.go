@@ -13,7 +13,6 @@ import (
 	"github.com/eddyrt/eddy/internal/broker"
 	"github.com/eddyrt/eddy/internal/config"
 	"github.com/eddyrt/eddy/internal/hub"
-	"github.com/eddyrt/eddy/internal/outbox"
 	"github.com/eddyrt/eddy/internal/protocol"
 	"github.com/eddyrt/eddy/internal/status"
 )
@@ -63,22 +62,13 @@ type pendingFrame struct {
 }
 
 // Deliver implements hub.Subscriber.
-func (sub *subscription) Deliver(m *protocol.Message, frame []byte) { sub.deliver(m, frame, nil) }
-
-// DeliverContext implements hub.ContextSubscriber: a publish to a channel
-// with few subscribers here may carry an outbox.Direct, and then writes
-// the frame itself once it holds no lock, instead of waking a writer.
-func (sub *subscription) DeliverContext(ctx context.Context, m *protocol.Message, frame []byte) {
-	sub.deliver(m, frame, outbox.DirectFrom(ctx))
-}
-
-func (sub *subscription) deliver(m *protocol.Message, frame []byte, d *outbox.Direct) {
+func (sub *subscription) Deliver(m *protocol.Message, frame []byte) {
 	sub.mu.Lock()
 	if sub.catchingUp {
 		sub.holdLocked(pendingFrame{m: m, frame: frame})
 		return
 	}
-	if errors.Is(sub.deliverDirectLocked(m, frame, d), errHole) {
+	if errors.Is(sub.deliverLocked(m, frame), errHole) {
 		// Messages before this one never reached this node: it waits, with
 		// what follows, while the missed ones are read from history.
 		sub.catchingUp = true
@@ -111,11 +101,6 @@ var errHole = errors.New("hole in the channel's offsets")
 // before m; another error means the connection's queue is closed (or
 // overflowed).
 func (sub *subscription) deliverLocked(m *protocol.Message, frame []byte) error {
-	return sub.deliverDirectLocked(m, frame, nil)
-}
-
-// deliverDirectLocked is deliverLocked queueing through d (nil: none).
-func (sub *subscription) deliverDirectLocked(m *protocol.Message, frame []byte, d *outbox.Direct) error {
 	if m.Epoch == sub.epoch && m.Offset <= sub.last {
 		return nil
 	}
@@ -129,7 +114,7 @@ func (sub *subscription) deliverDirectLocked(m *protocol.Message, frame []byte, 
 	if frame == nil {
 		frame = protocol.AppendMessage(nil, m)
 	}
-	return sub.c.out.EnqueueDirect(frame, d)
+	return sub.c.out.Enqueue(frame)
 }
 
 // DeliverPresence implements hub.Subscriber: frame, shared by every

@@ -48,11 +48,8 @@ type Broker struct {
 	epoch   string
 	seed    maphash.Seed
 	handler broker.Handler
-	// ctxHandler is handler when it takes the publish's context: delivery
-	// happens in the publishing goroutine, which it may leave work to.
-	ctxHandler broker.ContextHandler
-	now        func() time.Time
-	shards     [shardCount]shard
+	now     func() time.Time
+	shards  [shardCount]shard
 
 	maxBytes   int64
 	sweepEvery time.Duration
@@ -112,7 +109,6 @@ func (b *Broker) shard(channel string) *shard {
 // and starts the history sweeper, which Close stops.
 func (b *Broker) Start(_ context.Context, h broker.Handler) error {
 	b.handler = h
-	b.ctxHandler, _ = h.(broker.ContextHandler)
 	b.sweeping.Add(1)
 	go b.sweepLoop()
 	return nil
@@ -122,7 +118,7 @@ func (b *Broker) Start(_ context.Context, h broker.Handler) error {
 // channel's shard lock so that delivery order is offset order. When the
 // history kept by all channels passes MaxHistoryBytes it then evicts the
 // oldest, outside the lock.
-func (b *Broker) Publish(ctx context.Context, m *protocol.Message, opts broker.ChannelOptions) (protocol.Position, error) {
+func (b *Broker) Publish(_ context.Context, m *protocol.Message, opts broker.ChannelOptions) (protocol.Position, error) {
 	s := b.shard(m.Channel)
 	s.mu.Lock()
 	st := s.streams[m.Channel]
@@ -147,10 +143,7 @@ func (b *Broker) Publish(ctx context.Context, m *protocol.Message, opts broker.C
 		delta -= s.dropHistory(st) // history was switched off
 	}
 	total := b.bytes.Add(delta)
-	switch {
-	case b.ctxHandler != nil:
-		b.ctxHandler.HandleMessageContext(ctx, m)
-	case b.handler != nil:
+	if b.handler != nil {
 		b.handler.HandleMessage(m)
 	}
 	pos := protocol.Position{Epoch: b.epoch, Offset: st.top}
