@@ -25,10 +25,15 @@ const maxBadFrames = 20
 const releaseTimeout = 5 * time.Second
 
 // newWriterPool returns the writers of a server's outboxes (see
-// outbox.Pool): a few per core keep the CPU busy with writes while the
-// publishing goroutine still runs, so fan-out to many connections batches.
+// outbox.Pool): one per core. Writes over outbox.Socket never block, so
+// more writers only take turns on the same cores and take each outbox off
+// the queue sooner, with fewer frames per write: with 4 per core, a batch
+// publish to 5,000 connections under overload wrote 1.1 messages per
+// write and took 16-18 µs of CPU per delivered message; with one per core,
+// 2.2-3.0 and 10-11 µs (bench/README.md, issue 14). Blocking writes (SSE)
+// get extra writers from the pool's watchdog.
 func newWriterPool() *outbox.Pool {
-	return outbox.NewPool(4*runtime.GOMAXPROCS(0), 50*time.Millisecond)
+	return outbox.NewPool(runtime.GOMAXPROCS(0), 50*time.Millisecond)
 }
 
 // conn is one client connection. Frames are handled one at a time, for the
