@@ -33,8 +33,8 @@ type Pool struct {
 	wake     sync.Cond // parked writers wait on it for work
 	queue    []*Outbox // waiting for a writer, oldest first from head
 	head     int
-	running  int    // writers alive, parked ones included
-	parked   int    // writers waiting on wake
+	running  int       // writers alive, parked ones included
+	parked   int       // writers waiting on wake
 	writers  []*writer // every running writer, for the watchdog
 	watching bool
 	closed   bool
