@@ -29,9 +29,11 @@ const releaseTimeout = 5 * time.Second
 // more writers only take turns on the same cores and take each outbox off
 // the queue sooner, with fewer frames per write: with 4 per core, a batch
 // publish to 5,000 connections under overload wrote 1.1 messages per
-// write and took 16-18 µs of CPU per delivered message; with one per core,
-// 2.2-3.0 and 10-11 µs (bench/README.md, issue 14). Blocking writes (SSE)
-// get extra writers from the pool's watchdog.
+// write and took 15.7-17.8 µs of CPU per delivered message; with one per
+// core, 2.1-2.6 and 11.0-11.6 µs (bench/README.md, issue 14). The price
+// is tail latency just below saturation (p99 41-65 ms against 24-30 at
+// 40,000 msgs/s there). Blocking writes (SSE) get extra writers from the
+// pool's watchdog.
 func newWriterPool() *outbox.Pool {
 	return outbox.NewPool(runtime.GOMAXPROCS(0), 50*time.Millisecond)
 }
