@@ -242,3 +242,54 @@ func (w *gatedWriter) WriteFrames(f [][]byte) error {
 	<-w.gate
 	return w.rawWriter.WriteFrames(f)
 }
+
+// TestReadBacklogIsNotCountedAgainstTheQueue: the outbox keeps the
+// socket's backlog as of its last write, and a backlog only shrinks as the
+// peer reads; a frame that would overflow by that stale figure is checked
+// against the socket's current backlog before the connection is closed.
+func TestReadBacklogIsNotCountedAgainstTheQueue(t *testing.T) {
+	const limit = 16 << 20
+	sock, client := tcpPair(t, time.Minute)
+	o := New(rawWriter{sock}, Options{MaxQueueBytes: limit})
+	big := bytes.Repeat([]byte("b"), limit-1<<20)
+	if err := o.Enqueue(big); err != nil {
+		t.Fatal(err)
+	}
+	// The socket cannot take 15 MiB to a peer that does not read: the
+	// write leaves a backlog, which the outbox records.
+	var seen int
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		o.mu.Lock()
+		seen = o.backlogSeen
+		o.mu.Unlock()
+		if seen > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no backlog recorded after a 15 MiB write (socket holds %d)", sock.Backlog())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// The peer reads it all: the socket's backlog is gone, the outbox's
+	// figure is not (no write since).
+	got := make([]byte, len(big)+1)
+	if _, err := io.ReadFull(client, got); err != nil {
+		t.Fatal(err)
+	}
+	for sock.Backlog() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("backlog %d after the peer read everything", sock.Backlog())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Over the limit by the stale figure, by one byte; far within it by
+	// the socket's.
+	next := limit - seen + 1
+	if err := o.Enqueue(bytes.Repeat([]byte("c"), next)); err != nil {
+		t.Fatalf("%d bytes to an outbox with nothing queued and nothing on the socket: %v", next, err)
+	}
+	if _, err := io.ReadFull(client, got[:next+1]); err != nil {
+		t.Fatal(err)
+	}
+}
