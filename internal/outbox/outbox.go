@@ -88,11 +88,8 @@ type Outbox struct {
 	closed   bool
 	drained  chan<- struct{}
 
-	// backlogSeen is the socket's backlog after the last write: at least
-	// what it is now, but for a control frame the transport wrote since.
-	backlogSeen int
-	lastWrite   int64       // unix nanoseconds of the last write, for FlushDelay
-	timer       *time.Timer // runs flush after a coalescing wait; made on first need
+	lastWrite int64       // unix nanoseconds of the last write, for FlushDelay
+	timer     *time.Timer // runs flush after a coalescing wait; made on first need
 }
 
 // New returns an outbox writing to w.
@@ -127,11 +124,7 @@ func (o *Outbox) enqueue(frame []byte, urgent bool) error {
 		o.mu.Unlock()
 		return ErrClosed
 	}
-	// The backlog as of the last write first: loading the socket's own
-	// took two cache misses per delivery (its writer and socket are cold
-	// to the publisher), and a backlog only shrinks between writes.
-	if o.opts.MaxQueueBytes > 0 && o.bytes+len(frame)+o.backlogSeen > o.opts.MaxQueueBytes &&
-		o.bytes+len(frame)+o.backlog() > o.opts.MaxQueueBytes {
+	if o.opts.MaxQueueBytes > 0 && o.bytes+len(frame)+o.backlog() > o.opts.MaxQueueBytes {
 		o.closed = true
 		o.queue = nil
 		o.mu.Unlock()
@@ -309,9 +302,7 @@ func (o *Outbox) step() bool {
 		}
 	}
 	clear(batch)
-	backlog := o.backlog() // hot: the write just touched the socket
 	o.mu.Lock()
-	o.backlogSeen = backlog
 	o.spare = batch[:0]
 	if requeue != nil && !o.closed {
 		// The socket stopped taking bytes: what was not written goes back
