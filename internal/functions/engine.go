@@ -103,6 +103,14 @@ type Engine struct {
 	closed atomic.Bool
 }
 
+// Touches reports whether Apply may do more with a message of channel than
+// return it as it is: a function is associated with the channel, or the
+// engine is closed (Apply refuses). A publisher that gets false can leave
+// Apply, and the copies of the message it makes, out.
+func (e *Engine) Touches(channel string) bool {
+	return len(e.snap.Load().match(channel)) > 0 || e.closed.Load()
+}
+
 // compiled is a deployed function ready to run.
 type compiled struct {
 	fn      Function

@@ -409,6 +409,32 @@ func TestConcurrentApplyWhileRedeploying(t *testing.T) {
 	wg.Wait()
 }
 
+// TestTouchesTellsWhichChannelsApplyMayChange: a publisher leaves Apply out
+// for a channel Touches reports false for, so it must be true for every
+// channel a function is associated with, and once the engine is closed
+// (Apply refuses), and false otherwise, without allocating.
+func TestTouchesTellsWhichChannelsApplyMayChange(t *testing.T) {
+	e := newEngine(t, functions.Options{})
+	if e.Touches("chat:a") {
+		t.Fatal("Touches with no association")
+	}
+	deployJS(t, e, "f", `function handle(m){ return null }`, 0)
+	associate(t, e, "chat:*", "", "f")
+	if !e.Touches("chat:a") {
+		t.Fatal("Touches false for a channel its association matches")
+	}
+	if e.Touches("other:a") {
+		t.Fatal("Touches true for a channel no association matches")
+	}
+	if allocs := testing.AllocsPerRun(100, func() { e.Touches("other:a") }); allocs > 0 {
+		t.Fatalf("Touches allocates %v times", allocs)
+	}
+	e.Close()
+	if !e.Touches("other:a") {
+		t.Fatal("Touches false after Close, where Apply refuses")
+	}
+}
+
 func TestApplyAfterClose(t *testing.T) {
 	e := newEngine(t, functions.Options{})
 	e.Close()

@@ -13,6 +13,10 @@ import (
 // protocol messages and protocol errors.
 type Pipeline struct{ Engine *Engine }
 
+// Touches reports whether Apply may change or refuse a message of channel
+// (see Engine.Touches).
+func (p Pipeline) Touches(channel string) bool { return p.Engine.Touches(channel) }
+
 // Apply runs m through the engine. Messages functions emit get their own
 // ids from the server; a changed original keeps m's id.
 func (p Pipeline) Apply(ctx context.Context, m *protocol.Message, info json.RawMessage) ([]*protocol.Message, error) {

@@ -16,10 +16,15 @@ import (
 // and for growing its stack again to the depth of a socket write, about a
 // tenth of a single publish's CPU (bench/README.md, issue 14).
 //
-// A write blocks while its peer's socket buffer is full (up to the
-// transport's write deadline). So that such writes cannot hold the others
-// back, a watchdog adds a writer whenever outboxes waited stuckAfter with
-// no write finishing; such extra writers leave when the queue is empty.
+// A write over a Socket never blocks, so size need not be more than the
+// cores: more writers than cores only take turns on them, and each takes
+// an outbox off the queue sooner, with fewer frames joined in its write.
+// Other writes (SSE streams, connections without a Socket) block while
+// the peer's buffer is full, up to the transport's write deadline. So that
+// such writes cannot hold the others back, a watchdog adds a writer
+// whenever outboxes wait while a writer has been in one step for
+// stuckAfter, as many as there are such writers: size is the number of
+// writers that make progress. Extra writers leave when the queue is empty.
 type Pool struct {
 	size       int
 	stuckAfter time.Duration
@@ -28,10 +33,9 @@ type Pool struct {
 	wake     sync.Cond // parked writers wait on it for work
 	queue    []*Outbox // waiting for a writer, oldest first from head
 	head     int
-	running  int    // writers alive, parked ones included
-	parked   int    // writers waiting on wake
-	progress uint64 // steps finished, for the watchdog
-	seen     uint64
+	running  int       // writers alive, parked ones included
+	parked   int       // writers waiting on wake
+	writers  []*writer // every running writer, for the watchdog
 	watching bool
 	closed   bool
 }
@@ -52,6 +56,14 @@ func (p *Pool) Close() {
 	p.mu.Unlock()
 }
 
+// writer is one writer goroutine's state, for the watchdog; p.mu guards it.
+type writer struct {
+	steps    uint64 // steps finished
+	busy     bool   // in a step now
+	seen     uint64 // steps at the watchdog's last look
+	seenBusy bool   // busy at the watchdog's last look
+}
+
 func (p *Pool) submit(o *Outbox) {
 	p.mu.Lock()
 	p.queue = append(p.queue, o)
@@ -61,17 +73,24 @@ func (p *Pool) submit(o *Outbox) {
 		// whole queue before parking again).
 		p.wake.Signal()
 	case p.running < p.size:
-		p.running++
-		go p.work()
+		p.startLocked()
 	case !p.watching:
 		p.watching = true
-		p.seen = p.progress
+		p.lookLocked()
 		time.AfterFunc(p.stuckAfter, p.watch)
 	}
 	p.mu.Unlock()
 }
 
-func (p *Pool) work() {
+// startLocked starts a writer; p.mu held.
+func (p *Pool) startLocked() {
+	w := &writer{}
+	p.writers = append(p.writers, w)
+	p.running++
+	go p.work(w)
+}
+
+func (p *Pool) work(w *writer) {
 	p.mu.Lock()
 	for {
 		o := p.popLocked()
@@ -79,6 +98,12 @@ func (p *Pool) work() {
 			if p.closed || p.running > p.size {
 				// Closed, or an extra writer the watchdog added: leave.
 				p.running--
+				for i, x := range p.writers {
+					if x == w {
+						p.writers = append(p.writers[:i], p.writers[i+1:]...)
+						break
+					}
+				}
 				p.mu.Unlock()
 				return
 			}
@@ -87,10 +112,12 @@ func (p *Pool) work() {
 			p.parked--
 			continue
 		}
+		w.busy = true
 		p.mu.Unlock()
 		again := o.step()
 		p.mu.Lock()
-		p.progress++
+		w.busy = false
+		w.steps++
 		if again {
 			p.queue = append(p.queue, o) // to the back: every connection gets its turn
 		}
@@ -114,20 +141,39 @@ func (p *Pool) popLocked() *Outbox {
 	return o
 }
 
-// watch adds a writer when nothing finished since the last look while
-// outboxes wait and no writer is parked.
+// watch is the watchdog: it looks every stuckAfter while outboxes wait.
 func (p *Pool) watch() {
+	if p.tick() {
+		time.AfterFunc(p.stuckAfter, p.watch)
+	}
+}
+
+// tick is one look of the watchdog, reporting whether to look again: it
+// adds a writer when outboxes wait, no writer is parked and fewer than
+// size writers made progress since the last look (a writer busy then and
+// now, in the same step, is stuck in a blocking write).
+func (p *Pool) tick() bool {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.head == len(p.queue) {
 		p.watching = false
-		p.mu.Unlock()
-		return
+		return false
 	}
-	if p.progress == p.seen && p.parked == 0 {
-		p.running++
-		go p.work()
+	stuck := p.lookLocked()
+	if p.parked == 0 && p.running-stuck < p.size {
+		p.startLocked()
 	}
-	p.seen = p.progress
-	p.mu.Unlock()
-	time.AfterFunc(p.stuckAfter, p.watch)
+	return true
+}
+
+// lookLocked counts the writers that have been in one step since the
+// previous look, and records what they do now for the next; p.mu held.
+func (p *Pool) lookLocked() (stuck int) {
+	for _, w := range p.writers {
+		if w.busy && w.seenBusy && w.steps == w.seen {
+			stuck++
+		}
+		w.seen, w.seenBusy = w.steps, w.busy
+	}
+	return stuck
 }

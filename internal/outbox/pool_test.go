@@ -54,6 +54,78 @@ func TestPoolWatchdogAddsAWriterPastAStuckOne(t *testing.T) {
 	waitPool(t, pool, func(running, _ int) bool { return running == 0 })
 }
 
+// TestPoolWatchdogReplacesAStuckWriterWhileOthersProgress: with one of
+// two writers blocked in a write while the other finishes steps and
+// outboxes wait, a look of the watchdog adds a writer: the pool's size
+// counts the writers that make progress, so one blocking socket does not
+// halve the pool for as long as its write lasts. (Before, a writer was
+// added only when no write at all finished between two looks.) The
+// watchdog's looks are made by the test, one at a time.
+func TestPoolWatchdogReplacesAStuckWriterWhileOthersProgress(t *testing.T) {
+	pool := NewPool(2, time.Hour)
+	stuck := &blockingWriter{gate: make(chan struct{})}
+	a := New(stuck, Options{MaxQueueBytes: 1 << 20, Writers: pool})
+	// The others' writes each wait for a release.
+	release := make(chan struct{})
+	slow := &blockingWriter{gate: release}
+	outs := make([]*Outbox, 3)
+	for i := range outs {
+		outs[i] = New(slow, Options{MaxQueueBytes: 1 << 20, Writers: pool})
+	}
+	enqueue := func(o *Outbox) {
+		t.Helper()
+		if err := o.Enqueue([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	enqueue(a) // the first writer blocks for good
+	waitWriters(t, pool, func(ws []*writer) bool { return len(ws) == 1 && ws[0].busy })
+	enqueue(outs[0]) // the second waits for a release
+	waitWriters(t, pool, func(ws []*writer) bool { return len(ws) == 2 && ws[0].busy && ws[1].busy })
+	enqueue(outs[1]) // waits for a writer: the watchdog starts, with a first look
+	pool.mu.Lock()
+	watching := pool.watching
+	pool.mu.Unlock()
+	if !watching {
+		t.Fatal("an outbox waits with every writer busy, and no watchdog looks")
+	}
+	release <- struct{}{} // the second writer finishes a step, takes outs[1]
+	waitWriters(t, pool, func(ws []*writer) bool { return ws[1].steps == 1 && ws[1].busy })
+	enqueue(outs[2]) // still an outbox waiting
+	if !pool.tick() {
+		t.Fatal("the watchdog stopped looking while an outbox waits")
+	}
+	waitPool(t, pool, func(running, _ int) bool { return running == 3 })
+
+	close(release)
+	close(stuck.gate)
+	for _, o := range append(outs, a) {
+		done := make(chan struct{})
+		o.Drain(done)
+		<-done
+	}
+	pool.Close()
+	waitPool(t, pool, func(running, _ int) bool { return running == 0 })
+}
+
+// waitWriters waits until ok holds for the pool's writers.
+func waitWriters(t *testing.T, pool *Pool, ok func([]*writer) bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pool.mu.Lock()
+		done := ok(pool.writers)
+		pool.mu.Unlock()
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("pool writers never reached the state waited for")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // TestPoolWritersStayParkedBetweenBursts: a writer that finished a burst
 // parks instead of leaving, and the next burst reuses it rather than
 // starting another goroutine.
