@@ -35,8 +35,10 @@ type appState struct {
 	broker   broker.Broker
 	presence broker.PresenceStore // nil when presence is not kept
 	sampler  broker.MemberSampler // nil without the ability
-	funcs    Middleware           // nil: no functions
-	admin    http.Handler         // the app's admin API (functions); nil: none
+	funcs    Middleware           // nil: no functions; set with setFuncs
+	// funcFilter is funcs' ChannelFilter ability; nil: Apply for every channel.
+	funcFilter ChannelFilter
+	admin      http.Handler // the app's admin API (functions); nil: none
 
 	conf      atomic.Pointer[appConfig]
 	conns     atomic.Int64  // authenticated connections on this node
@@ -48,6 +50,12 @@ type appState struct {
 	lastRate  float64
 	deleted   atomic.Bool
 	pusher    pusherChannels // its Pusher fan-outs (pusher_apps.go)
+}
+
+// setFuncs sets the app's functions and resolves their abilities.
+func (a *appState) setFuncs(f Middleware) {
+	a.funcs = f
+	a.funcFilter, _ = f.(ChannelFilter)
 }
 
 // appConfig is an app's settings at one moment; never changed in place.
@@ -134,7 +142,8 @@ type appSet struct {
 // newAppSet builds the default app's state over the node's own hub and
 // broker (no prefix, so a single-app install is unchanged).
 func (s *Server) newAppSet(def *App, store apps.Store) *appSet {
-	d := &appState{id: apps.DefaultID, hub: s.hub, broker: s.broker, presence: s.presence, sampler: s.abil.Sampler, funcs: s.funcs}
+	d := &appState{id: apps.DefaultID, hub: s.hub, broker: s.broker, presence: s.presence, sampler: s.abil.Sampler}
+	d.setFuncs(s.funcs)
 	d.conf.Store(&appConfig{verifier: def.Verifier})
 	set := &appSet{def: d, reg: apps.NewRegistry(), store: store, demux: &appDemux{def: s.hub}}
 	empty := map[string]*appState{}
@@ -199,10 +208,12 @@ func (s *Server) syncApps(ctx context.Context) error {
 			a = s.newAppState(m)
 			if f := s.opts.AppFunctions; f != nil {
 				var err error
-				if a.funcs, a.admin, err = f.Open(m.ID); err != nil {
+				var funcs Middleware
+				if funcs, a.admin, err = f.Open(m.ID); err != nil {
 					s.log.Warn("app left out: its functions did not load", "app", m.ID, "err", err)
 					continue
 				}
+				a.setFuncs(funcs)
 			}
 		}
 		a.conf.Store(&appConfig{model: m, verifier: v})

@@ -57,7 +57,7 @@ func (s *Server) publishAt(ctx context.Context, req publishRequest) (string, uin
 	for ci, ch := range req.channels {
 		m := &protocol.Message{Channel: ch, Event: req.event, Data: data, ID: id, TS: ts, User: req.user, Exclude: req.exclude}
 		out := []*protocol.Message{m}
-		if a.funcs != nil && touches(a.funcs, ch) {
+		if a.funcs != nil && (a.funcFilter == nil || a.funcFilter.Touches(ch)) {
 			if out, err = a.funcs.Apply(ctx, m, req.info); err != nil {
 				return "", 0, err
 			}
@@ -90,17 +90,4 @@ func (s *Server) publishAt(ctx context.Context, req publishRequest) (string, uin
 	s.metrics.published(req.source).Inc()
 	s.metrics.publishLatency.Observe(time.Since(start).Seconds())
 	return id, offset, nil
-}
-
-// channelFilter is a Middleware that tells cheaply whether any function
-// acts on a channel (functions.Pipeline): most channels have none, and
-// Apply's copies of the message were two allocations per publish.
-type channelFilter interface {
-	Touches(channel string) bool
-}
-
-// touches reports whether f may change or refuse a message of channel.
-func touches(f Middleware, channel string) bool {
-	cf, ok := f.(channelFilter)
-	return !ok || cf.Touches(channel)
 }
