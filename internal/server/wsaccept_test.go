@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/eddyrt/eddy/internal/servertest"
+	"github.com/eddyrt/eddy/internal/wsframe"
 )
 
 const wsHandshake = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
@@ -20,19 +21,9 @@ const wsHandshake = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnec
 
 func maskedText(v any) []byte {
 	payload, _ := json.Marshal(v)
-	frame := []byte{0x81}
-	if n := len(payload); n < 126 {
-		frame = append(frame, 0x80|byte(n))
-	} else {
-		frame = append(frame, 0x80|126, byte(n>>8), byte(n))
-	}
 	var mask [4]byte
 	_, _ = rand.Read(mask[:])
-	frame = append(frame, mask[:]...)
-	for i, c := range payload {
-		frame = append(frame, c^mask[i%4])
-	}
-	return frame
+	return wsframe.AppendClientFrame(nil, true, wsframe.OpText, payload, mask)
 }
 
 func dialTCP(t *testing.T, s *servertest.Server) net.Conn {

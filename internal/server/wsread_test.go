@@ -13,30 +13,13 @@ import (
 	"github.com/eddyrt/eddy/internal/config"
 	"github.com/eddyrt/eddy/internal/server"
 	"github.com/eddyrt/eddy/internal/servertest"
+	"github.com/eddyrt/eddy/internal/wsframe"
 )
 
 // clientFrame builds a masked client frame (RFC 6455 5.2) by hand, so a
 // test can split, interleave and malform frames as no client library would.
 func rawFrame(fin bool, op byte, payload []byte) []byte {
-	b0 := op
-	if fin {
-		b0 |= 0x80
-	}
-	b := []byte{b0}
-	switch n := len(payload); {
-	case n < 126:
-		b = append(b, 0x80|byte(n))
-	case n < 1<<16:
-		b = append(b, 0x80|126, byte(n>>8), byte(n))
-	default:
-		b = append(b, 0x80|127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	}
-	key := [4]byte{0x5a, 0x01, 0xc3, 0x7e}
-	b = append(b, key[:]...)
-	for i, c := range payload {
-		b = append(b, c^key[i%4])
-	}
-	return b
+	return wsframe.AppendClientFrame(nil, fin, wsframe.Opcode(op), payload, [4]byte{0x5a, 0x01, 0xc3, 0x7e})
 }
 
 func jsonFrame(t *testing.T, v any) []byte {

@@ -158,26 +158,7 @@ func (c *memConn) SetWriteDeadline(time.Time) error { return nil }
 
 // frame builds a masked client frame.
 func frame(fin bool, op Opcode, payload []byte) []byte {
-	b0 := byte(op)
-	if fin {
-		b0 |= 0x80
-	}
-	b := []byte{b0}
-	n := len(payload)
-	switch {
-	case n < 126:
-		b = append(b, 0x80|byte(n))
-	case n < 1<<16:
-		b = append(b, 0x80|126, byte(n>>8), byte(n))
-	default:
-		b = append(b, 0x80|127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	}
-	key := []byte{0x37, 0xfa, 0x21, 0x3d}
-	b = append(b, key...)
-	for i, c := range payload {
-		b = append(b, c^key[i%4])
-	}
-	return b
+	return AppendClientFrame(nil, fin, op, payload, [4]byte{0x37, 0xfa, 0x21, 0x3d})
 }
 
 func seeds() [][]byte {

@@ -19,3 +19,27 @@ func maskBytes(b, key []byte) {
 		b[i] ^= key[i&3]
 	}
 }
+
+// AppendClientFrame appends one frame as a client sends it (masked with
+// key) to dst: what the server's tests and load generators write.
+func AppendClientFrame(dst []byte, fin bool, op Opcode, payload []byte, key [4]byte) []byte {
+	b0 := byte(op)
+	if fin {
+		b0 |= 0x80
+	}
+	dst = append(dst, b0)
+	switch n := len(payload); {
+	case n < 126:
+		dst = append(dst, 0x80|byte(n))
+	case n < 1<<16:
+		dst = append(dst, 0x80|126, byte(n>>8), byte(n))
+	default:
+		dst = append(dst, 0x80|127)
+		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
+	}
+	dst = append(dst, key[:]...)
+	start := len(dst)
+	dst = append(dst, payload...)
+	maskBytes(dst[start:], key[:])
+	return dst
+}
