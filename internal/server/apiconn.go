@@ -82,11 +82,12 @@ type apiConn struct {
 	l      *frontListener
 	c      net.Conn
 	br     *bufio.Reader
-	ctx    context.Context // cancelled when the connection ends
 	remote string
-	tmpl   *http.Request // carries ctx: copied into each request
-	head   http1.Head
-	resp   []byte // the response written, reused
+	// tmpl carries the connection's context, cancelled when it ends, into
+	// each request (a copy of tmpl).
+	tmpl *http.Request
+	head http1.Head
+	resp []byte // the response written, reused
 	// Reused from one request to the next: the fast routes' handlers keep
 	// neither their request, its header and body, nor their ResponseWriter
 	// past their return (strings from the request are copies of its head).
@@ -102,7 +103,7 @@ type apiConn struct {
 func (l *frontListener) serveAPI(c net.Conn, br *bufio.Reader) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ac := &apiConn{l: l, c: c, br: br, ctx: ctx, remote: c.RemoteAddr().String()}
+	ac := &apiConn{l: l, c: c, br: br, remote: c.RemoteAddr().String()}
 	ac.tmpl = (&http.Request{}).WithContext(ctx)
 	defer l.apiDone(c)
 	for first := true; ; first = false {
@@ -162,7 +163,7 @@ func (ac *apiConn) serveOne() outcome {
 				return handOver // a head too large for us: net/http's limits apply
 			}
 			if !deadline {
-				_ = ac.c.SetReadDeadline(arrived.Add(min(10*time.Second, ac.l.s.cfg.HTTPReadTimeout)))
+				_ = ac.c.SetReadDeadline(arrived.Add(min(handshakeTimeout, ac.l.s.cfg.HTTPReadTimeout)))
 				deadline = true
 			}
 			if _, err := ac.br.Peek(ac.br.Buffered() + 1); err != nil {
