@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"sync"
 	"time"
+
+	"github.com/eddyrt/eddy/internal/wsframe"
 )
 
 // wsConn is a deliberately minimal WebSocket client: the load generator
@@ -174,21 +176,10 @@ func (c *wsConn) writeTexts(ps ...[]byte) error {
 	return err
 }
 
-// appendFrame appends one masked client frame (with a zero mask key, so
-// the payload goes as it is).
+// appendFrame appends one masked client frame with a zero mask key, so
+// the payload goes as it is.
 func appendFrame(b []byte, op byte, p []byte) []byte {
-	b = append(b, 0x80|op)
-	switch n := len(p); {
-	case n < 126:
-		b = append(b, 0x80|byte(n))
-	case n < 1<<16:
-		b = append(b, 0x80|126, byte(n>>8), byte(n))
-	default:
-		b = append(b, 0x80|127)
-		b = binary.BigEndian.AppendUint64(b, uint64(n))
-	}
-	b = append(b, 0, 0, 0, 0) // zero mask key: payload unchanged
-	return append(b, p...)
+	return wsframe.AppendClientFrame(b, true, wsframe.Opcode(op), p, [4]byte{})
 }
 
 // fill makes at least k unread bytes available.

@@ -3,7 +3,6 @@ package server_test
 import (
 	"bufio"
 	"bytes"
-	"fmt"
 	"io"
 	"net"
 	"slices"
@@ -12,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/eddyrt/eddy/internal/servertest"
+	"github.com/eddyrt/eddy/internal/wsframe"
 )
 
 // BenchmarkConnect measures the server's side of a new connection, as
@@ -28,7 +28,7 @@ func BenchmarkConnect(b *testing.B) {
 	tok := servertest.Token(b, "bench", []string{"bench-*"}, nil)
 	upgrade := []byte("GET /ws HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-	authFrame := appendClientFrame(nil, []byte(`{"type":"auth","token":"`+tok+`"}`))
+	authFrame := wsframe.AppendClientFrame(nil, true, wsframe.OpText, []byte(`{"type":"auth","token":"`+tok+`"}`), [4]byte{})
 	var (
 		conns   []net.Conn
 		sub     []byte
@@ -71,7 +71,7 @@ func BenchmarkConnect(b *testing.B) {
 		}
 		// One channel per connection, as the bench does.
 		subJSON = append(strconv.AppendInt(append(subJSON[:0], `{"type":"subscribe","id":1,"channel":"bench-`...), int64(i), 10), `"}`...)
-		sub = appendClientFrame(sub[:0], subJSON)
+		sub = wsframe.AppendClientFrame(sub[:0], true, wsframe.OpText, subJSON, [4]byte{})
 		if _, err := c.Write(sub); err != nil {
 			b.Fatal(err)
 		}
@@ -83,22 +83,6 @@ func BenchmarkConnect(b *testing.B) {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
 	cpu := float64(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()) / 1e3
 	b.ReportMetric(cpu/float64(b.N), "cpu-us/conn")
-}
-
-// appendClientFrame appends a masked text frame of payload to dst. The mask key
-// is zero, which RFC 6455 allows, so the payload goes as is.
-func appendClientFrame(dst, payload []byte) []byte {
-	dst = append(dst, 0x81)
-	switch n := len(payload); {
-	case n < 126:
-		dst = append(dst, 0x80|byte(n))
-	case n < 1<<16:
-		dst = append(dst, 0x80|126, byte(n>>8), byte(n))
-	default:
-		panic(fmt.Sprintf("frame of %d bytes", n))
-	}
-	dst = append(dst, 0, 0, 0, 0)
-	return append(dst, payload...)
 }
 
 // readServerFrame reads one unmasked, unfragmented server frame into buf.

@@ -21,7 +21,9 @@ func maskBytes(b, key []byte) {
 }
 
 // AppendClientFrame appends one frame as a client sends it (masked with
-// key) to dst: what the server's tests and load generators write.
+// key) to dst: what the server's tests and load generators write. A zero
+// key, which RFC 6455 allows, leaves the payload as it is, with no pass
+// over it.
 func AppendClientFrame(dst []byte, fin bool, op Opcode, payload []byte, key [4]byte) []byte {
 	b0 := byte(op)
 	if fin {
@@ -40,6 +42,8 @@ func AppendClientFrame(dst []byte, fin bool, op Opcode, payload []byte, key [4]b
 	dst = append(dst, key[:]...)
 	start := len(dst)
 	dst = append(dst, payload...)
-	maskBytes(dst[start:], key[:])
+	if key != ([4]byte{}) {
+		maskBytes(dst[start:], key[:])
+	}
 	return dst
 }
