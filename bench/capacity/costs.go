@@ -15,7 +15,15 @@ type Costs struct {
 	PresenceEventCPU float64 // per join/leave event delivered to one member
 
 	// Eddy node memory.
-	ConnKiB          float64 // RSS per idle connection with one subscription
+	// RSS per idle connection with one subscription. The default is a
+	// plain-TCP, uncompressed WebSocket, which the node reads without a
+	// goroutine of its own (internal/server/wsread.go). TLS terminated by
+	// Eddy and permessage-deflate keep gws's read goroutine, so they cost at
+	// least what every connection did before that change: about 8.5 KiB
+	// (8,209-8,653 B, the "before" runs of bench/README.md "Issue 14, round
+	// four"; crypto/tls's own memory was not measured). Plan them with
+	// eddy capacity --conn-kib 8.5.
+	ConnKiB          float64
 	KernelSocketKiB  float64 // kernel memory per idle TCP socket, outside RSS
 	SubscriptionKiB  float64 // per subscription beyond the first of a connection
 	NodeBaseMiB      float64 // RSS of an empty node
@@ -48,7 +56,7 @@ func DefaultCosts() Costs {
 		IngressCPU:           20,   // run H: the subscriber node's CPU per message received from Redis (19.6 µs, 77 messages per write); run C by subtraction: ~30 µs
 		ConnectCPU:           150,  // bench/README.md: 149-151 µs per connection (r2 connections pairs); 250 µs at load 14 over Redis (run D)
 		PresenceEventCPU:     0.73, // derived, run E: node CPU minus connects over 2,032,756 events
-		ConnKiB:              9.7,  // bench/README.md: 8.1-9.7 KiB (results/final-conns-15000.json); 7.42 KiB over Redis (run D)
+		ConnKiB:              5.8,  // bench/README.md "Issue 14, round four": 5,242-5,937 B, the highest taken (results/r14-round4/conns*-main-*.json); see the field for TLS
 		KernelSocketKiB:      4.7,  // STYLE.md measured facts: kernel memory per idle socket outside RSS
 		SubscriptionKiB:      0.5,  // estimate: hub slice entry, subscription record, timers
 		NodeBaseMiB:          40,   // empty node RSS 20-38 MiB (bench/README.md, run D)

@@ -25,8 +25,8 @@ func mustCompute(t *testing.T, w Workload, m Machine) Plan {
 func TestMillionConnectionsExampleMatchesDoc(t *testing.T) {
 	p := mustCompute(t, million(), DefaultMachine())
 	// The figures docs/capacity.md states for this workload.
-	if p.Nodes != 5 || p.NodesByCPU != 3 || p.NodesByMemory != 5 || p.RedisShards != 1 || p.Bottleneck != "node memory" {
-		t.Fatalf("got %d nodes (CPU %d, memory %d), %d shards, bottleneck %q; docs/capacity.md says 5 (3, 5), 1, node memory",
+	if p.Nodes != 4 || p.NodesByCPU != 3 || p.NodesByMemory != 4 || p.RedisShards != 1 || p.Bottleneck != "node memory" {
+		t.Fatalf("got %d nodes (CPU %d, memory %d), %d shards, bottleneck %q; docs/capacity.md says 4 (3, 4), 1, node memory",
 			p.Nodes, p.NodesByCPU, p.NodesByMemory, p.RedisShards, p.Bottleneck)
 	}
 	deliveries := million().PublishesPerSec * million().SubscribersPerChannel
@@ -42,11 +42,12 @@ func TestReportShowsEachStep(t *testing.T) {
 	for _, want := range []string{
 		"deliveries/s = publishes/s 10,000 × subscribers per channel 100 = 1,000,000",
 		"deliveries 1,000,000/s × 2 µs = 2 CPU-s/s",
-		"total 3.94 CPU-s/s / (2 cores × 70% target) = 3 nodes",
-		"connections 1,000,000 × 14.4 KiB = 13.73 GiB",
-		"nodes = max(CPU 3, memory 5, network 1) = 5",
-		"publishes 10,000/s × 41.6 µs = 0.416 CPU-s/s",
-		"result: 5 Eddy nodes, 1 Redis shards",
+		"total 3.74 CPU-s/s / (2 cores × 70% target) = 3 nodes",
+		"per connection 5.8 KiB RSS + 4.7 KiB kernel + 0 extra subscriptions × 0.5 KiB = 10.5 KiB",
+		"connections 1,000,000 × 10.5 KiB = 10.01 GiB",
+		"nodes = max(CPU 3, memory 4, network 1) = 4",
+		"publishes 10,000/s × 39.2 µs = 0.392 CPU-s/s",
+		"result: 4 Eddy nodes, 1 Redis shards",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)

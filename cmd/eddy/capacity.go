@@ -62,5 +62,8 @@ each one comes from). Nothing is contacted; every step is printed.`,
 	f.Float64Var(&c.PublishCPU, "publish-us", c.PublishCPU, "node CPU µs per publish through the HTTP API")
 	f.Float64Var(&c.IngressCPU, "ingress-us", c.IngressCPU, "node CPU µs per message received from Redis")
 	f.Float64Var(&c.RedisJoinCPU, "redis-join-us", c.RedisJoinCPU, "Redis CPU µs per presence join with its leave")
+	// Connections read by gws's goroutine (TLS at Eddy, compression) cost
+	// more memory than the plain-TCP default; see capacity.Costs.ConnKiB.
+	f.Float64Var(&c.ConnKiB, "conn-kib", c.ConnKiB, "node RSS KiB per idle connection (8.5 with TLS terminated by Eddy or compression)")
 	return cmd
 }

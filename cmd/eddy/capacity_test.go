@@ -13,10 +13,17 @@ func TestCapacityPrintsTheDocumentedPlan(t *testing.T) {
 	if err != nil {
 		t.Fatalf("capacity: %v\n%s", err, out)
 	}
-	for _, want := range []string{"deliveries/s = publishes/s 10,000 × subscribers per channel 100 = 1,000,000", "result: 5 Eddy nodes, 1 Redis shards"} {
+	for _, want := range []string{"deliveries/s = publishes/s 10,000 × subscribers per channel 100 = 1,000,000", "result: 4 Eddy nodes, 1 Redis shards"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("output lacks %q:\n%s", want, out)
 		}
+	}
+	// Connections read by gws's goroutine (TLS at Eddy, compression) are
+	// planned with --conn-kib: the same million then needs a fifth node.
+	out, err = runRoot("capacity", "--connections", "1000000", "--channels", "10000", "--subscribers", "100",
+		"--publishes", "10000", "--message-bytes", "100", "--connects", "300", "--conn-kib", "8.5")
+	if err != nil || !strings.Contains(out, "per connection 8.5 KiB RSS") || !strings.Contains(out, "result: 5 Eddy nodes") {
+		t.Fatalf("capacity --conn-kib 8.5: %v\n%s", err, out)
 	}
 	// Leaves default to the joins; bigger nodes are a flag.
 	out, err = runRoot("capacity", "--node-cores", "8", "--node-mem-gib", "32", "--presence", "--join-leave", "--joins", "10")
